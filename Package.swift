@@ -1,0 +1,45 @@
+// swift-tools-version:6.1
+//
+// qemubox: containers in lightweight QEMU virtual machines, as a suite of
+// independent Swift libraries composed by thin executables.
+// See Documentation/architecture.md for the layering rules.
+
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "qemubox",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "TTRPCCodec", targets: ["TTRPCCodec"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // MARK: TTRPCCodec — the ttrpc wire protocol (leaf)
+        .target(
+            name: "TTRPCCodec",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Test support (prerequisite checks, temp dirs, peer builds)
+        .target(
+            name: "TestSupport",
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,28 @@
+import Foundation
+
+/// A temporary directory removed when the closure returns or throws.
+public enum TemporaryDirectory {
+    /// Creates a fresh directory under the system temp dir, passes its path to
+    /// `body`, and removes it afterwards whatever happens.
+    public static func with<T>(
+        prefix: String = "qemubox-test",
+        _ body: (String) async throws -> T
+    ) async throws -> T {
+        let base = FileManager.default.temporaryDirectory.path
+        var template = Array("\(base)/\(prefix).XXXXXX".utf8CString)
+        let path: String = try template.withUnsafeMutableBufferPointer { buf in
+            guard let base = buf.baseAddress, mkdtemp(base) != nil else {
+                throw POSIXError(.init(rawValue: errno) ?? .EIO)
+            }
+            return String(cString: base)
+        }
+        do {
+            let result = try await body(path)
+            try? FileManager.default.removeItem(atPath: path)
+            return result
+        } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            throw error
+        }
+    }
+}

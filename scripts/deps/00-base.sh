@@ -1,0 +1,2 @@
+# Base tools every part of the build uses.
+APT_PACKAGES+=(ca-certificates git pkg-config build-essential python3)
