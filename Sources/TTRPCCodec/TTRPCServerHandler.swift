@@ -1,0 +1,324 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+
+/// The server side of one ttrpc connection. Event-loop confined.
+///
+/// Every request runs in its own task, so a slow handler never stalls the
+/// read loop. Reading pauses (TCP-style backpressure on the peer) while the
+/// connection has `maxConcurrentCalls` calls in flight or its socket is not
+/// writable, which bounds memory under a request flood.
+final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = TTRPCFrameEvent
+    typealias OutboundIn = TTRPCFrame
+    typealias OutboundOut = TTRPCFrame
+
+    final class Call {
+        let id: UInt32
+        let kind: TTRPCMethodKind
+        var task: Task<Void, Never>?
+        var inbound: AsyncThrowingStream<Data, any Error>.Continuation?
+        var remoteClosed: Bool
+        var timer: Scheduled<Void>?
+
+        init(id: UInt32, kind: TTRPCMethodKind) {
+            self.id = id
+            self.kind = kind
+            self.remoteClosed = !kind.clientStreams
+        }
+    }
+
+    private let services: [String: TTRPCService]
+    private let maxMessageSize: Int
+    private let maxConcurrentCalls: Int
+    private let maxBufferedStreamMessages: Int
+    private let logger: Logger
+    private let onClose: @Sendable () -> Void
+    private var context: ChannelHandlerContext?
+    private var calls: [UInt32: Call] = [:]
+    private var highestStreamID: UInt32 = 0
+    private var pendingRead = false
+    private var draining = false
+
+    init(services: [String: TTRPCService], configuration: TTRPCServer.Configuration, logger: Logger,
+         onClose: @escaping @Sendable () -> Void) {
+        self.services = services
+        self.maxMessageSize = configuration.maxMessageSize
+        self.maxConcurrentCalls = configuration.maxConcurrentCallsPerConnection
+        self.maxBufferedStreamMessages = configuration.maxBufferedStreamMessages
+        self.logger = logger
+        self.onClose = onClose
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        abortAll()
+        self.context = nil
+    }
+
+    // MARK: Read control
+
+    func read(context: ChannelHandlerContext) {
+        if draining || calls.count >= maxConcurrentCalls || !context.channel.isWritable {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    private func resumeReadingIfPossible() {
+        guard pendingRead, let context, !draining, calls.count < maxConcurrentCalls,
+              context.channel.isWritable else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        resumeReadingIfPossible()
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// Stops taking requests; closes the connection once in-flight calls end.
+    func drain() {
+        draining = true
+        if calls.isEmpty { context?.close(promise: nil) }
+    }
+
+    /// Closes at once; in-flight handlers are cancelled.
+    func forceClose() {
+        context?.close(promise: nil)
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .oversized(let header):
+            // Go ttrpc answers on the frame's stream and keeps the connection.
+            let error = TTRPCError.oversized(length: header.length, limit: maxMessageSize)
+            if let call = calls[header.streamID] {
+                finish(call, result: .failure(error))
+            } else if header.type == .request {
+                respond(streamID: header.streamID, status: error, payload: Data())
+            }
+        case .frame(let frame):
+            switch frame.type {
+            case .request: receiveRequest(frame)
+            case .data: receiveData(frame)
+            default: break  // Responses and unknown types from a client are ignored, as Go does.
+            }
+        }
+    }
+
+    private func receiveRequest(_ frame: TTRPCFrame) {
+        let id = frame.streamID
+        let request: Ttrpc_Request
+        do {
+            request = try Ttrpc_Request(ttrpcBuffer: frame.payload)
+        } catch {
+            respond(streamID: id, status: TTRPCError(.invalidArgument, "unmarshal request error: \(error)"))
+            return
+        }
+        guard id % 2 == 1 else {
+            respond(streamID: id, status: TTRPCError(
+                .invalidArgument, "StreamID must be odd for client initiated streams"))
+            return
+        }
+        guard id > highestStreamID else {
+            // Answering on a live id would confuse its call; a reused id is dropped with a log.
+            if calls[id] == nil {
+                respond(streamID: id, status: TTRPCError(.invalidArgument, "StreamID \(id) reused"))
+            } else {
+                logger.warning("ttrpc: request reuses active stream id", metadata: ["stream": "\(id)"])
+            }
+            return
+        }
+        highestStreamID = id
+        guard let service = services[request.service] else {
+            respond(streamID: id, status: TTRPCError(.unimplemented, "service \(request.service)"))
+            return
+        }
+        guard let method = service.methods[request.method] else {
+            respond(streamID: id, status: TTRPCError(.unimplemented, "method \(request.method)"))
+            return
+        }
+        startCall(id: id, request: request, method: method, flags: frame.flags)
+    }
+
+    private func startCall(id: UInt32, request: Ttrpc_Request, method: TTRPCMethod, flags: TTRPCFrameFlags) {
+        guard let context else { return }
+        let call = Call(id: id, kind: method.kind)
+        if flags.contains(.remoteClosed) || !flags.contains(.remoteOpen) {
+            call.remoteClosed = true
+        }
+        var deadline: ContinuousClock.Instant?
+        if request.timeoutNano > 0 {
+            deadline = .now + .nanoseconds(request.timeoutNano)
+            call.timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(request.timeoutNano)) {
+                [weak self, weak call] in
+                guard let self, let call else { return }
+                self.finish(call, result: .failure(TTRPCError(.deadlineExceeded, "context deadline exceeded")))
+            }
+        }
+        let requestContext = TTRPCRequestContext(
+            service: request.service, method: request.method, metadata: TTRPCMetadata(wire: request.metadata),
+            deadline: deadline, streamID: id)
+        var messages = TTRPCServerMessages { $0.finish() }
+        if method.kind.clientStreams {
+            let (stream, continuation) = TTRPCServerMessages.makeStream(
+                bufferingPolicy: .bufferingOldest(maxBufferedStreamMessages))
+            messages = stream
+            if call.remoteClosed {
+                continuation.finish()
+            } else {
+                call.inbound = continuation
+            }
+        }
+        calls[id] = call
+        let loop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let writer = TTRPCServerStreamWriter(loop: loop, streamID: id, handler: bound)
+        let payload = request.payload
+        call.task = Task {
+            let result: Result<Data, any Error>
+            do {
+                switch method {
+                case .unary(let body):
+                    result = .success(try await body(payload, requestContext))
+                case .serverStreaming(let body):
+                    try await body(payload, requestContext, writer)
+                    result = .success(Data())
+                case .clientStreaming(let body):
+                    result = .success(try await body(messages, requestContext))
+                case .bidirectionalStreaming(let body):
+                    try await body(messages, requestContext, writer)
+                    result = .success(Data())
+                }
+            } catch {
+                result = .failure(error)
+            }
+            loop.execute {
+                bound.value.finishCall(id: id, result: result)
+            }
+        }
+    }
+
+    private func receiveData(_ frame: TTRPCFrame) {
+        let id = frame.streamID
+        guard let call = calls[id] else {
+            if id > highestStreamID {
+                respond(streamID: id, status: TTRPCError(.invalidArgument, "data on unknown stream \(id)"))
+            }
+            return  // Late data for a finished call is dropped.
+        }
+        guard let inbound = call.inbound, !call.remoteClosed else {
+            finish(call, result: .failure(TTRPCError(
+                .invalidArgument, "data on stream \(id), which is not open for client data")))
+            return
+        }
+        if !frame.flags.contains(.noData) {
+            if case .dropped = inbound.yield(Data(buffer: frame.payload)) {
+                finish(call, result: .failure(TTRPCError(
+                    .resourceExhausted, "stream \(id): receive buffer full, handler too slow")))
+                return
+            }
+        }
+        if frame.flags.contains(.remoteClosed) {
+            call.remoteClosed = true
+            call.inbound = nil
+            inbound.finish()
+        }
+    }
+
+    // MARK: Outbound
+
+    func sendData(_ payload: Data, streamID: UInt32, promise: EventLoopPromise<Void>) {
+        guard let context, let call = calls[streamID] else {
+            promise.fail(TTRPCError(.cancelled, "stream \(streamID) is finished"))
+            return
+        }
+        guard payload.count <= maxMessageSize else {
+            promise.fail(TTRPCError.oversized(length: UInt32(clamping: payload.count), limit: maxMessageSize))
+            return
+        }
+        guard call.kind.serverStreams else {
+            promise.fail(TTRPCError(.failedPrecondition, "method does not stream responses"))
+            return
+        }
+        var buffer = context.channel.allocator.buffer(capacity: payload.count)
+        buffer.writeBytes(payload)
+        context.writeAndFlush(wrapOutboundOut(TTRPCFrame(streamID: streamID, type: .data, payload: buffer)),
+                              promise: promise)
+    }
+
+    func finishCall(id: UInt32, result: Result<Data, any Error>) {
+        guard let call = calls[id] else { return }
+        finish(call, result: result)
+    }
+
+    private func finish(_ call: Call, result: Result<Data, any Error>) {
+        guard calls[call.id] === call else { return }
+        calls[call.id] = nil
+        call.timer?.cancel()
+        call.inbound?.finish(throwing: TTRPCError(.cancelled, "call finished"))
+        call.task?.cancel()
+        switch result {
+        case .success(let payload):
+            respond(streamID: call.id, status: nil, payload: payload)
+        case .failure(let error):
+            respond(streamID: call.id, status: TTRPCError.from(error), payload: Data())
+        }
+        if draining, calls.isEmpty {
+            context?.close(promise: nil)
+        } else {
+            resumeReadingIfPossible()
+        }
+    }
+
+    private func respond(streamID: UInt32, status: TTRPCError?, payload: Data = Data()) {
+        guard let context else { return }
+        var response = Ttrpc_Response(status: status, payload: payload)
+        var buffer: ByteBuffer
+        do {
+            buffer = try response.ttrpcBuffer()
+            if buffer.readableBytes > maxMessageSize {
+                response = Ttrpc_Response(status: TTRPCError(
+                    .resourceExhausted, "response of \(buffer.readableBytes) bytes exceeds maximum message size of \(maxMessageSize)"),
+                    payload: Data())
+                buffer = try response.ttrpcBuffer()
+            }
+        } catch {
+            logger.error("ttrpc: encoding response failed", metadata: ["error": "\(error)"])
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(TTRPCFrame(streamID: streamID, type: .response, payload: buffer)),
+                              promise: nil)
+    }
+
+    // MARK: Teardown
+
+    private func abortAll() {
+        let pending = calls
+        calls.removeAll()
+        for call in pending.values {
+            call.timer?.cancel()
+            call.inbound?.finish(throwing: TTRPCError.connectionClosed())
+            call.task?.cancel()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        abortAll()
+        onClose()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("ttrpc: connection error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+}
