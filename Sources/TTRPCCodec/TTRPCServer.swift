@@ -104,10 +104,7 @@ public final class TTRPCServer: Sendable {
 
     private func install(on channel: any Channel) throws {
         let key = ObjectIdentifier(channel)
-        let handler = TTRPCServerHandler(services: services, configuration: configuration, logger: logger) {
-            [weak self] in
-            _ = self?.state.withLockedValue { $0.connections.removeValue(forKey: key) }
-        }
+        let handler = TTRPCServerHandler(services: services, configuration: configuration, logger: logger)
         let admitted = state.withLockedValue { state -> Bool in
             if state.shuttingDown { return false }
             state.connections[key] = Connection(
@@ -123,9 +120,8 @@ public final class TTRPCServer: Sendable {
             MessageToByteHandler(TTRPCFrameEncoder()),
             handler,
         ])
-        if !channel.isActive {
-            // Closed before we got here: channelInactive will not come again.
-            _ = state.withLockedValue { $0.connections.removeValue(forKey: key) }
+        channel.closeFuture.whenComplete { [weak self] _ in
+            _ = self?.state.withLockedValue { $0.connections.removeValue(forKey: key) }
         }
     }
 

@@ -34,21 +34,18 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let maxConcurrentCalls: Int
     private let maxBufferedStreamMessages: Int
     private let logger: Logger
-    private let onClose: @Sendable () -> Void
     private var context: ChannelHandlerContext?
     private var calls: [UInt32: Call] = [:]
     private var highestStreamID: UInt32 = 0
     private var pendingRead = false
     private var draining = false
 
-    init(services: [String: TTRPCService], configuration: TTRPCServer.Configuration, logger: Logger,
-         onClose: @escaping @Sendable () -> Void) {
+    init(services: [String: TTRPCService], configuration: TTRPCServer.Configuration, logger: Logger) {
         self.services = services
         self.maxMessageSize = configuration.maxMessageSize
         self.maxConcurrentCalls = configuration.maxConcurrentCallsPerConnection
         self.maxBufferedStreamMessages = configuration.maxBufferedStreamMessages
         self.logger = logger
-        self.onClose = onClose
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -63,7 +60,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Read control
 
     func read(context: ChannelHandlerContext) {
-        if draining || calls.count >= maxConcurrentCalls || !context.channel.isWritable {
+        if calls.count >= maxConcurrentCalls || !context.channel.isWritable {
             pendingRead = true
         } else {
             context.read()
@@ -71,7 +68,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func resumeReadingIfPossible() {
-        guard pendingRead, let context, !draining, calls.count < maxConcurrentCalls,
+        guard pendingRead, let context, calls.count < maxConcurrentCalls,
               context.channel.isWritable else { return }
         pendingRead = false
         context.read()
@@ -82,7 +79,8 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.fireChannelWritabilityChanged()
     }
 
-    /// Stops taking requests; closes the connection once in-flight calls end.
+    /// Stops taking requests (new ones are answered `Unavailable`); closes the
+    /// connection once in-flight calls end.
     func drain() {
         draining = true
         if calls.isEmpty { context?.close(promise: nil) }
@@ -138,6 +136,10 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         highestStreamID = id
+        guard !draining else {
+            respond(streamID: id, status: TTRPCError(.unavailable, "ttrpc: server shutting down"))
+            return
+        }
         guard let service = services[request.service] else {
             respond(streamID: id, status: TTRPCError(.unimplemented, "service \(request.service)"))
             return
@@ -266,21 +268,29 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         call.timer?.cancel()
         call.inbound?.finish(throwing: TTRPCError(.cancelled, "call finished"))
         call.task?.cancel()
+        let written: EventLoopFuture<Void>?
         switch result {
         case .success(let payload):
-            respond(streamID: call.id, status: nil, payload: payload)
+            written = respond(streamID: call.id, status: nil, payload: payload)
         case .failure(let error):
-            respond(streamID: call.id, status: TTRPCError.from(error), payload: Data())
+            written = respond(streamID: call.id, status: TTRPCError.from(error), payload: Data())
         }
-        if draining, calls.isEmpty {
-            context?.close(promise: nil)
+        if draining, calls.isEmpty, let context {
+            // Close once the last response is on the wire, not before.
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            if let written {
+                written.whenComplete { _ in bound.value.close(promise: nil) }
+            } else {
+                context.close(promise: nil)
+            }
         } else {
             resumeReadingIfPossible()
         }
     }
 
-    private func respond(streamID: UInt32, status: TTRPCError?, payload: Data = Data()) {
-        guard let context else { return }
+    @discardableResult
+    private func respond(streamID: UInt32, status: TTRPCError?, payload: Data = Data()) -> EventLoopFuture<Void>? {
+        guard let context else { return nil }
         var response = Ttrpc_Response(status: status, payload: payload)
         var buffer: ByteBuffer
         do {
@@ -293,10 +303,10 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         } catch {
             logger.error("ttrpc: encoding response failed", metadata: ["error": "\(error)"])
-            return
+            return nil
         }
-        context.writeAndFlush(wrapOutboundOut(TTRPCFrame(streamID: streamID, type: .response, payload: buffer)),
-                              promise: nil)
+        return context.writeAndFlush(
+            wrapOutboundOut(TTRPCFrame(streamID: streamID, type: .response, payload: buffer)))
     }
 
     // MARK: Teardown
@@ -313,7 +323,6 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         abortAll()
-        onClose()
         context.fireChannelInactive()
     }
 
