@@ -149,3 +149,21 @@ final class LockedData: @unchecked Sendable {
 public func openFileDescriptorCount() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
 }
+
+/// Counts this process's open unix sockets bound to `path` — the listener and
+/// every connection it accepted (accepted sockets carry the listener's path in
+/// /proc/net/unix). Unaffected by other tests running in parallel.
+public func openSocketCount(boundTo path: String) -> Int {
+    guard let table = try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8) else { return -1 }
+    var inodes = Set<String>()
+    for line in table.split(separator: "\n").dropFirst() {
+        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+        if fields.count >= 8, fields[7] == path { inodes.insert(String(fields[6])) }
+    }
+    guard let fds = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return -1 }
+    return fds.filter { fd in
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + fd),
+              target.hasPrefix("socket:[") else { return false }
+        return inodes.contains(String(target.dropFirst(8).dropLast()))
+    }.count
+}
