@@ -104,6 +104,13 @@ public final class PeerProcess: @unchecked Sendable {
     /// The peer's pid.
     public var pid: Int32 { process.processIdentifier }
 
+    /// Everything the peer printed after its ready line, split into lines.
+    /// Call after ``stop()``: reads to EOF.
+    public func outputLines() -> [String] {
+        let data = stdout.fileHandleForReading.readDataToEndOfFile()
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
     /// Closes the peer's stdin, waits for it to exit (SIGKILL after 5 s).
     public func stop() {
         try? stdin.fileHandleForWriting.close()
