@@ -40,12 +40,25 @@ let package = Package(
         .testTarget(
             name: "TTRPCCodecTests",
             dependencies: [
-                "TTRPCCodec", "TestSupport",
+                "TTRPCCodec", "TestSupport", "EchoService",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        .target(
+            name: "EchoService",
+            dependencies: ["TTRPCCodec", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Tests/Peers/swift/EchoService",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "TTRPCBenchmark",
+            dependencies: ["TTRPCCodec", "EchoService", "TestSupport"],
+            path: "Benchmarks/TTRPCBenchmark",
             swiftSettings: swiftSettings
         ),
 

@@ -3,7 +3,7 @@
 #   - Sources/TTRPCCodec/Generated: the ttrpc envelope (our own .proto files)
 #   - Sources/QemuboxAPI/Generated: containerd's protos from Debian's
 #     golang-github-containerd-containerd-dev (not vendored here) and qemubox's own
-#   - Tests/TTRPCCodecTests/Generated: the interop test service
+#   - Tests/Peers/swift/EchoService: the interop test service
 # Needs protoc (protobuf-compiler) and protoc-gen-swift, built from the
 # swift-protobuf dependency on first use (slow: ~3-10 min), or $PROTOC_GEN_SWIFT.
 set -euo pipefail
@@ -31,9 +31,9 @@ rm -f Sources/TTRPCCodec/Generated/*.pb.swift
 gen Sources/TTRPCCodec/Generated Internal Sources/TTRPCCodec/Protos /usr/include -- \
     Sources/TTRPCCodec/Protos/ttrpc.proto Sources/TTRPCCodec/Protos/google/rpc/status.proto
 
-# Interop test service: internal to the test target.
-rm -f Tests/TTRPCCodecTests/Generated/*.pb.swift
-gen Tests/TTRPCCodecTests/Generated Internal Tests/Peers/proto /usr/include -- \
+# Interop test service (Swift peer shared by tests and benchmarks).
+rm -f Tests/Peers/swift/EchoService/*.pb.swift
+gen Tests/Peers/swift/EchoService Public Tests/Peers/proto /usr/include -- \
     Tests/Peers/proto/echo.proto
 
 if [ -x scripts/generate-api-protos.sh ]; then

@@ -57,7 +57,7 @@ struct ContainerdInteropTests {
             try await server.bind(unixDomainSocketPath: path)
             let output: Data
             do {
-                output = try GoPeer.run(try GoPeer.build("containerd-peer"), ["task-client", "-socket", path])
+                output = try await GoPeer.run(try await GoPeer.build("containerd-peer"), ["task-client", "-socket", path])
             } catch {
                 await server.shutdown()
                 throw error
@@ -82,7 +82,7 @@ struct ContainerdInteropTests {
     func forwardEvent() async throws {
         try await TemporaryDirectory.with { dir in
             let path = dir + "/events.sock"
-            let peer = try PeerProcess(try GoPeer.build("containerd-peer"), ["events-server", "-socket", path])
+            let peer = try await PeerProcess.start(try await GoPeer.build("containerd-peer"), ["events-server", "-socket", path])
             defer { peer.stop() }
             let client = try await TTRPCClient.connect(unixDomainSocketPath: path)
             var exit = Containerd_Events_TaskExit()

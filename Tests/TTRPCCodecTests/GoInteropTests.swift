@@ -1,4 +1,5 @@
 import Foundation
+import EchoService
 import Testing
 import TestSupport
 @testable import TTRPCCodec
@@ -18,9 +19,9 @@ struct GoInteropTests {
         var elapsed_ms: Int64
     }
 
-    static func goClient(_ socket: String, _ scenario: String, n: Int = 1000) throws -> [String: CallResult] {
-        let peer = try GoPeer.build("ttrpc-peer")
-        let output = try GoPeer.run(peer, ["client", "-socket", socket, "-scenario", scenario, "-n", "\(n)"])
+    static func goClient(_ socket: String, _ scenario: String, n: Int = 1000) async throws -> [String: CallResult] {
+        let peer = try await GoPeer.build("ttrpc-peer")
+        let output = try await GoPeer.run(peer, ["client", "-socket", socket, "-scenario", scenario, "-n", "\(n)"])
         return try JSONDecoder().decode([String: CallResult].self, from: output)
     }
 
@@ -30,7 +31,7 @@ struct GoInteropTests {
     func goClientEcho() async throws {
         try await TemporaryDirectory.with { dir in
             try await withEchoServer(in: dir) { _, path in
-                let results = try Self.goClient(path, "echo")
+                let results = try await Self.goClient(path, "echo")
                 let echo = try #require(results["echo"])
                 #expect(echo.code == 0 && echo.payload == "hello from go")
                 #expect(echo.metadata == ["k1=a", "k1=b", "k2=c"])
@@ -45,7 +46,7 @@ struct GoInteropTests {
     func goClientErrors() async throws {
         try await TemporaryDirectory.with { dir in
             try await withEchoServer(in: dir) { _, path in
-                let results = try Self.goClient(path, "errors")
+                let results = try await Self.goClient(path, "errors")
                 #expect(results["fail"]?.code == TTRPCError.Code.notFound.rawValue)
                 #expect(results["fail"]?.message == "no such container")
                 #expect(results["fail_precondition"]?.code == TTRPCError.Code.failedPrecondition.rawValue)
@@ -61,7 +62,7 @@ struct GoInteropTests {
     func goClientDeadline() async throws {
         try await TemporaryDirectory.with { dir in
             try await withEchoServer(in: dir) { _, path in
-                let results = try Self.goClient(path, "deadline")
+                let results = try await Self.goClient(path, "deadline")
                 let sleep = try #require(results["sleep"])
                 // Go's client gives up at its own deadline (ctx.Err(), surfaced as Unknown) at the
                 // same moment the server answers DeadlineExceeded; either way the call ends on time.
@@ -77,7 +78,7 @@ struct GoInteropTests {
     func goClientOversize() async throws {
         try await TemporaryDirectory.with { dir in
             try await withEchoServer(in: dir) { _, path in
-                let results = try Self.goClient(path, "oversize")
+                let results = try await Self.goClient(path, "oversize")
                 let oversize = try #require(results["oversize"])
                 #expect(oversize.code == TTRPCError.Code.resourceExhausted.rawValue)
                 #expect(oversize.message.hasPrefix("message length 52429"))
@@ -90,8 +91,8 @@ struct GoInteropTests {
     func goClientConcurrent() async throws {
         try await TemporaryDirectory.with { dir in
             try await withEchoServer(in: dir) { server, path in
-                let peer = try GoPeer.build("ttrpc-peer")
-                let output = try GoPeer.run(peer, ["client", "-socket", path, "-scenario", "concurrent", "-n", "1000"])
+                let peer = try await GoPeer.build("ttrpc-peer")
+                let output = try await GoPeer.run(peer, ["client", "-socket", path, "-scenario", "concurrent", "-n", "1000"])
                 struct Summary: Decodable { var ok: Int; var bad: Int; var first_error: String? }
                 let summary = try JSONDecoder().decode(Summary.self, from: output)
                 #expect(summary.ok == 1000, "first error: \(summary.first_error ?? "none")")
@@ -108,7 +109,7 @@ struct GoInteropTests {
     static func withGoServer<T>(_ body: (TTRPCClient) async throws -> T) async throws -> T {
         try await TemporaryDirectory.with { dir in
             let path = dir + "/go.sock"
-            let server = try PeerProcess(try GoPeer.build("ttrpc-peer"), ["server", "-socket", path])
+            let server = try await PeerProcess.start(try await GoPeer.build("ttrpc-peer"), ["server", "-socket", path])
             defer { server.stop() }
             let client = try await TTRPCClient.connect(unixDomainSocketPath: path)
             do {

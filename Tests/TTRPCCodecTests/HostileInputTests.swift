@@ -1,4 +1,5 @@
 import Foundation
+import EchoService
 import NIOCore
 import NIOPosix
 import Testing

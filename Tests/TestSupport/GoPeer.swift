@@ -14,8 +14,18 @@ public enum GoPeer {
     nonisolated(unsafe) private static var built: [String: String] = [:]
 
     /// Builds `Tests/Peers/go/<name>` once per process (into `.build/peers/`) and
-    /// returns the binary's path.
-    public static func build(_ name: String) throws -> String {
+    /// returns the binary's path. Blocks a dedicated thread, never the
+    /// cooperative pool (which the servers under test need).
+    public static func build(_ name: String) async throws -> String {
+        try await TestSupport.runBlocking { try buildBlocking(name) }
+    }
+
+    /// Runs a peer to completion and returns its standard output.
+    public static func run(_ binary: String, _ arguments: [String]) async throws -> Data {
+        try await TestSupport.runBlocking { try runProcess(binary, arguments) }
+    }
+
+    private static func buildBlocking(_ name: String) throws -> String {
         lock.lock()
         defer { lock.unlock() }
         if let path = built[name] { return path }
@@ -46,8 +56,7 @@ public enum GoPeer {
         return output
     }
 
-    /// Runs a peer to completion and returns its standard output.
-    public static func run(_ binary: String, _ arguments: [String]) throws -> Data {
+    private static func runProcess(_ binary: String, _ arguments: [String]) throws -> Data {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -70,6 +79,18 @@ public enum GoPeer {
     }
 }
 
+/// Runs blocking work (process waits, pipe reads) on a thread of its own so
+/// that it never starves Swift's cooperative thread pool (2 threads on a
+/// 2-core machine), which the code under test needs to make progress.
+public func runBlocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            continuation.resume(with: Result { try body() })
+        }
+        thread.start()
+    }
+}
+
 /// A long-running peer (a server) that lives until ``stop()``: it is started
 /// with a stdin pipe and exits when stdin closes, so it also dies with the
 /// test process.
@@ -77,6 +98,12 @@ public final class PeerProcess: @unchecked Sendable {
     private let process = Process()
     private let stdin = Pipe()
     private let stdout = Pipe()
+
+    /// Starts `binary` and waits (on a dedicated thread) for it to print `readyLine`.
+    public static func start(_ binary: String, _ arguments: [String],
+                             readyLine: String = "ready") async throws -> PeerProcess {
+        try await runBlocking { try PeerProcess(binary, arguments, readyLine: readyLine) }
+    }
 
     /// Starts `binary` and waits for it to print `readyLine` on stdout.
     public init(_ binary: String, _ arguments: [String], readyLine: String = "ready") throws {
@@ -161,7 +188,10 @@ public func openFileDescriptorCount() -> Int {
 /// every connection it accepted (accepted sockets carry the listener's path in
 /// /proc/net/unix). Unaffected by other tests running in parallel.
 public func openSocketCount(boundTo path: String) -> Int {
-    guard let table = try? String(contentsOfFile: "/proc/net/unix", encoding: .utf8) else { return -1 }
+    // Read to EOF: /proc files report size 0, and the table can span many pages.
+    guard let handle = FileHandle(forReadingAtPath: "/proc/net/unix") else { return -1 }
+    defer { try? handle.close() }
+    let table = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
     var inodes = Set<String>()
     for line in table.split(separator: "\n").dropFirst() {
         let fields = line.split(separator: " ", omittingEmptySubsequences: true)

@@ -29,113 +29,113 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-nonisolated struct Qemubox_Test_V1_Pair: Sendable {
+public nonisolated struct Qemubox_Test_V1_Pair: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var key: String = String()
+  public var key: String = String()
 
-  var value: String = String()
+  public var value: String = String()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Qemubox_Test_V1_EchoRequest: Sendable {
+public nonisolated struct Qemubox_Test_V1_EchoRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var payload: Data = Data()
+  public var payload: Data = Data()
 
   /// Non-zero: fail with this google.rpc code and fail_message.
-  var failCode: Int32 = 0
+  public var failCode: Int32 = 0
 
-  var failMessage: String = String()
+  public var failMessage: String = String()
 
   /// Sleep this long first, honouring the call's deadline.
-  var sleepMs: Int64 = 0
+  public var sleepMs: Int64 = 0
 
   /// Non-zero: reply with this many bytes instead of echoing payload.
-  var responseSize: Int64 = 0
+  public var responseSize: Int64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Qemubox_Test_V1_EchoResponse: Sendable {
+public nonisolated struct Qemubox_Test_V1_EchoResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var payload: Data = Data()
+  public var payload: Data = Data()
 
   /// The request metadata the server saw, sorted by key then value.
-  var metadata: [Qemubox_Test_V1_Pair] = []
+  public var metadata: [Qemubox_Test_V1_Pair] = []
 
   /// The deadline the server saw, in ns from its receipt (0: none).
-  var timeoutNano: Int64 = 0
+  public var timeoutNano: Int64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Qemubox_Test_V1_CountRequest: Sendable {
+public nonisolated struct Qemubox_Test_V1_CountRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var count: Int64 = 0
+  public var count: Int64 = 0
 
-  var size: Int64 = 0
+  public var size: Int64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Qemubox_Test_V1_CountResponse: Sendable {
+public nonisolated struct Qemubox_Test_V1_CountResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var index: Int64 = 0
+  public var index: Int64 = 0
 
-  var payload: Data = Data()
+  public var payload: Data = Data()
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Qemubox_Test_V1_SumRequest: Sendable {
+public nonisolated struct Qemubox_Test_V1_SumRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var value: Int64 = 0
+  public var value: Int64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
-nonisolated struct Qemubox_Test_V1_SumResponse: Sendable {
+public nonisolated struct Qemubox_Test_V1_SumResponse: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  var total: Int64 = 0
+  public var total: Int64 = 0
 
-  var messages: Int64 = 0
+  public var messages: Int64 = 0
 
-  var unknownFields = SwiftProtobuf.UnknownStorage()
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
-  init() {}
+  public init() {}
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -143,10 +143,10 @@ nonisolated struct Qemubox_Test_V1_SumResponse: Sendable {
 fileprivate nonisolated let _protobuf_package = "qemubox.test.v1"
 
 nonisolated extension Qemubox_Test_V1_Pair: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".Pair"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0")
+  public static let protoMessageName: String = _protobuf_package + ".Pair"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}value\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -159,7 +159,7 @@ nonisolated extension Qemubox_Test_V1_Pair: SwiftProtobuf.Message, SwiftProtobuf
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.key.isEmpty {
       try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
     }
@@ -169,7 +169,7 @@ nonisolated extension Qemubox_Test_V1_Pair: SwiftProtobuf.Message, SwiftProtobuf
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Qemubox_Test_V1_Pair, rhs: Qemubox_Test_V1_Pair) -> Bool {
+  public static func ==(lhs: Qemubox_Test_V1_Pair, rhs: Qemubox_Test_V1_Pair) -> Bool {
     if lhs.key != rhs.key {return false}
     if lhs.value != rhs.value {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -178,10 +178,10 @@ nonisolated extension Qemubox_Test_V1_Pair: SwiftProtobuf.Message, SwiftProtobuf
 }
 
 nonisolated extension Qemubox_Test_V1_EchoRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".EchoRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}payload\0\u{3}fail_code\0\u{3}fail_message\0\u{3}sleep_ms\0\u{3}response_size\0")
+  public static let protoMessageName: String = _protobuf_package + ".EchoRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}payload\0\u{3}fail_code\0\u{3}fail_message\0\u{3}sleep_ms\0\u{3}response_size\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -197,7 +197,7 @@ nonisolated extension Qemubox_Test_V1_EchoRequest: SwiftProtobuf.Message, SwiftP
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.payload.isEmpty {
       try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 1)
     }
@@ -216,7 +216,7 @@ nonisolated extension Qemubox_Test_V1_EchoRequest: SwiftProtobuf.Message, SwiftP
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Qemubox_Test_V1_EchoRequest, rhs: Qemubox_Test_V1_EchoRequest) -> Bool {
+  public static func ==(lhs: Qemubox_Test_V1_EchoRequest, rhs: Qemubox_Test_V1_EchoRequest) -> Bool {
     if lhs.payload != rhs.payload {return false}
     if lhs.failCode != rhs.failCode {return false}
     if lhs.failMessage != rhs.failMessage {return false}
@@ -228,10 +228,10 @@ nonisolated extension Qemubox_Test_V1_EchoRequest: SwiftProtobuf.Message, SwiftP
 }
 
 nonisolated extension Qemubox_Test_V1_EchoResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".EchoResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}payload\0\u{1}metadata\0\u{3}timeout_nano\0")
+  public static let protoMessageName: String = _protobuf_package + ".EchoResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}payload\0\u{1}metadata\0\u{3}timeout_nano\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -245,7 +245,7 @@ nonisolated extension Qemubox_Test_V1_EchoResponse: SwiftProtobuf.Message, Swift
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if !self.payload.isEmpty {
       try visitor.visitSingularBytesField(value: self.payload, fieldNumber: 1)
     }
@@ -258,7 +258,7 @@ nonisolated extension Qemubox_Test_V1_EchoResponse: SwiftProtobuf.Message, Swift
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Qemubox_Test_V1_EchoResponse, rhs: Qemubox_Test_V1_EchoResponse) -> Bool {
+  public static func ==(lhs: Qemubox_Test_V1_EchoResponse, rhs: Qemubox_Test_V1_EchoResponse) -> Bool {
     if lhs.payload != rhs.payload {return false}
     if lhs.metadata != rhs.metadata {return false}
     if lhs.timeoutNano != rhs.timeoutNano {return false}
@@ -268,10 +268,10 @@ nonisolated extension Qemubox_Test_V1_EchoResponse: SwiftProtobuf.Message, Swift
 }
 
 nonisolated extension Qemubox_Test_V1_CountRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".CountRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}count\0\u{1}size\0")
+  public static let protoMessageName: String = _protobuf_package + ".CountRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}count\0\u{1}size\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -284,7 +284,7 @@ nonisolated extension Qemubox_Test_V1_CountRequest: SwiftProtobuf.Message, Swift
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.count != 0 {
       try visitor.visitSingularInt64Field(value: self.count, fieldNumber: 1)
     }
@@ -294,7 +294,7 @@ nonisolated extension Qemubox_Test_V1_CountRequest: SwiftProtobuf.Message, Swift
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Qemubox_Test_V1_CountRequest, rhs: Qemubox_Test_V1_CountRequest) -> Bool {
+  public static func ==(lhs: Qemubox_Test_V1_CountRequest, rhs: Qemubox_Test_V1_CountRequest) -> Bool {
     if lhs.count != rhs.count {return false}
     if lhs.size != rhs.size {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -303,10 +303,10 @@ nonisolated extension Qemubox_Test_V1_CountRequest: SwiftProtobuf.Message, Swift
 }
 
 nonisolated extension Qemubox_Test_V1_CountResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".CountResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}payload\0")
+  public static let protoMessageName: String = _protobuf_package + ".CountResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}index\0\u{1}payload\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -319,7 +319,7 @@ nonisolated extension Qemubox_Test_V1_CountResponse: SwiftProtobuf.Message, Swif
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.index != 0 {
       try visitor.visitSingularInt64Field(value: self.index, fieldNumber: 1)
     }
@@ -329,7 +329,7 @@ nonisolated extension Qemubox_Test_V1_CountResponse: SwiftProtobuf.Message, Swif
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Qemubox_Test_V1_CountResponse, rhs: Qemubox_Test_V1_CountResponse) -> Bool {
+  public static func ==(lhs: Qemubox_Test_V1_CountResponse, rhs: Qemubox_Test_V1_CountResponse) -> Bool {
     if lhs.index != rhs.index {return false}
     if lhs.payload != rhs.payload {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
@@ -338,10 +338,10 @@ nonisolated extension Qemubox_Test_V1_CountResponse: SwiftProtobuf.Message, Swif
 }
 
 nonisolated extension Qemubox_Test_V1_SumRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".SumRequest"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}value\0")
+  public static let protoMessageName: String = _protobuf_package + ".SumRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}value\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -353,14 +353,14 @@ nonisolated extension Qemubox_Test_V1_SumRequest: SwiftProtobuf.Message, SwiftPr
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.value != 0 {
       try visitor.visitSingularInt64Field(value: self.value, fieldNumber: 1)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Qemubox_Test_V1_SumRequest, rhs: Qemubox_Test_V1_SumRequest) -> Bool {
+  public static func ==(lhs: Qemubox_Test_V1_SumRequest, rhs: Qemubox_Test_V1_SumRequest) -> Bool {
     if lhs.value != rhs.value {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
@@ -368,10 +368,10 @@ nonisolated extension Qemubox_Test_V1_SumRequest: SwiftProtobuf.Message, SwiftPr
 }
 
 nonisolated extension Qemubox_Test_V1_SumResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  static let protoMessageName: String = _protobuf_package + ".SumResponse"
-  static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}total\0\u{1}messages\0")
+  public static let protoMessageName: String = _protobuf_package + ".SumResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}total\0\u{1}messages\0")
 
-  mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
       // The use of inline closures is to circumvent an issue where the compiler
       // allocates stack space for every case branch when no optimizations are
@@ -384,7 +384,7 @@ nonisolated extension Qemubox_Test_V1_SumResponse: SwiftProtobuf.Message, SwiftP
     }
   }
 
-  func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
     if self.total != 0 {
       try visitor.visitSingularInt64Field(value: self.total, fieldNumber: 1)
     }
@@ -394,7 +394,7 @@ nonisolated extension Qemubox_Test_V1_SumResponse: SwiftProtobuf.Message, SwiftP
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  static func ==(lhs: Qemubox_Test_V1_SumResponse, rhs: Qemubox_Test_V1_SumResponse) -> Bool {
+  public static func ==(lhs: Qemubox_Test_V1_SumResponse, rhs: Qemubox_Test_V1_SumResponse) -> Bool {
     if lhs.total != rhs.total {return false}
     if lhs.messages != rhs.messages {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}

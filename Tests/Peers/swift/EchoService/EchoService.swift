@@ -1,19 +1,20 @@
 import Foundation
 import TTRPCCodec
 
-typealias EchoRequest = Qemubox_Test_V1_EchoRequest
-typealias EchoResponse = Qemubox_Test_V1_EchoResponse
-typealias CountRequest = Qemubox_Test_V1_CountRequest
-typealias CountResponse = Qemubox_Test_V1_CountResponse
-typealias SumRequest = Qemubox_Test_V1_SumRequest
-typealias SumResponse = Qemubox_Test_V1_SumResponse
+public typealias EchoRequest = Qemubox_Test_V1_EchoRequest
+public typealias EchoResponse = Qemubox_Test_V1_EchoResponse
+public typealias CountRequest = Qemubox_Test_V1_CountRequest
+public typealias CountResponse = Qemubox_Test_V1_CountResponse
+public typealias SumRequest = Qemubox_Test_V1_SumRequest
+public typealias SumResponse = Qemubox_Test_V1_SumResponse
 
-let echoServiceName = "qemubox.test.v1.Echo"
+public let echoServiceName = "qemubox.test.v1.Echo"
 
 /// The Swift implementation of `qemubox.test.v1.Echo`, behaving exactly like
 /// the Go peer's (Tests/Peers/go/ttrpc-peer).
-enum EchoService {
-    static func make() -> TTRPCService {
+public enum EchoService {
+    /// The service, ready for a `TTRPCServer`.
+    public static func make() -> TTRPCService {
         TTRPCService(name: echoServiceName, methods: [
             "Echo": .unary(EchoRequest.self, EchoResponse.self) { request, context in
                 try await echo(request, context)
@@ -43,7 +44,8 @@ enum EchoService {
         ])
     }
 
-    static func echo(_ request: EchoRequest, _ context: TTRPCRequestContext) async throws -> EchoResponse {
+    /// The Echo method's behaviour.
+    public static func echo(_ request: EchoRequest, _ context: TTRPCRequestContext) async throws -> EchoResponse {
         var response = EchoResponse()
         response.payload = request.payload
         if let deadline = context.deadline {
@@ -73,7 +75,7 @@ enum EchoService {
 }
 
 /// A Swift server with the echo service on a fresh socket in `dir`.
-func withEchoServer<T>(in dir: String, configuration: TTRPCServer.Configuration = .init(),
+public func withEchoServer<T>(in dir: String, configuration: TTRPCServer.Configuration = .init(),
                        _ body: (TTRPCServer, String) async throws -> T) async throws -> T {
     let server = TTRPCServer(services: [EchoService.make()], configuration: configuration)
     let path = dir + "/swift.sock"

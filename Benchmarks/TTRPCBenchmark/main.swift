@@ -1,0 +1,127 @@
+// TTRPCBenchmark: ttrpc round trips/s and throughput, Swift server vs Go
+// server (github.com/containerd/ttrpc 1.1.1), both driven by the same Go
+// client in the same run, on unix sockets. Build in release:
+//
+//   swift run -c release TTRPCBenchmark [seconds-per-run]
+//
+// Prints a Markdown table (medians of 3 alternating runs) for
+// Documentation/performance.md.
+import EchoService
+import Foundation
+import TestSupport
+import TTRPCCodec
+
+struct BenchResult: Decodable {
+    var calls: Int
+    var failures: Int
+    var seconds: Double
+    var calls_per_sec: Double
+    var mb_per_sec: Double
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted[sorted.count / 2]
+}
+
+let seconds = CommandLine.arguments.dropFirst().first.flatMap(Double.init) ?? 3
+let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ttrpc-bench-\(getpid())").path
+try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(atPath: dir) }
+
+let peer = try await GoPeer.build("ttrpc-peer")
+let swiftSocket = dir + "/swift.sock"
+let goSocket = dir + "/go.sock"
+let server = TTRPCServer(services: [EchoService.make()])
+try await server.bind(unixDomainSocketPath: swiftSocket)
+let goServer = try await PeerProcess.start(peer, ["server", "-socket", goSocket])
+defer { goServer.stop() }
+
+func goBench(_ socket: String, size: Int, concurrency: Int) async throws -> BenchResult {
+    let out = try await GoPeer.run(peer, ["bench", "-socket", socket, "-duration", "\(seconds)s",
+                                    "-size", "\(size)", "-concurrency", "\(concurrency)"])
+    return try JSONDecoder().decode(BenchResult.self, from: out)
+}
+
+func swiftClientBench(_ socket: String, size: Int, concurrency: Int) async throws -> Double {
+    let client = try await TTRPCClient.connect(unixDomainSocketPath: socket)
+    let request = {
+        var request = EchoRequest()
+        request.payload = Data(count: size)
+        return request
+    }()
+    let end = ContinuousClock.now + .seconds(seconds)
+    let start = ContinuousClock.now
+    let calls = try await withThrowingTaskGroup(of: Int.self) { group in
+        for _ in 0..<concurrency {
+            group.addTask {
+                var count = 0
+                while ContinuousClock.now < end {
+                    _ = try await client.call(service: echoServiceName, method: "Echo", request: request,
+                                              as: EchoResponse.self)
+                    count += 1
+                }
+                return count
+            }
+        }
+        return try await group.reduce(0, +)
+    }
+    let elapsed = ContinuousClock.now - start
+    try await client.close()
+    return Double(calls) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+}
+
+print("| scenario | Swift server | Go server | Swift / Go |")
+print("|---|---|---|---|")
+let scenarios: [(String, Int, Int, Bool)] = [
+    ("unary round trips/s, empty payload, 1 caller", 0, 1, false),
+    ("unary round trips/s, empty payload, 16 callers", 0, 16, false),
+    ("throughput MB/s, 1 MiB payload echoed, 4 callers", 1 << 20, 4, true),
+]
+for (name, size, concurrency, megabytes) in scenarios {
+    var swiftRuns: [Double] = []
+    var goRuns: [Double] = []
+    for round in 0..<3 {
+        // Alternate which server goes first to spread any warm-up or noise.
+        let order = round % 2 == 0 ? [swiftSocket, goSocket] : [goSocket, swiftSocket]
+        for socket in order {
+            let result = try await goBench(socket, size: size, concurrency: concurrency)
+            precondition(result.failures == 0, "benchmark calls failed")
+            let value = megabytes ? result.mb_per_sec : result.calls_per_sec
+            if socket == swiftSocket { swiftRuns.append(value) } else { goRuns.append(value) }
+        }
+    }
+    let (s, g) = (median(swiftRuns), median(goRuns))
+    print(String(format: "| Go client → %@ | %.0f | %.0f | %.2f× |", name, s, g, s / g))
+}
+// The Swift client against both servers.
+var swiftToSwift: [Double] = []
+var swiftToGo: [Double] = []
+for _ in 0..<3 {
+    swiftToSwift.append(try await swiftClientBench(swiftSocket, size: 0, concurrency: 16))
+    swiftToGo.append(try await swiftClientBench(goSocket, size: 0, concurrency: 16))
+}
+print(String(format: "| Swift client → unary round trips/s, empty payload, 16 callers | %.0f | %.0f | %.2f× |",
+             median(swiftToSwift), median(swiftToGo), median(swiftToSwift) / median(swiftToGo)))
+
+// Server streaming (protocol 1.2; Go ttrpc 1.1.1 has none): Swift ↔ Swift only.
+let client = try await TTRPCClient.connect(unixDomainSocketPath: swiftSocket)
+var count = CountRequest()
+count.count = 4096
+count.size = 64 << 10
+var streamRuns: [Double] = []
+for _ in 0..<3 {
+    let start = ContinuousClock.now
+    var bytes = 0
+    for try await message in try await client.serverStream(service: echoServiceName, method: "Count",
+                                                           request: count, as: CountResponse.self) {
+        bytes += message.payload.count
+    }
+    let elapsed = ContinuousClock.now - start
+    streamRuns.append(Double(bytes) / 1e6
+                      / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+}
+try await client.close()
+print(String(format: "| Swift client ← Swift server, server-streaming MB/s (64 KiB messages) | %.0f | n/a | — |",
+             median(streamRuns)))
+await server.shutdown()
