@@ -28,6 +28,11 @@ public final class TTRPCServer: Sendable {
         /// Messages a client-streaming handler may leave unread before its call
         /// fails with `ResourceExhausted`.
         public var maxBufferedStreamMessages: Int = 4096
+        /// Whether a handler starts running on the connection's event loop (until its
+        /// first suspension) instead of being scheduled on the global executor. Saves
+        /// a thread hop per call; a handler must then not block before it first awaits.
+        /// Set to false for handlers that do heavy synchronous work up front.
+        public var startsHandlersOnEventLoop: Bool = true
 
         /// Default settings.
         public init() {}

@@ -33,6 +33,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let maxMessageSize: Int
     private let maxConcurrentCalls: Int
     private let maxBufferedStreamMessages: Int
+    private let startHandlersInline: Bool
     private let logger: Logger
     private var context: ChannelHandlerContext?
     private var calls: [UInt32: Call] = [:]
@@ -45,6 +46,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.maxMessageSize = configuration.maxMessageSize
         self.maxConcurrentCalls = configuration.maxConcurrentCallsPerConnection
         self.maxBufferedStreamMessages = configuration.maxBufferedStreamMessages
+        self.startHandlersInline = configuration.startsHandlersOnEventLoop
         self.logger = logger
     }
 
@@ -169,7 +171,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let requestContext = TTRPCRequestContext(
             service: request.service, method: request.method, metadata: TTRPCMetadata(wire: request.metadata),
             deadline: deadline, streamID: id)
-        var messages = TTRPCServerMessages { $0.finish() }
+        let messages: TTRPCServerMessages
         if method.kind.clientStreams {
             let (stream, continuation) = TTRPCServerMessages.makeStream(
                 bufferingPolicy: .bufferingOldest(maxBufferedStreamMessages))
@@ -179,13 +181,15 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             } else {
                 call.inbound = continuation
             }
+        } else {
+            messages = TTRPCServerMessages { $0.finish() }
         }
         calls[id] = call
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
         let writer = TTRPCServerStreamWriter(loop: loop, streamID: id, handler: bound)
         let payload = request.payload
-        call.task = Task {
+        let work: @Sendable () async -> Void = {
             let result: Result<Data, any Error>
             do {
                 switch method {
@@ -203,9 +207,18 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             } catch {
                 result = .failure(error)
             }
-            loop.execute {
+            if loop.inEventLoop {
                 bound.value.finishCall(id: id, result: result)
+            } else {
+                loop.execute { bound.value.finishCall(id: id, result: result) }
             }
+        }
+        if startHandlersInline, #available(macOS 26, *) {
+            // Runs on this event loop until the handler first suspends: a handler that
+            // answers without suspending costs no thread hop at all.
+            call.task = Task.immediate(operation: work)
+        } else {
+            call.task = Task(operation: work)
         }
     }
 

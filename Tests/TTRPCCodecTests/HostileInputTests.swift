@@ -132,8 +132,7 @@ struct HostileInputTests {
                 let client = try await TTRPCClient.connect(unixDomainSocketPath: path)
                 #expect(try await client.unary(service: echoServiceName, method: "Echo", payload: Data()).isEmpty)
                 try await client.close()
-                for _ in 0..<200 where server.connectionCount > 0 { try await Task.sleep(for: .milliseconds(10)) }
-                #expect(server.connectionCount == 0)
+                #expect(await eventually { server.connectionCount == 0 })
                 #expect(openSocketCount(boundTo: path) == 1)  // just the listener
             }
         }
@@ -156,8 +155,7 @@ struct HostileInputTests {
                 #expect(frames.count == count)
                 #expect(Set(frames.map(\.streamID)).count == count)
                 #expect(try frames.allSatisfy { try status(of: $0) == nil })
-                for _ in 0..<200 where server.connectionCount > 0 { try await Task.sleep(for: .milliseconds(10)) }
-                #expect(server.connectionCount == 0)
+                #expect(await eventually { server.connectionCount == 0 })
                 #expect(openSocketCount(boundTo: path) == 1)
             }
         }
@@ -176,8 +174,7 @@ struct HostileInputTests {
                     _ = try await client.unary(service: echoServiceName, method: "Echo", payload: Data())
                     try await client.close()
                 }
-                for _ in 0..<200 where server.connectionCount > 0 { try await Task.sleep(for: .milliseconds(10)) }
-                #expect(server.connectionCount == 0)
+                #expect(await eventually { server.connectionCount == 0 })
                 #expect(openSocketCount(boundTo: path) == 1)  // just the listener
             }
         }

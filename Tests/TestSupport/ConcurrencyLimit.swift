@@ -36,3 +36,15 @@ public actor ConcurrencyLimit {
         return try await body()
     }
 }
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes; returns
+/// whether it held. For asynchronous effects (a peer noticing a closed socket)
+/// on a loaded machine, where a fixed sleep would be flaky.
+public func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        if try await condition() { return true }
+        if ContinuousClock.now >= deadline { return false }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+}
