@@ -14,6 +14,8 @@ final class ConsoleLog: Sendable {
         var finished = false
         var nextWaiter = 0
         var waiters: [Int: (needle: [UInt8], cont: CheckedContinuation<Bool, Never>)] = [:]
+        /// Waiter ids whose timeout fired before they were registered.
+        var expired: Set<Int> = []
     }
 
     private let state: NIOLockedValueBox<State>
@@ -110,21 +112,36 @@ final class ConsoleLog: Sendable {
     /// closed (QEMU exited) or `timeout` passed first.
     func wait(for text: String, timeout: Duration) async -> Bool {
         let needle = Array(text.utf8)
-        return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-            let outcome = state.withLockedValue { s -> Bool? in
-                if Self.contains(s.tail, needle) { return true }
-                if s.finished { return false }
-                let id = s.nextWaiter
-                s.nextWaiter += 1
-                s.waiters[id] = (needle, c)
-                Task { [state] in
-                    try? await Task.sleep(for: timeout)
-                    let w = state.withLockedValue { $0.waiters.removeValue(forKey: id) }
-                    w?.cont.resume(returning: false)
-                }
-                return nil
+        let id = state.withLockedValue { s -> Int in
+            defer { s.nextWaiter += 1 }
+            return s.nextWaiter
+        }
+        let timer = Task { [state] in
+            do { try await Task.sleep(for: timeout) } catch { return }
+            let w = state.withLockedValue { s in
+                let w = s.waiters.removeValue(forKey: id)
+                if w == nil { s.expired.insert(id) }
+                return w
             }
-            if let outcome { c.resume(returning: outcome) }
+            w?.cont.resume(returning: false)
+        }
+        defer {
+            timer.cancel()
+            state.withLockedValue { _ = $0.expired.remove(id) }
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+                let outcome = state.withLockedValue { s -> Bool? in
+                    if Self.contains(s.tail, needle) { return true }
+                    if s.finished || Task.isCancelled || s.expired.contains(id) { return false }
+                    s.waiters[id] = (needle, c)
+                    return nil
+                }
+                if let outcome { c.resume(returning: outcome) }
+            }
+        } onCancel: { [state] in
+            let w = state.withLockedValue { $0.waiters.removeValue(forKey: id) }
+            w?.cont.resume(returning: false)
         }
     }
 

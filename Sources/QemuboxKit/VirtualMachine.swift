@@ -149,6 +149,11 @@ public actor VirtualMachine {
             descriptors: descriptors, networkNamespace: netns))
         let process = ChildProcess(pid: pid)
         self.process = process
+        // Watch for the exit from the first moment: QEMU may die before QMP is up.
+        monitor = Task { [weak self] in
+            let t = await process.wait()
+            await self?.processExited(t)
+        }
         for fd in toClose { close(fd) }
         toClose = []
         logger.debug("spawned", metadata: ["pid": "\(pid)"])
@@ -171,13 +176,13 @@ public actor VirtualMachine {
         } catch {
             throw QemuboxError(.startFailed, "\(machine.name): QMP handshake failed: \(error); \(stderrTail())")
         }
+        if exitReason != nil {
+            await client.close()
+            throw QemuboxError(.startFailed, "\(machine.name): QEMU exited during start; \(stderrTail())")
+        }
         qmp = client
         eventPump = Task { [weak self] in
             for await event in client.events { await self?.handle(event) }
-        }
-        monitor = Task { [weak self] in
-            let t = await process.wait()
-            await self?.processExited(t)
         }
         do {
             try await client.cont()
@@ -209,7 +214,7 @@ public actor VirtualMachine {
         let kind = ExitReason.classify(termination: termination, shutdownReason: shutdownReason,
                                        panicked: panicked, killedByUs: killedByUs)
         let reason = ExitReason(kind: kind, termination: termination, shutdownReason: shutdownReason,
-                                consoleTail: String(console?.tail.suffix(4096) ?? ""), qemuStderrTail: stderrTail())
+                                consoleTail: String(console?.tail.suffix(4096) ?? ""), qemuStderrTail: stderrFileTail())
         logger.info("exited", metadata: ["reason": "\(reason)"])
         removeFiles()
         finish(reason)
@@ -238,7 +243,13 @@ public actor VirtualMachine {
         }
     }
 
-    private nonisolated func stderrTail() -> String {
+    /// QEMU's stderr: from the exit reason once finished (the file is gone then), else the file.
+    private func stderrTail() -> String {
+        if let exitReason { return exitReason.qemuStderrTail }
+        return stderrFileTail()
+    }
+
+    private nonisolated func stderrFileTail() -> String {
         guard let data = FileManager.default.contents(atPath: configuration.stateDirectory + "/qemu.stderr") else { return "" }
         return String(decoding: data.suffix(2048), as: UTF8.self)
     }
@@ -312,14 +323,13 @@ public actor VirtualMachine {
         }
         if policy.powerdownTimeout > .zero, let qmp {
             logger.debug("stop: system_powerdown")
-            if (try? await qmp.systemPowerdown()) != nil,
-               await process.wait(timeout: policy.powerdownTimeout) != nil {
+            if await step(policy.powerdownTimeout, process, { try await qmp.execute("system_powerdown", timeout: $0) }) {
                 return await waitForExit()
             }
         }
         if let qmp {
             logger.debug("stop: quit")
-            if (try? await qmp.quit()) != nil, await process.wait(timeout: policy.quitTimeout) != nil {
+            if await step(policy.quitTimeout, process, { try await qmp.execute("quit", timeout: $0) }) {
                 return await waitForExit()
             }
         }
@@ -327,6 +337,22 @@ public actor VirtualMachine {
         killedByUs = true
         process.signal(SIGKILL)
         return await waitForExit()
+    }
+
+    /// Sends one QMP command of the stop sequence and waits for QEMU to exit, all
+    /// within `timeout` (a frozen QEMU must not hold the sequence up). True if it exited.
+    private func step(_ timeout: Duration, _ process: ChildProcess,
+                      _ command: @Sendable (Duration) async throws -> JSONValue) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        do {
+            _ = try await command(timeout)
+        } catch let e as QMPError where e.code == .connectionClosed {
+            // `quit` may close the socket before answering; QEMU is on its way out.
+        } catch {
+            logger.debug("stop: \(error)")
+        }
+        let left = deadline - ContinuousClock.now
+        return await process.wait(timeout: max(left, .milliseconds(1))) != nil
     }
 
     /// Kills QEMU at once (SIGKILL); the exit reason is ``ExitReason/Kind/killed``.
