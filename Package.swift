@@ -74,6 +74,12 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "QemuboxRunVM",
+            dependencies: ["QemuboxKit"],
+            path: "Examples/QemuboxRunVM",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "QemuboxKitTests",
             dependencies: ["QemuboxKit", "QMPClient", "TestSupport"],
