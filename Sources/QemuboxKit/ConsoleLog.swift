@@ -66,16 +66,21 @@ final class ConsoleLog: Sendable {
 
     private func append(_ bytes: ArraySlice<UInt8>) {
         let matched = state.withLockedValue { s -> [CheckedContinuation<Bool, Never>] in
-            if s.logBytes + bytes.count > settings.maxLogBytes {
-                // Rotate: keep one previous generation, so at most twice the limit on disk.
-                close(s.logFD)
-                rename(logPath, logPath + ".1")
-                s.logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0o600)
-                s.logBytes = 0
-            }
-            if s.logFD >= 0 {
-                _ = bytes.withUnsafeBytes { Glibc.write(s.logFD, $0.baseAddress, $0.count) }
-                s.logBytes += bytes.count
+            var rest = bytes
+            while !rest.isEmpty {
+                if s.logBytes >= settings.maxLogBytes {
+                    // Rotate: keep one previous generation, so at most twice the limit on disk.
+                    if s.logFD >= 0 { close(s.logFD) }
+                    rename(logPath, logPath + ".1")
+                    s.logFD = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0o600)
+                    s.logBytes = 0
+                }
+                let piece = rest.prefix(settings.maxLogBytes - s.logBytes)
+                if s.logFD >= 0 {
+                    _ = piece.withUnsafeBytes { Glibc.write(s.logFD, $0.baseAddress, $0.count) }
+                }
+                s.logBytes += piece.count
+                rest = rest.dropFirst(piece.count)
             }
             s.tail.append(contentsOf: bytes)
             if s.tail.count > settings.memoryTailBytes {
