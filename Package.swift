@@ -47,6 +47,12 @@ let package = Package(
             exclude: ["README.md"],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "QMPClientBenchmark",
+            dependencies: ["QMPClient"],
+            path: "Benchmarks/QMPClientBenchmark",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "QMPClientTests",
             dependencies: [

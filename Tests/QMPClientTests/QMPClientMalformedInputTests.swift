@@ -13,6 +13,7 @@ import Testing
         peer.sendBytes(bytes)
         if closeAfter { peer.shutdownWrite() }
         let error = await #expect(throws: QMPError.self) { try await pending.value }
+        await client.waitClosed()
         #expect(client.isOpen == false)
         return error
     }

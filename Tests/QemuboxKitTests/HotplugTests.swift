@@ -28,8 +28,8 @@ import TestSupport
             #expect(try await qmp.queryCPUsFast().count == 2)
             #expect(try await qmp.queryHotpluggableCPUs().allSatisfy(\.isPlugged))
             // The guest sees it through ACPI and can online it.
-            try await vm.writeConsole("online\n")
-            let online = await vm.waitForConsole("ONLINE:0-1", timeout: .seconds(30))
+            try await vm.writeConsole("online 1\n")
+            let online = await vm.waitForConsole("ONLINE:0-1", timeout: .seconds(60))
             let console = await vm.consoleTail.suffix(1500)
             #expect(online, "\(console)")
 

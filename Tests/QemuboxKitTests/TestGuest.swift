@@ -8,7 +8,8 @@ import TestSupport
 ///
 /// The initrd's /init prints `QEMUBOX-TEST-READY`, then acts on the kernel
 /// command-line variable `qbtest` (`poweroff`, `panic`) or, failing that, on
-/// lines typed on the console: `poweroff`, `panic`, `reboot`, `echo TEXT`, `cpus`.
+/// lines typed on the console: `poweroff`, `panic`, `reboot`, `echo TEXT`, `cpus`,
+/// `online N` (waits for hot-added cpuN, onlines it, prints the online mask).
 enum TestGuest {
     static let ready = "QEMUBOX-TEST-READY"
 
@@ -46,7 +47,11 @@ enum TestGuest {
         reboot) /bin/busybox reboot -f ;;
         echo) echo "ECHO:$arg" ;;
         cpus) echo "CPUS:$(/bin/busybox cat /sys/devices/system/cpu/online)" ;;
-        online) for c in /sys/devices/system/cpu/cpu*/online; do echo 1 > $c; done; echo "ONLINE:$(/bin/busybox cat /sys/devices/system/cpu/online)" ;;
+        online)
+          # ACPI CPU hotplug is asynchronous in the guest: wait for cpu$arg to appear.
+          for i in $(/bin/busybox seq 1 300); do [ -e /sys/devices/system/cpu/cpu$arg/online ] && break; /bin/busybox usleep 100000; done
+          echo 1 > /sys/devices/system/cpu/cpu$arg/online
+          echo "ONLINE:$(/bin/busybox cat /sys/devices/system/cpu/online)" ;;
       esac
     done
     /bin/busybox sleep 100000

@@ -160,14 +160,19 @@ import TestSupport
             let stateDir = dir + "/state"
             let vm = VirtualMachine(TestGuest.machine("notready", initrd: initrd),
                                     configuration: VMConfiguration(stateDirectory: stateDir, readinessTimeout: .seconds(1)))
+            let pid = PIDBox()
             let e = await #expect(throws: QemuboxError.self) {
-                try await vm.start { vm in _ = await vm.waitForConsole("NEVER-PRINTED", timeout: .seconds(30)) }
+                try await vm.start { vm in
+                    pid.set(await vm.pid)
+                    _ = await vm.waitForConsole("NEVER-PRINTED", timeout: .seconds(30))
+                }
             }
             #expect(e?.code == .notReady)
             #expect(await vm.state == .stopped)
             #expect(await vm.exit?.kind == .killed)
             #expect(!FileManager.default.fileExists(atPath: stateDir))
-            #expect(TestGuest.children().isEmpty || !TestGuest.children().contains { $0.comm.contains("qemu") })
+            let qemu = try #require(pid.get())
+            #expect(!TestGuest.processExists(qemu), "QEMU \(qemu) still there")
         }
     }
 
@@ -225,4 +230,12 @@ import TestSupport
             #expect(!FileManager.default.fileExists(atPath: dir))
         }
     }
+}
+
+/// A pid handed out of a `@Sendable` closure.
+final class PIDBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Int32?
+    func set(_ v: Int32?) { lock.lock(); value = v; lock.unlock() }
+    func get() -> Int32? { lock.lock(); defer { lock.unlock() }; return value }
 }
