@@ -3,7 +3,7 @@ import NIOCore
 
 /// A command on its way out: the handler assigns the id, remembers the promise and
 /// writes the JSON line.
-struct QMPOutboundCommand {
+struct QMPOutboundCommand: Sendable {
     var name: String
     var arguments: JSONValue?
     var promise: EventLoopPromise<JSONValue>

@@ -138,7 +138,7 @@ public final class QMPClient: Sendable {
         let channel = self.channel
         channel.eventLoop.execute {
             if channel.isActive {
-                channel.writeAndFlush(NIOAny(cmd), promise: nil)
+                channel.writeAndFlush(cmd, promise: nil)
             } else {
                 promise.fail(QMPError(.connectionClosed, "QMP connection is closed", command: command))
             }

@@ -1,7 +1,6 @@
 # Debian cloud kernel for QEMU integration tests (until the project's own kernel exists).
 # Unpacked into /var/cache/qemubox/cloud-kernel/<version>/ with a `current` symlink;
 # tests find it there or via QEMUBOX_TEST_KERNEL.
-APT_PACKAGES+=(dpkg-dev)
 
 post_install_cloud_kernel() {
     local cache=/var/cache/qemubox/cloud-kernel
