@@ -16,6 +16,8 @@ let package = Package(
     products: [
         .library(name: "TTRPCCodec", targets: ["TTRPCCodec"]),
         .library(name: "QemuboxAPI", targets: ["QemuboxAPI"]),
+        .library(name: "QMPClient", targets: ["QMPClient"]),
+        .library(name: "QemuboxKit", targets: ["QemuboxKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -78,6 +80,63 @@ let package = Package(
                 "QemuboxAPI", "TTRPCCodec", "TestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: QMPClient — the QEMU Machine Protocol (leaf)
+        .target(
+            name: "QMPClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "QMPClientBenchmark",
+            dependencies: ["QMPClient"],
+            path: "Benchmarks/QMPClientBenchmark",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "QMPClientTests",
+            dependencies: [
+                "QMPClient", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: QemuboxKit — host side (VM layer: description, argv, launch, supervision)
+        .target(
+            name: "CQemuboxSupport",
+            path: "Sources/CQemuboxSupport"
+        ),
+        .target(
+            name: "QemuboxKit",
+            dependencies: [
+                "QMPClient", "CQemuboxSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "QemuboxRunVM",
+            dependencies: ["QemuboxKit"],
+            path: "Examples/QemuboxRunVM",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "QemuboxKitTests",
+            dependencies: ["QemuboxKit", "QMPClient", "TestSupport"],
+            exclude: ["Golden"],
             swiftSettings: swiftSettings
         ),
 

@@ -1,0 +1,202 @@
+/// What a QEMU machine looks like: a pure value, rendered to argv by
+/// ``QEMUCommandLine``. Defaults give the fast shape measured on TCG hosts:
+/// microvm, 1 vCPU, 256 MiB, virtio-rng, a pvpanic device, serial console.
+public struct MachineDescription: Sendable, Hashable {
+    /// Machine type.
+    public enum MachineType: String, Sendable, Hashable, CaseIterable {
+        /// microvm unless a hotplug ceiling is set, then q35 (microvm cannot hotplug CPUs or memory).
+        case auto
+        /// `-M microvm`: virtio-mmio, no PCI, fastest boot, no hotplug.
+        case microvm
+        /// `-M q35`: PCI(e), ACPI CPU and DIMM hotplug.
+        case q35
+    }
+
+    /// A name for logs and `-name` (letters, digits, `-`, `_`, `.`).
+    public var name: String
+    /// Requested machine type.
+    public var machineType: MachineType
+    /// Requested accelerator.
+    public var accelerator: AcceleratorPreference
+    /// vCPUs at boot.
+    public var vcpus: Int
+    /// vCPU hotplug ceiling (`maxcpus`); nil = no hotplug.
+    public var maxVCPUs: Int?
+    /// Boot memory in MiB.
+    public var memoryMiB: Int
+    /// Memory hotplug ceiling in MiB (`maxmem`); nil = no hotplug.
+    public var maxMemoryMiB: Int?
+    /// DIMM slots available when ``maxMemoryMiB`` is set.
+    public var memorySlots: Int
+    /// CPU model (`-cpu`); nil = QEMU's default for TCG, `host` for KVM.
+    public var cpuModel: String?
+    /// Kernel, initrd and command line.
+    public var kernel: KernelBoot
+    /// Block devices, in order.
+    public var disks: [Disk]
+    /// Network interfaces, in order.
+    public var nics: [NIC]
+    /// virtio-serial ports (host side: a listening unix socket each).
+    public var serialPorts: [SerialPort]
+    /// vsock device, needs `/dev/vhost-vsock` on the host.
+    public var vsock: Vsock?
+    /// Attach virtio-rng fed from /dev/urandom (without it first execs block on entropy).
+    public var rng: Bool
+    /// Attach a pvpanic device so a guest panic is reported (GUEST_PANICKED) and ends QEMU.
+    public var panicDevice: Bool
+    /// Console log limits.
+    public var console: ConsoleSettings
+
+    /// Creates a description with the fast defaults.
+    public init(name: String, kernel: KernelBoot, machineType: MachineType = .auto,
+                accelerator: AcceleratorPreference = .auto, vcpus: Int = 1, maxVCPUs: Int? = nil,
+                memoryMiB: Int = 256, maxMemoryMiB: Int? = nil, memorySlots: Int = 8,
+                cpuModel: String? = nil, disks: [Disk] = [], nics: [NIC] = [],
+                serialPorts: [SerialPort] = [], vsock: Vsock? = nil, rng: Bool = true,
+                panicDevice: Bool = true, console: ConsoleSettings = ConsoleSettings()) {
+        self.name = name
+        self.kernel = kernel
+        self.machineType = machineType
+        self.accelerator = accelerator
+        self.vcpus = vcpus
+        self.maxVCPUs = maxVCPUs
+        self.memoryMiB = memoryMiB
+        self.maxMemoryMiB = maxMemoryMiB
+        self.memorySlots = memorySlots
+        self.cpuModel = cpuModel
+        self.disks = disks
+        self.nics = nics
+        self.serialPorts = serialPorts
+        self.vsock = vsock
+        self.rng = rng
+        self.panicDevice = panicDevice
+        self.console = console
+    }
+
+    /// Whether CPU or memory hotplug was asked for.
+    public var wantsHotplug: Bool {
+        (maxVCPUs.map { $0 > vcpus } ?? false) || (maxMemoryMiB.map { $0 > memoryMiB } ?? false)
+    }
+}
+
+/// Direct kernel boot.
+public struct KernelBoot: Sendable, Hashable {
+    /// Kernel image (bzImage or PVH vmlinux).
+    public var kernelPath: String
+    /// Optional initrd.
+    public var initrdPath: String?
+    /// Kernel command line words. The renderer adds `tsc_early_khz=` on microvm.
+    public var commandLine: [String]
+
+    /// The default command line: serial console, panic reboots at once (with `-no-reboot`
+    /// QEMU then exits), quiet.
+    public static let defaultCommandLine = ["console=ttyS0", "panic=-1", "quiet"]
+
+    /// Creates a kernel boot.
+    public init(kernelPath: String, initrdPath: String? = nil, commandLine: [String] = KernelBoot.defaultCommandLine) {
+        self.kernelPath = kernelPath
+        self.initrdPath = initrdPath
+        self.commandLine = commandLine
+    }
+}
+
+/// A virtio block device backed by a host file.
+public struct Disk: Sendable, Hashable {
+    /// Host cache mode (`cache=`).
+    public enum Cache: String, Sendable, Hashable, CaseIterable {
+        case none, writeback, writethrough, directsync, unsafe
+        /// Whether the mode opens the file with O_DIRECT (needed for `aio=native`).
+        var isDirect: Bool { self == .none || self == .directsync }
+    }
+    /// Host I/O engine (`aio=`).
+    public enum AIO: String, Sendable, Hashable, CaseIterable {
+        case threads, native
+        case ioUring = "io_uring"
+    }
+
+    /// Device id (also the guest-visible serial), unique in the machine.
+    public var id: String
+    /// Host path of the image.
+    public var path: String
+    /// Attach read-only.
+    public var readOnly: Bool
+    /// Image format (`raw`, `qcow2`).
+    public var format: String
+    /// Cache mode.
+    public var cache: Cache
+    /// AIO engine.
+    public var aio: AIO
+
+    /// Creates a disk.
+    public init(id: String, path: String, readOnly: Bool = true, format: String = "raw",
+                cache: Cache = .writeback, aio: AIO = .threads) {
+        self.id = id
+        self.path = path
+        self.readOnly = readOnly
+        self.format = format
+        self.cache = cache
+        self.aio = aio
+    }
+}
+
+/// A virtio-net interface.
+public struct NIC: Sendable, Hashable {
+    /// Where the TAP comes from.
+    public enum Backend: Sendable, Hashable {
+        /// An open TAP descriptor in the launching process; passed to QEMU.
+        case tapDescriptor(Int32)
+        /// A TAP by name; with ``VMConfiguration/networkNamespacePath`` QEMU opens it inside that netns.
+        case tapName(String)
+    }
+
+    /// Netdev id, unique in the machine.
+    public var id: String
+    /// Guest MAC address (`52:54:00:…`); nil lets QEMU pick.
+    public var mac: String?
+    /// TAP source.
+    public var backend: Backend
+
+    /// Creates a NIC.
+    public init(id: String, mac: String? = nil, backend: Backend) {
+        self.id = id
+        self.mac = mac
+        self.backend = backend
+    }
+}
+
+/// A virtio-serial port whose host end is a listening unix socket.
+public struct SerialPort: Sendable, Hashable {
+    /// Port name the guest sees in `/sys/class/virtio-ports/*/name`.
+    public var name: String
+    /// Host socket path QEMU listens on.
+    public var socketPath: String
+
+    /// Creates a port.
+    public init(name: String, socketPath: String) {
+        self.name = name
+        self.socketPath = socketPath
+    }
+}
+
+/// A vhost-vsock device.
+public struct Vsock: Sendable, Hashable {
+    /// Guest context id (≥ 3, unique on the host).
+    public var guestCID: UInt32
+
+    /// Creates a vsock device.
+    public init(guestCID: UInt32) { self.guestCID = guestCID }
+}
+
+/// Where the serial console goes: a log file in the state directory, bounded.
+public struct ConsoleSettings: Sendable, Hashable {
+    /// Bytes after which `console.log` is rotated to `console.log.1` (so at most twice this on disk).
+    public var maxLogBytes: Int
+    /// Bytes of recent console output kept in memory (for readiness checks and exit reports).
+    public var memoryTailBytes: Int
+
+    /// Creates console settings.
+    public init(maxLogBytes: Int = 1 << 20, memoryTailBytes: Int = 64 << 10) {
+        self.maxLogBytes = maxLogBytes
+        self.memoryTailBytes = memoryTailBytes
+    }
+}

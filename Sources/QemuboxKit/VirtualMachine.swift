@@ -1,0 +1,364 @@
+import Foundation
+import Logging
+import QMPClient
+
+/// One QEMU machine: launched from a ``MachineDescription``, supervised until it
+/// exits, stopped gracefully, and cleaned up after.
+///
+/// States: `created → starting → running → stopping → stopped` (any state may jump
+/// to `stopped` when QEMU exits). QEMU starts paused; QMP is connected and its
+/// events are flowing before `cont`, so nothing the guest does is missed. QEMU
+/// gets `PR_SET_PDEATHSIG(SIGKILL)`, so it dies with the owning process; the pid
+/// record in the state directory lets ``VMStateRecord/cleanupStale(stateDirectory:procRoot:)``
+/// remove what such a death left behind.
+public actor VirtualMachine {
+    /// Lifecycle state.
+    public enum State: String, Sendable, Hashable {
+        case created, starting, running, stopping, stopped
+    }
+
+    /// The description this machine was created from.
+    public nonisolated let machine: MachineDescription
+    /// Launch configuration.
+    public nonisolated let configuration: VMConfiguration
+
+    /// Current state.
+    public private(set) var state: State = .created
+    /// The resolved machine (after ``start(readiness:)`` began).
+    public private(set) var resolved: ResolvedMachine?
+    /// The QMP connection while QEMU runs.
+    public private(set) var qmp: QMPClient?
+    /// QEMU's pid while it runs.
+    public var pid: Int32? { process?.termination == nil ? process?.pid : nil }
+
+    private var process: ChildProcess?
+    private var console: ConsoleLog?
+    private var eventPump: Task<Void, Never>?
+    private var monitor: Task<Void, Never>?
+    private var shutdownReason: ShutdownReason?
+    private var panicked = false
+    private var killedByUs = false
+    private var exitReason: ExitReason?
+    private var exitWaiters: [CheckedContinuation<ExitReason, Never>] = []
+    private var subscribers: [Int: AsyncStream<QMPEvent>.Continuation] = [:]
+    private var nextSubscriber = 0
+    private var logger: Logger
+
+    /// Creates a machine; nothing runs until ``start(readiness:)``.
+    public init(_ machine: MachineDescription, configuration: VMConfiguration) {
+        self.machine = machine
+        self.configuration = configuration
+        var logger = configuration.logger
+        logger[metadataKey: "vm"] = "\(machine.name)"
+        self.logger = logger
+    }
+
+    private var stateDirectory: String { configuration.stateDirectory }
+    private var stderrPath: String { stateDirectory + "/qemu.stderr" }
+    /// Path of the console log.
+    public nonisolated var consoleLogPath: String { configuration.stateDirectory + "/console.log" }
+
+    // MARK: start
+
+    /// Starts QEMU, connects QMP, resumes the vCPUs and runs `readiness` (e.g. wait
+    /// for the agent). On any failure QEMU is killed, everything is released and the
+    /// error is thrown.
+    public func start(readiness: (@Sendable (VirtualMachine) async throws -> Void)? = nil) async throws {
+        guard state == .created else { throw QemuboxError(.invalidState, "start in state \(state)") }
+        state = .starting
+        do {
+            try await launch()
+        } catch {
+            await abortStart()
+            throw error
+        }
+        if let readiness {
+            do {
+                try await withTimeout(configuration.readinessTimeout, "readiness") { try await readiness(self) }
+            } catch {
+                await abortStart()
+                if let e = error as? QemuboxError, e.code == .timeout {
+                    throw QemuboxError(.notReady, "\(machine.name): readiness timed out: \(e.message)")
+                }
+                throw QemuboxError(.notReady, "\(machine.name): readiness failed: \(error)")
+            }
+        }
+        if state == .starting { state = .running }
+        if state == .stopped {
+            throw QemuboxError(.startFailed, "\(machine.name): QEMU exited during start: \(exitReason?.description ?? "?")")
+        }
+    }
+
+    private func abortStart() async {
+        if let process {
+            killedByUs = true
+            process.signal(SIGKILL)
+            _ = await waitForExit()
+        } else {
+            removeFiles()
+            finish(ExitReason(kind: .neverStarted, termination: nil, shutdownReason: nil, consoleTail: "",
+                              qemuStderrTail: ""))
+        }
+    }
+
+    private func launch() async throws {
+        let facts = try configuration.hostFacts ?? HostFacts.probe(machine.accelerator)
+        let resolved = try ResolvedMachine(machine, host: facts)
+        self.resolved = resolved
+        logger.info("starting", metadata: ["machine": "\(resolved.machineType)",
+                                           "accel": "\(facts.accelerator.accelerator)",
+                                           "why": "\(resolved.machineTypeReason); \(facts.accelerator.reason)"])
+        for path in [machine.kernel.kernelPath] + (machine.kernel.initrdPath.map { [$0] } ?? [])
+        where !FileManager.default.isReadableFile(atPath: path) {
+            throw QemuboxError(.spawnFailed, "\(path) is not readable")
+        }
+        let binary = try resolveBinary(configuration.qemuBinary)
+        try Self.makeDirectory(stateDirectory)
+
+        var toClose: [Int32] = []
+        defer { for fd in toClose { close(fd) } }
+        let qmpPair = try Self.socketPair()
+        toClose.append(qmpPair.1)
+        var qmpHost: Int32? = qmpPair.0
+        defer { if let fd = qmpHost { close(fd) } }
+        let consolePair = try Self.socketPair()
+        toClose.append(consolePair.1)
+        var consoleHost: Int32? = consolePair.0
+        defer { if let fd = consoleHost { close(fd) } }
+        let devNull = try Self.openFile("/dev/null", O_RDONLY | O_CLOEXEC)
+        toClose.append(devNull)
+        let stderrFD = try Self.openFile(stderrPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        toClose.append(stderrFD)
+        var netns: Int32?
+        if let path = configuration.networkNamespacePath {
+            let fd = try Self.openFile(path, O_RDONLY | O_CLOEXEC)
+            toClose.append(fd)
+            netns = fd
+        }
+        var descriptors: [(source: Int32, target: Int32)] = [
+            (devNull, 0), (stderrFD, 1), (stderrFD, 2),
+            (qmpPair.1, QEMUCommandLine.qmpDescriptor), (consolePair.1, QEMUCommandLine.consoleDescriptor),
+        ]
+        for tap in QEMUCommandLine.inheritedDescriptors(for: resolved) {
+            descriptors.append((tap.source, tap.target))
+        }
+        let env = ProcessInfo.processInfo.environment.filter { $0.key == "PATH" || $0.key.hasPrefix("LC_") || $0.key == "LANG" }
+            .map { "\($0.key)=\($0.value)" }
+        let pid = try await ProcessSpawner.shared.spawn(.init(
+            path: binary, arguments: QEMUCommandLine.arguments(for: resolved), environment: env,
+            descriptors: descriptors, networkNamespace: netns))
+        let process = ChildProcess(pid: pid)
+        self.process = process
+        // Watch for the exit from the first moment: QEMU may die before QMP is up.
+        monitor = Task { [weak self] in
+            let t = await process.wait()
+            await self?.processExited(t)
+        }
+        for fd in toClose { close(fd) }
+        toClose = []
+        logger.debug("spawned", metadata: ["pid": "\(pid)"])
+
+        let record = VMStateRecord(pid: pid, startTime: VMStateRecord.startTime(of: pid) ?? 0,
+                                   name: machine.name, binary: binary)
+        try record.write(to: stateDirectory)
+
+        let consoleFD = consolePair.0
+        consoleHost = nil
+        console = try ConsoleLog(fd: consoleFD, logPath: consoleLogPath, settings: machine.console)
+
+        let qmpFD = qmpPair.0
+        qmpHost = nil
+        let client: QMPClient
+        do {
+            client = try await QMPClient.connect(
+                takingOwnershipOf: qmpFD,
+                configuration: .init(handshakeTimeout: configuration.startTimeout))
+        } catch {
+            throw QemuboxError(.startFailed, "\(machine.name): QMP handshake failed: \(error); \(stderrTail())")
+        }
+        if exitReason != nil {
+            await client.close()
+            throw QemuboxError(.startFailed, "\(machine.name): QEMU exited during start; \(stderrTail())")
+        }
+        qmp = client
+        eventPump = Task { [weak self] in
+            for await event in client.events { await self?.handle(event) }
+        }
+        do {
+            try await client.cont()
+        } catch {
+            throw QemuboxError(.startFailed, "\(machine.name): cont failed: \(error); \(stderrTail())")
+        }
+    }
+
+    // MARK: events and exit
+
+    private func handle(_ event: QMPEvent) {
+        switch event.kind {
+        case .shutdown(_, let reason):
+            shutdownReason = reason
+        case .guestPanicked:
+            panicked = true
+        default: break
+        }
+        logger.debug("event", metadata: ["name": "\(event.name)", "data": "\(event.data)"])
+        for (_, c) in subscribers { c.yield(event) }
+    }
+
+    private func processExited(_ termination: ProcessTermination) async {
+        // The QMP socket closes with QEMU: drain the remaining events first, so the
+        // final SHUTDOWN / GUEST_PANICKED count in the classification.
+        await eventPump?.value
+        await qmp?.close()
+        await console?.waitFinished()
+        let kind = ExitReason.classify(termination: termination, shutdownReason: shutdownReason,
+                                       panicked: panicked, killedByUs: killedByUs)
+        let reason = ExitReason(kind: kind, termination: termination, shutdownReason: shutdownReason,
+                                consoleTail: String(console?.tail.suffix(4096) ?? ""), qemuStderrTail: stderrFileTail())
+        logger.info("exited", metadata: ["reason": "\(reason)"])
+        removeFiles()
+        finish(reason)
+    }
+
+    private func finish(_ reason: ExitReason) {
+        exitReason = reason
+        state = .stopped
+        qmp = nil
+        eventPump = nil
+        monitor = nil
+        for (_, c) in subscribers { c.finish() }
+        subscribers = [:]
+        let waiters = exitWaiters
+        exitWaiters = []
+        for w in waiters { w.resume(returning: reason) }
+    }
+
+    private func removeFiles() {
+        let fm = FileManager.default
+        for port in machine.serialPorts { try? fm.removeItem(atPath: port.socketPath) }
+        if configuration.removeStateDirectoryOnExit {
+            try? fm.removeItem(atPath: stateDirectory)
+        } else {
+            try? fm.removeItem(atPath: stateDirectory + "/" + VMStateRecord.fileName)
+        }
+    }
+
+    /// QEMU's stderr: from the exit reason once finished (the file is gone then), else the file.
+    private func stderrTail() -> String {
+        if let exitReason { return exitReason.qemuStderrTail }
+        return stderrFileTail()
+    }
+
+    private nonisolated func stderrFileTail() -> String {
+        guard let data = FileManager.default.contents(atPath: configuration.stateDirectory + "/qemu.stderr") else { return "" }
+        return String(decoding: data.suffix(2048), as: UTF8.self)
+    }
+
+    /// Waits until QEMU has exited and everything is released; returns why it stopped.
+    public func waitForExit() async -> ExitReason {
+        if let exitReason { return exitReason }
+        return await withCheckedContinuation { exitWaiters.append($0) }
+    }
+
+    /// The exit reason once stopped.
+    public var exit: ExitReason? { exitReason }
+
+    /// A new stream of the QMP events from now on; finishes when the machine stops.
+    public func events() -> AsyncStream<QMPEvent> {
+        let (stream, continuation) = AsyncStream<QMPEvent>.makeStream()
+        if state == .stopped {
+            continuation.finish()
+            return stream
+        }
+        let id = nextSubscriber
+        nextSubscriber += 1
+        subscribers[id] = continuation
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.unsubscribe(id) }
+        }
+        return stream
+    }
+
+    private func unsubscribe(_ id: Int) { subscribers[id] = nil }
+
+    // MARK: console
+
+    /// Waits until the console output contains `text`; false if QEMU exited or time ran out.
+    public func waitForConsole(_ text: String, timeout: Duration = .seconds(60)) async -> Bool {
+        guard let console else { return false }
+        return await console.wait(for: text, timeout: timeout)
+    }
+
+    /// The recent console output.
+    public var consoleTail: String { console?.tail ?? "" }
+
+    /// Types `text` on the serial console (guest's /dev/console input).
+    public func writeConsole(_ text: String) throws {
+        guard let console else { throw QemuboxError(.invalidState, "no console") }
+        try console.write(text)
+    }
+
+    // MARK: stop
+
+    /// Stops the machine: the guest request (if any), then `system_powerdown`, then
+    /// `quit`, then SIGKILL, each step bounded by the policy's timeout. Returns the
+    /// exit reason once everything is released. Idempotent.
+    @discardableResult
+    public func stop(_ policy: StopPolicy = StopPolicy()) async -> ExitReason {
+        if let exitReason { return exitReason }
+        guard let process else {
+            finish(ExitReason(kind: .neverStarted, termination: nil, shutdownReason: nil, consoleTail: "", qemuStderrTail: ""))
+            return exitReason!
+        }
+        if state == .stopping { return await waitForExit() }
+        state = .stopping
+        if let request = policy.guestRequest {
+            logger.debug("stop: asking the guest")
+            do {
+                try await request()
+                if await process.wait(timeout: policy.guestTimeout) != nil { return await waitForExit() }
+            } catch {
+                logger.debug("stop: guest request failed: \(error)")
+            }
+        }
+        if policy.powerdownTimeout > .zero, let qmp {
+            logger.debug("stop: system_powerdown")
+            if await step(policy.powerdownTimeout, process, { try await qmp.execute("system_powerdown", timeout: $0) }) {
+                return await waitForExit()
+            }
+        }
+        if let qmp {
+            logger.debug("stop: quit")
+            if await step(policy.quitTimeout, process, { try await qmp.execute("quit", timeout: $0) }) {
+                return await waitForExit()
+            }
+        }
+        logger.info("stop: SIGKILL")
+        killedByUs = true
+        process.signal(SIGKILL)
+        return await waitForExit()
+    }
+
+    /// Sends one QMP command of the stop sequence and waits for QEMU to exit, all
+    /// within `timeout` (a frozen QEMU must not hold the sequence up). True if it exited.
+    private func step(_ timeout: Duration, _ process: ChildProcess,
+                      _ command: @Sendable (Duration) async throws -> JSONValue) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        do {
+            _ = try await command(timeout)
+        } catch let e as QMPError where e.code == .connectionClosed {
+            // `quit` may close the socket before answering; QEMU is on its way out.
+        } catch {
+            logger.debug("stop: \(error)")
+        }
+        let left = deadline - ContinuousClock.now
+        return await process.wait(timeout: max(left, .milliseconds(1))) != nil
+    }
+
+    /// Kills QEMU at once (SIGKILL); the exit reason is ``ExitReason/Kind/killed``.
+    public func kill() {
+        guard let process, process.termination == nil else { return }
+        killedByUs = true
+        process.signal(SIGKILL)
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Testing
+@testable import QemuboxKit
+
+/// Description → argv, compared with golden files (one argument per line) in
+/// `Tests/QemuboxKitTests/Golden`. Regenerate with `QEMUBOX_UPDATE_GOLDEN=1`.
+@Suite struct QEMUCommandLineGoldenTests {
+    static let tcg = HostFacts(accelerator: AcceleratorDecision(.tcg, reason: "test"), tscKHz: 2_445_426)
+    static let kvm = HostFacts(accelerator: AcceleratorDecision(.kvm, reason: "test"), tscKHz: 3_000_000)
+    static let kernel = KernelBoot(kernelPath: "/k/vmlinux", initrdPath: "/k/initrd.img")
+
+    private func check(_ name: String, _ m: MachineDescription, host: HostFacts = tcg,
+                       sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let argv = QEMUCommandLine.arguments(for: try ResolvedMachine(m, host: host))
+        let text = argv.joined(separator: "\n") + "\n"
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("Golden/\(name).argv").path
+        if ProcessInfo.processInfo.environment["QEMUBOX_UPDATE_GOLDEN"] == "1" {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        let golden = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text == golden, "argv differs from \(name).argv", sourceLocation: sourceLocation)
+    }
+
+    @Test func minimalMicrovm() throws {
+        try check("microvm-minimal", MachineDescription(name: "m1", kernel: Self.kernel))
+    }
+
+    @Test func fullMicrovm() throws {
+        let m = MachineDescription(
+            name: "full", kernel: KernelBoot(kernelPath: "/k/bzImage", commandLine: ["console=ttyS0", "panic=-1"]),
+            vcpus: 2, memoryMiB: 512,
+            disks: [Disk(id: "rootfs", path: "/img/root.erofs"),
+                    Disk(id: "rw", path: "/img/rw.ext4", readOnly: false, cache: .none, aio: .native),
+                    Disk(id: "scratch", path: "/img/s.qcow2", readOnly: false, format: "qcow2", cache: .unsafe, aio: .ioUring)],
+            nics: [NIC(id: "net0", mac: "52:54:00:12:34:56", backend: .tapDescriptor(17)),
+                   NIC(id: "net1", backend: .tapName("tap1")),
+                   NIC(id: "net2", backend: .tapDescriptor(9))],
+            serialPorts: [SerialPort(name: "org.qemubox.agent", socketPath: "/run/qb/agent.sock"),
+                          SerialPort(name: "org.qemubox.log", socketPath: "/run/qb/log.sock")],
+            vsock: Vsock(guestCID: 42))
+        try check("microvm-full", m)
+        let taps = QEMUCommandLine.inheritedDescriptors(for: try ResolvedMachine(m, host: Self.tcg))
+        #expect(taps.map(\.source) == [17, 9])
+        #expect(taps.map(\.target) == [5, 6])
+    }
+
+    @Test func hotplugCeilingPicksQ35() throws {
+        let m = MachineDescription(name: "hp", kernel: Self.kernel, vcpus: 1, maxVCPUs: 4,
+                                   memoryMiB: 256, maxMemoryMiB: 2048, memorySlots: 4,
+                                   disks: [Disk(id: "d0", path: "/img/d0")], nics: [NIC(id: "n0", backend: .tapDescriptor(3))],
+                                   serialPorts: [SerialPort(name: "p", socketPath: "/s")], vsock: Vsock(guestCID: 3))
+        let r = try ResolvedMachine(m, host: Self.tcg)
+        #expect(r.machineType == .q35)
+        #expect(r.machineTypeReason.contains("microvm cannot hotplug"))
+        try check("q35-hotplug", m)
+        // q35 gets no tsc_early_khz (it is microvm's TSC calibration problem).
+        #expect(!QEMUCommandLine.kernelCommandLine(for: r).contains("tsc_early_khz"))
+    }
+
+    @Test func kvmMicrovm() throws {
+        try check("microvm-kvm", MachineDescription(name: "k", kernel: Self.kernel, rng: false, panicDevice: false), host: Self.kvm)
+    }
+
+    @Test func tscEarlyKHzAlwaysOnMicrovm() throws {
+        let noDefaults = MachineDescription(name: "t", kernel: KernelBoot(kernelPath: "/k", commandLine: ["quiet"]))
+        let r = try ResolvedMachine(noDefaults, host: Self.tcg)
+        #expect(QEMUCommandLine.kernelCommandLine(for: r) == "quiet tsc_early_khz=2445426")
+        // An explicit value is kept, not duplicated.
+        let explicit = MachineDescription(name: "t", kernel: KernelBoot(kernelPath: "/k", commandLine: ["tsc_early_khz=1000"]))
+        #expect(QEMUCommandLine.kernelCommandLine(for: try ResolvedMachine(explicit, host: Self.tcg)) == "tsc_early_khz=1000")
+    }
+
+    @Test func explicitMicrovmWithCeilingIsRejected() {
+        let m = MachineDescription(name: "x", kernel: Self.kernel, machineType: .microvm, vcpus: 1, maxVCPUs: 2)
+        let e = #expect(throws: QemuboxError.self) { try ResolvedMachine(m, host: Self.tcg) }
+        #expect(e?.code == .invalidDescription)
+    }
+
+    @Test func ceilingEqualToBootIsNoHotplug() throws {
+        let m = MachineDescription(name: "x", kernel: Self.kernel, vcpus: 2, maxVCPUs: 2, memoryMiB: 256, maxMemoryMiB: 256)
+        #expect(try ResolvedMachine(m, host: Self.tcg).machineType == .microvm)
+    }
+
+    @Test(arguments: [
+        ("bad name", MachineDescription(name: "a b", kernel: kernel)),
+        ("zero cpus", MachineDescription(name: "a", kernel: kernel, vcpus: 0)),
+        ("ceiling below boot", MachineDescription(name: "a", kernel: kernel, vcpus: 2, maxVCPUs: 1)),
+        ("tiny memory", MachineDescription(name: "a", kernel: kernel, memoryMiB: 8)),
+        ("mem ceiling below boot", MachineDescription(name: "a", kernel: kernel, memoryMiB: 512, maxMemoryMiB: 256)),
+        ("aio native without O_DIRECT", MachineDescription(name: "a", kernel: kernel,
+                                                           disks: [Disk(id: "d", path: "/d", cache: .writeback, aio: .native)])),
+        ("duplicate id", MachineDescription(name: "a", kernel: kernel, disks: [Disk(id: "d", path: "/d")],
+                                            nics: [NIC(id: "d", backend: .tapName("t"))])),
+        ("comma in path", MachineDescription(name: "a", kernel: kernel, disks: [Disk(id: "d", path: "/d,format=qcow2")])),
+        ("bad mac", MachineDescription(name: "a", kernel: kernel, nics: [NIC(id: "n", mac: "52:54:00:zz:00:00", backend: .tapName("t"))])),
+        ("long tap name", MachineDescription(name: "a", kernel: kernel, nics: [NIC(id: "n", backend: .tapName("tap-name-too-long-x"))])),
+        ("cid 2", MachineDescription(name: "a", kernel: kernel, vsock: Vsock(guestCID: 2))),
+        ("space in cmdline word", MachineDescription(name: "a", kernel: KernelBoot(kernelPath: "/k", commandLine: ["a b"]))),
+        ("duplicate port", MachineDescription(name: "a", kernel: kernel, serialPorts: [SerialPort(name: "p", socketPath: "/a"),
+                                                                                       SerialPort(name: "p", socketPath: "/b")])),
+    ])
+    func invalidDescriptions(_ label: String, _ m: MachineDescription) {
+        let e = #expect(throws: QemuboxError.self, "\(label)") { try ResolvedMachine(m, host: Self.tcg) }
+        #expect(e?.code == .invalidDescription)
+    }
+}
