@@ -35,7 +35,7 @@ struct GoInteropTests {
                 let echo = try #require(results["echo"])
                 #expect(echo.code == 0 && echo.payload == "hello from go", "\(echo)")
                 #expect(echo.metadata == ["k1=a", "k1=b", "k2=c"])
-                #expect(echo.timeout_nano > 0 && echo.timeout_nano <= 5_000_000_000)
+                #expect(echo.timeout_nano > 0 && echo.timeout_nano <= 30_000_000_000)
                 let empty = try #require(results["empty"])
                 #expect(empty.code == 0 && empty.payload_len == 0)
             }

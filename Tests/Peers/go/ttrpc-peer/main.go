@@ -161,7 +161,7 @@ func client(path, scenario string, n int) {
 		md := ttrpc.MD{}
 		md.Set("k1", "a", "b")
 		md.Set("K2", "c")
-		ctx, cancel := context.WithTimeout(ttrpc.WithMetadata(bg, md), 5*time.Second)
+		ctx, cancel := context.WithTimeout(ttrpc.WithMetadata(bg, md), 30*time.Second)
 		defer cancel()
 		out["echo"] = call(c, ctx, serviceName, "Echo", &EchoRequest{Payload: []byte("hello from go")})
 		out["empty"] = call(c, bg, serviceName, "Echo", &EchoRequest{})
