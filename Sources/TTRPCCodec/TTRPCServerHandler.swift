@@ -39,6 +39,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var calls: [UInt32: Call] = [:]
     private var highestStreamID: UInt32 = 0
     private var pendingRead = false
+    private var writable = true
     private var draining = false
 
     init(services: [String: TTRPCService], configuration: TTRPCServer.Configuration, logger: Logger) {
@@ -62,7 +63,10 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Read control
 
     func read(context: ChannelHandlerContext) {
-        if calls.count >= maxConcurrentCalls || !context.channel.isWritable {
+        // Writability is tracked from writability events, never read from the channel
+        // here: before activation a channel reports unwritable, and holding that first
+        // read would leave the connection's first request unread.
+        if calls.count >= maxConcurrentCalls || !writable {
             pendingRead = true
         } else {
             context.read()
@@ -70,13 +74,13 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func resumeReadingIfPossible() {
-        guard pendingRead, let context, calls.count < maxConcurrentCalls,
-              context.channel.isWritable else { return }
+        guard pendingRead, let context, calls.count < maxConcurrentCalls, writable else { return }
         pendingRead = false
         context.read()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        writable = context.channel.isWritable
         resumeReadingIfPossible()
         context.fireChannelWritabilityChanged()
     }
@@ -318,8 +322,28 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             logger.error("ttrpc: encoding response failed", metadata: ["error": "\(error)"])
             return nil
         }
-        return context.writeAndFlush(
-            wrapOutboundOut(TTRPCFrame(streamID: streamID, type: .response, payload: buffer)))
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.write(wrapOutboundOut(TTRPCFrame(streamID: streamID, type: .response, payload: buffer)),
+                      promise: promise)
+        flushSoon(context)
+        return promise.futureResult
+    }
+
+    // MARK: Flush coalescing
+
+    private var flushScheduled = false
+
+    /// Flushes once after everything this event-loop tick produced: responses to
+    /// a batch of pipelined requests leave in one write instead of one syscall each.
+    private func flushSoon(_ context: ChannelHandlerContext) {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = bound.value
+            handler.flushScheduled = false
+            if handler.context != nil { context.flush() }
+        }
     }
 
     // MARK: Teardown

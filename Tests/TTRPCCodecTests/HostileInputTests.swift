@@ -125,7 +125,7 @@ struct HostileInputTests {
                         bytes.writeBytes([UInt8](repeating: 0, count: 64 << 10))
                     }
                     let connection = try await RawConnection.connect(path)
-                    _ = try await connection.exchange(bytes, expecting: Int.max, timeout: .seconds(5),
+                    _ = try await connection.exchange(bytes, expecting: Int.max, timeout: .seconds(30),
                                                       closeAfterWrite: true)
                 }
                 // The server still works.
