@@ -16,6 +16,7 @@ let package = Package(
     products: [
         .library(name: "TTRPCCodec", targets: ["TTRPCCodec"]),
         .library(name: "QemuboxAPI", targets: ["QemuboxAPI"]),
+        .library(name: "OCISpec", targets: ["OCISpec"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -78,6 +79,18 @@ let package = Package(
                 "QemuboxAPI", "TTRPCCodec", "TestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: OCISpec — lossless OCI runtime-spec and image-spec models (leaf)
+        .target(
+            name: "OCISpec",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OCISpecTests",
+            dependencies: ["OCISpec", "TestSupport"],
             swiftSettings: swiftSettings
         ),
 
