@@ -27,7 +27,17 @@ struct OCIObjectReader {
         guard container.contains(codingKey) else { return nil }
         if try container.decodeNil(forKey: codingKey) { return nil }
         consumed.insert(key)
-        return try container.decode(T.self, forKey: codingKey)
+        do {
+            return try container.decode(T.self, forKey: codingKey)
+        } catch let error as DecodingError {
+            throw error
+        } catch {
+            // Foundation reports a number that does not fit the field's type
+            // with an internal error and no path; attach this member's path.
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: container.codingPath + [codingKey],
+                debugDescription: "number out of range for \(T.self)", underlyingError: error))
+        }
     }
 
     /// The member `key` decoded as `T`; throws `keyNotFound` when absent or null.
