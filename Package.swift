@@ -93,6 +93,12 @@ let package = Package(
             dependencies: ["OCISpec", "TestSupport"],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "OCISpecBenchmark",
+            dependencies: ["OCISpec", "TestSupport"],
+            path: "Benchmarks/OCISpecBenchmark",
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Test support (prerequisite checks, temp dirs, peer builds)
         .target(

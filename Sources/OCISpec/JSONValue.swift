@@ -27,24 +27,12 @@ public enum JSONValue: Sendable, Hashable {
 extension JSONValue: Codable {
     /// Decodes any JSON value, integers exactly.
     public init(from decoder: any Decoder) throws {
-        if var array = try? decoder.unkeyedContainer() {
-            var items: [JSONValue] = []
-            if let count = array.count { items.reserveCapacity(count) }
-            while !array.isAtEnd { items.append(try array.decode(JSONValue.self)) }
-            self = .array(items)
-            return
-        }
-        if let object = try? decoder.container(keyedBy: AnyCodingKey.self) {
-            var members: [String: JSONValue] = [:]
-            for key in object.allKeys {
-                members[key.stringValue] = try object.decode(JSONValue.self, forKey: key)
-            }
-            self = .object(members)
-            return
-        }
+        // Most likely kinds first: every failed attempt costs a thrown error.
         let single = try decoder.singleValueContainer()
         if single.decodeNil() {
             self = .null
+        } else if let value = try? single.decode(String.self) {
+            self = .string(value)
         } else if let value = try? single.decode(Bool.self) {
             self = .bool(value)
         } else if let value = try? single.decode(Int64.self) {
@@ -53,8 +41,18 @@ extension JSONValue: Codable {
             self = .uint(value)
         } else if let value = try? single.decode(Double.self) {
             self = .double(value)
+        } else if var array = try? decoder.unkeyedContainer() {
+            var items: [JSONValue] = []
+            if let count = array.count { items.reserveCapacity(count) }
+            while !array.isAtEnd { items.append(try array.decode(JSONValue.self)) }
+            self = .array(items)
         } else {
-            self = .string(try single.decode(String.self))
+            let object = try decoder.container(keyedBy: AnyCodingKey.self)
+            var members: [String: JSONValue] = [:]
+            for key in object.allKeys {
+                members[key.stringValue] = try object.decode(JSONValue.self, forKey: key)
+            }
+            self = .object(members)
         }
     }
 

@@ -16,19 +16,22 @@ struct OCIObjectReader {
     private let container: KeyedDecodingContainer<AnyCodingKey>
     private var consumed: Set<String> = []
 
+    private let present: Set<String>
+
     init(_ decoder: any Decoder) throws {
         container = try decoder.container(keyedBy: AnyCodingKey.self)
+        present = Set(container.allKeys.map(\.stringValue))
     }
 
     /// The member `key` decoded as `T`, or nil when absent or `null` (a `null`
     /// stays in the extensions so it is written back).
     mutating func decode<T: Decodable>(_ key: String) throws -> T? {
         let codingKey = AnyCodingKey(key)
-        guard container.contains(codingKey) else { return nil }
-        if try container.decodeNil(forKey: codingKey) { return nil }
-        consumed.insert(key)
+        guard present.contains(key) else { return nil }
         do {
-            return try container.decode(T.self, forKey: codingKey)
+            guard let value = try container.decodeIfPresent(T.self, forKey: codingKey) else { return nil }
+            consumed.insert(key)
+            return value
         } catch let error as DecodingError {
             throw error
         } catch {
@@ -53,8 +56,8 @@ struct OCIObjectReader {
     /// Every member not consumed, as raw JSON.
     func extensions() throws -> [String: JSONValue] {
         var out: [String: JSONValue] = [:]
-        for key in container.allKeys where !consumed.contains(key.stringValue) {
-            out[key.stringValue] = try container.decode(JSONValue.self, forKey: key)
+        for key in present where !consumed.contains(key) {
+            out[key] = try container.decode(JSONValue.self, forKey: AnyCodingKey(key))
         }
         return out
     }
