@@ -57,7 +57,9 @@ enum JSONPath {
     static func render(_ keys: [any CodingKey]) -> String {
         var out = ""
         for key in keys {
-            if let index = key.intValue, !(key is AnyCodingKey) {
+            // Array positions carry an int value and a non-numeric string
+            // ("Index 2"); dictionary keys like "0" carry both as the same text.
+            if let index = key.intValue, key.stringValue != String(index) {
                 out += "[\(index)]"
             } else {
                 out = join(out, key.stringValue)

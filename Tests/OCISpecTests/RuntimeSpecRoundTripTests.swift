@@ -99,6 +99,9 @@ struct RuntimeSpecRoundTripTests {
              "process.rlimits[0].hard"),
             (#"{"ociVersion":"1.0.0","process":{"cwd":"/","user":{"uid":"0","gid":0}}}"#, "process.user.uid"),
             (#"{"ociVersion":"1.0.0","linux":{"namespaces":[{"type":"pid"},{"path":"/x"}]}}"#, "linux.namespaces[1].type"),
+            (#"{"ociVersion":"1.0.0","linux":{"resources":{"rdma":{"0":{"hcaHandles":-3}}}}}"#,
+             "linux.resources.rdma.0.hcaHandles"),
+            (#"{"ociVersion":"1.0.0","process":{"cwd":"/","env":["A=1",7]}}"#, "process.env[1]"),
         ]
         for (json, path) in cases {
             let error = #expect(throws: OCISpecError.self) { try RuntimeSpec(json: Data(json.utf8)) }
