@@ -130,10 +130,13 @@ enum Fixtures {
     {
       "schemaVersion": 2,
       "mediaType": "application/vnd.oci.image.index.v1+json",
+      "artifactType": "application/vnd.example.signature.v1",
       "manifests": [
         {"mediaType": "application/vnd.oci.image.manifest.v1+json",
          "digest": "sha256:e692418e4cbaf90ca69d05a66403747baa33ee08806650b51fab815ad7fc331f", "size": 7143,
          "platform": {"architecture": "ppc64le", "os": "linux", "xPlat": 1}},
+        {"mediaType": "application/vnd.oci.empty.v1+json",
+         "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2, "data": "e30="},
         {"mediaType": "application/vnd.oci.image.manifest.v1+json",
          "digest": "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270", "size": 7682,
          "platform": {"architecture": "arm64", "os": "linux", "variant": "v8", "os.version": "6.1", "os.features": ["f"], "features": ["g"]},
@@ -159,8 +162,12 @@ enum Fixtures {
         {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
          "digest": "sha256:9834876dcfb05cb167a5c24953eba58c4ac89b1adf57f28f2f9d09af107ee8f0", "size": 9223372036854775807, "xLayer": 1},
         {"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
-         "digest": "sha512:8d73bb5a5dca67c0a7aa5bb6b88ae7e36a4b12cd0d1e7f06b0b1e3e9ee8af3a9c5a11e0f8b2cfa6e0b7aef6fb6a4cb4f3fdd7ea2bd77b8e7c5e8ae6fc3bc1eaa", "size": 0}
+         "digest": "sha512:8d73bb5a5dca67c0a7aa5bb6b88ae7e36a4b12cd0d1e7f06b0b1e3e9ee8af3a9c5a11e0f8b2cfa6e0b7aef6fb6a4cb4f3fdd7ea2bd77b8e7c5e8ae6fc3bc1eaa", "size": 0,
+         "urls": ["https://mirror.example.com/layer"], "annotations": {"org.opencontainers.image.title": "layer.tar.zst"},
+         "platform": {"architecture": "amd64", "os": "linux"}, "artifactType": "application/vnd.example.layer"}
       ],
+      "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                  "digest": "sha256:5b0bcabd1ed22e9fb1310cf6c2dec7cdef19f0ad69efa1f392e94a4333501270", "size": 7682},
       "annotations": {"org.opencontainers.image.created": "2015-02-01T00:00:00Z"},
       "xManifest": true
     }

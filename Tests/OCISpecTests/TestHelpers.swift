@@ -93,3 +93,37 @@ func runTool(_ tool: String, _ arguments: [String], in directory: String) async 
         }
     }
 }
+
+/// Properties (as `Type.property`) that are nil in every instance found in
+/// `value`: fields a fixture fails to exercise.
+func unexercisedFields(_ value: Any) -> Set<String> {
+    var all: Set<String> = []
+    var seen: Set<String> = []
+    func walk(_ value: Any) {
+        if value is JSONValue || value is String { return }
+        let mirror = Mirror(reflecting: value)
+        switch mirror.displayStyle {
+        case .optional, .collection:
+            mirror.children.forEach { walk($0.value) }
+        case .dictionary:
+            for child in mirror.children {
+                let pair = Array(Mirror(reflecting: child.value).children)
+                if pair.count == 2 { walk(pair[1].value) }
+            }
+        case .struct:
+            let typeName = String(describing: type(of: value))
+            for child in mirror.children {
+                guard let label = child.label, label != "extensions" else { continue }
+                let name = "\(typeName).\(label)"
+                all.insert(name)
+                let inner = Mirror(reflecting: child.value)
+                if inner.displayStyle != .optional || !inner.children.isEmpty { seen.insert(name) }
+                walk(child.value)
+            }
+        default:
+            break
+        }
+    }
+    walk(value)
+    return all.subtracting(seen)
+}
