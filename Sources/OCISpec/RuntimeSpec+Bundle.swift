@@ -29,7 +29,7 @@ extension RuntimeSpec {
     /// Writes the spec to `path` atomically: into a temporary file in the same
     /// directory, flushed to disk, then renamed over `path`. Readers see either
     /// the old or the new file, never a partial one; on failure the temporary
-    /// file is removed and `path` is untouched.
+    /// file is removed and `path` is untouched. The file gets mode 0644.
     public func write(to path: String, pretty: Bool = true) throws(OCISpecError) {
         try OCIFile.writeAtomically(jsonData(pretty: pretty), to: path)
     }
