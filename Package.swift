@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "QemuboxAPI", targets: ["QemuboxAPI"]),
         .library(name: "QMPClient", targets: ["QMPClient"]),
         .library(name: "QemuboxKit", targets: ["QemuboxKit"]),
+        .library(name: "OCISpec", targets: ["OCISpec"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -137,6 +138,21 @@ let package = Package(
             name: "QemuboxKitTests",
             dependencies: ["QemuboxKit", "QMPClient", "TestSupport"],
             exclude: ["Golden"],
+        // MARK: OCISpec — lossless OCI runtime-spec and image-spec models (leaf)
+        .target(
+            name: "OCISpec",
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "OCISpecTests",
+            dependencies: ["OCISpec", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "OCISpecBenchmark",
+            dependencies: ["OCISpec", "TestSupport"],
+            path: "Benchmarks/OCISpecBenchmark",
             swiftSettings: swiftSettings
         ),
 
