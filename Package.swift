@@ -138,6 +138,9 @@ let package = Package(
             name: "QemuboxKitTests",
             dependencies: ["QemuboxKit", "QMPClient", "TestSupport"],
             exclude: ["Golden"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: OCISpec — lossless OCI runtime-spec and image-spec models (leaf)
         .target(
             name: "OCISpec",
