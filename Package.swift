@@ -15,6 +15,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "TTRPCCodec", targets: ["TTRPCCodec"]),
+        .library(name: "VsockTransport", targets: ["VsockTransport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -31,6 +32,58 @@ let package = Package(
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: VsockTransport — one byte pipe per VM (vsock / virtio-serial) and yamux on it (leaf)
+        .target(
+            name: "VsockTransport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        // The command protocol spoken by the yamux test peers (Swift side); used by the
+        // tests, the static guest program and the benchmark. Not a product.
+        .target(
+            name: "VsockTransportTestPeer",
+            dependencies: [
+                "VsockTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/VsockTransportTestPeer",
+            swiftSettings: swiftSettings
+        ),
+        // Static guest program for the QEMU test (built with -static-executable by
+        // scripts/build-vsock-guest.sh into .build-guest).
+        .executableTarget(
+            name: "VsockGuestEcho",
+            dependencies: ["VsockTransport", "VsockTransportTestPeer"],
+            path: "Tests/VsockGuestEcho",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "VsockTransportBenchmark",
+            dependencies: [
+                "VsockTransport", "VsockTransportTestPeer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/VsockTransportBenchmark",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VsockTransportTests",
+            dependencies: [
+                "VsockTransport", "VsockTransportTestPeer", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            exclude: ["GoPeer"],
             swiftSettings: swiftSettings
         ),
 
