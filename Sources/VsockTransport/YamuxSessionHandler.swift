@@ -250,6 +250,19 @@ final class YamuxSessionHandler: ChannelInboundHandler, RemovableChannelHandler,
             promise?.fail(VsockTransportError(.sessionClosed, "session closed: \(failure?.message ?? "not attached")"))
             return
         }
+        // Report pipe failures in this module's error type.
+        let promise = promise.map { outer in
+            let inner = eventLoop.makePromise(of: Void.self)
+            inner.futureResult.whenComplete { result in
+                switch result {
+                case .success: outer.succeed(())
+                case .failure(let error as VsockTransportError): outer.fail(error)
+                case .failure(let error):
+                    outer.fail(VsockTransportError(.sessionClosed, "pipe write failed: \(error)"))
+                }
+            }
+            return inner
+        }
         var header = context.channel.allocator.buffer(capacity: YamuxFrame.headerSize)
         frame.encodeHeader(into: &header)
         if let payload {

@@ -1,0 +1,136 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOCore
+import NIOPosix
+
+/// The guest end of a virtio-serial pipe: the `/dev/vportNpM` character device
+/// whose port name (QEMU's `virtserialport,name=...`) matches.
+///
+/// While no host client is connected to the port's chardev, reads return EOF and
+/// `poll` reports `POLLHUP`; ``connect(named:role:configuration:group:timeout:)``
+/// therefore waits for the host before starting a session, and a session ends
+/// when the host disconnects: call it again to serve the next connection.
+public enum VirtioSerialPort {
+    /// Where the kernel lists virtio-serial ports.
+    public static let defaultSysfsRoot = "/sys/class/virtio-ports"
+
+    /// The device path (`/dev/vportNpM`) of the port called `name`.
+    public static func devicePath(named name: String, sysfsRoot: String = defaultSysfsRoot,
+                                  devRoot: String = "/dev") throws -> String {
+        guard let dir = opendir(sysfsRoot) else {
+            throw VsockTransportError(.deviceNotFound,
+                "\(sysfsRoot) is not readable (\(String(cString: strerror(errno)))): no virtio-serial ports")
+        }
+        defer { closedir(dir) }
+        var seen: [String] = []
+        while let entry = readdir(dir) {
+            let port = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            guard port.hasPrefix("vport") else { continue }
+            let portName = (readSmallFile("\(sysfsRoot)/\(port)/name") ?? "")
+                .split(whereSeparator: { $0 == "\n" || $0 == " " }).first.map(String.init) ?? ""
+            if portName == name { return "\(devRoot)/\(port)" }
+            seen.append("\(port)=\(portName)")
+        }
+        throw VsockTransportError(.deviceNotFound,
+            "no virtio-serial port named \(name) (ports: \(seen.isEmpty ? "none" : seen.joined(separator: ", ")))")
+    }
+
+    /// Opens the port, waits until the host end is connected, and starts a yamux
+    /// session on it (role `.server` by default: the host opens the streams).
+    public static func connect(
+        named name: String, role: YamuxRole = .server, configuration: YamuxConfiguration = .init(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        timeout: Duration = .seconds(60)
+    ) async throws -> YamuxSession {
+        let path = try devicePath(named: name)
+        let fd = try await openConnected(path: path, timeout: timeout)
+        do {
+            return try await NIOPipeBootstrap(group: group)
+                .takingOwnershipOfDescriptor(inputOutput: fd) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try YamuxSession.makeSession(on: channel, role: role, configuration: configuration)
+                    }
+                }
+        } catch {
+            close(fd)
+            throw VsockTransportError(.ioError, "cannot use \(path) as a pipe: \(error)")
+        }
+    }
+
+    /// Opens `path` and waits until `poll` no longer reports `POLLHUP` (the host
+    /// has connected). Returns the descriptor (blocking mode cleared by NIO later).
+    static func openConnected(path: String, timeout: Duration) async throws -> CInt {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK)
+            if fd < 0 {
+                let err = errno
+                // EBUSY: the previous holder's descriptor is still being closed.
+                if err == EBUSY, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                    continue
+                }
+                throw VsockTransportError(.ioError, "open \(path): \(String(cString: strerror(err)))")
+            }
+            while true {
+                var pfd = pollfd(fd: fd, events: Int16(POLLIN | POLLOUT), revents: 0)
+                let n = poll(&pfd, 1, 0)
+                if n >= 0, pfd.revents & Int16(POLLHUP) == 0 { return fd }
+                if ContinuousClock.now >= deadline {
+                    close(fd)
+                    throw VsockTransportError(.connectFailed, "no host connected to \(path) within \(timeout)")
+                }
+                do {
+                    try await Task.sleep(for: .milliseconds(20))
+                } catch {
+                    close(fd)
+                    throw error
+                }
+            }
+        }
+    }
+
+    private static func readSmallFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 256)
+        let n = read(fd, &bytes, bytes.count)
+        guard n >= 0 else { return nil }
+        return String(decoding: bytes[0..<n], as: UTF8.self)
+    }
+}
+
+/// The host end of a virtio-serial pipe: the unix socket of QEMU's
+/// `-chardev socket,server=on,wait=off` behind a `virtserialport`.
+public enum VirtioSerialHost {
+    /// Connects to the chardev socket at `path` (retrying while QEMU has not
+    /// created it yet) and starts a yamux session (role `.client` by default).
+    /// Reconnecting after a disconnect is calling this again.
+    public static func connect(
+        path: String, role: YamuxRole = .client, configuration: YamuxConfiguration = .init(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        timeout: Duration = .seconds(30)
+    ) async throws -> YamuxSession {
+        let deadline = ContinuousClock.now + timeout
+        var lastError: (any Error)?
+        while ContinuousClock.now < deadline {
+            do {
+                return try await ClientBootstrap(group: group)
+                    .connect(unixDomainSocketPath: path) { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try YamuxSession.makeSession(on: channel, role: role, configuration: configuration)
+                        }
+                    }
+            } catch {
+                lastError = error
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        throw VsockTransportError(.connectFailed,
+            "cannot connect to \(path) within \(timeout): \(lastError.map { "\($0)" } ?? "timeout")")
+    }
+}
