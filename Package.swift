@@ -58,6 +58,14 @@ let package = Package(
             path: "Tests/VsockTransportTestPeer",
             swiftSettings: swiftSettings
         ),
+        // Boots the guest program in QEMU (microvm, Debian cloud kernel) for the
+        // tests and the benchmark. Not a product.
+        .target(
+            name: "VsockTransportTestVM",
+            dependencies: ["VsockTransport"],
+            path: "Tests/VsockTransportTestVM",
+            swiftSettings: swiftSettings
+        ),
         // Static guest program for the QEMU test (built with -static-executable by
         // scripts/build-vsock-guest.sh into .build-guest).
         .executableTarget(
@@ -69,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "VsockTransportBenchmark",
             dependencies: [
-                "VsockTransport", "VsockTransportTestPeer",
+                "VsockTransport", "VsockTransportTestPeer", "VsockTransportTestVM",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -79,7 +87,7 @@ let package = Package(
         .testTarget(
             name: "VsockTransportTests",
             dependencies: [
-                "VsockTransport", "VsockTransportTestPeer", "TestSupport",
+                "VsockTransport", "VsockTransportTestPeer", "VsockTransportTestVM", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

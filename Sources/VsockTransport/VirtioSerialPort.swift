@@ -38,8 +38,9 @@ public enum VirtioSerialPort {
             "no virtio-serial port named \(name) (ports: \(seen.isEmpty ? "none" : seen.joined(separator: ", ")))")
     }
 
-    /// Opens the port, waits until the host end is connected, and starts a yamux
-    /// session on it (role `.server` by default: the host opens the streams).
+    /// Opens the port, waits until the host end is connected, writes the sync
+    /// marker, and starts a yamux session on it (role `.server` by default: the
+    /// host opens the streams).
     public static func connect(
         named name: String, role: YamuxRole = .server, configuration: YamuxConfiguration = .init(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -47,6 +48,12 @@ public enum VirtioSerialPort {
     ) async throws -> YamuxSession {
         let path = try devicePath(named: name)
         let fd = try await openConnected(path: path, timeout: timeout)
+        do {
+            try writeAll(fd, VirtioSerialSync.marker)
+        } catch {
+            close(fd)
+            throw error
+        }
         do {
             return try await NIOPipeBootstrap(group: group)
                 .takingOwnershipOfDescriptor(inputOutput: fd) { channel in
@@ -93,6 +100,22 @@ public enum VirtioSerialPort {
         }
     }
 
+    /// Writes `bytes` to a non-blocking descriptor, waiting while it is full.
+    static func writeAll(_ fd: CInt, _ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                offset += n
+            } else if n < 0, errno == EAGAIN || errno == EINTR {
+                var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&pfd, 1, 100)
+            } else {
+                throw VsockTransportError(.ioError, "write to the virtio-serial port: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
     private static func readSmallFile(_ path: String) -> String? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
@@ -108,8 +131,9 @@ public enum VirtioSerialPort {
 /// `-chardev socket,server=on,wait=off` behind a `virtserialport`.
 public enum VirtioSerialHost {
     /// Connects to the chardev socket at `path` (retrying while QEMU has not
-    /// created it yet) and starts a yamux session (role `.client` by default).
-    /// Reconnecting after a disconnect is calling this again.
+    /// created it yet), waits for the guest's sync marker (discarding stale bytes
+    /// of an earlier connection) and starts a yamux session (role `.client` by
+    /// default). Reconnecting after a disconnect is calling this again.
     public static func connect(
         path: String, role: YamuxRole = .client, configuration: YamuxConfiguration = .init(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -118,16 +142,37 @@ public enum VirtioSerialHost {
         let deadline = ContinuousClock.now + timeout
         var lastError: (any Error)?
         while ContinuousClock.now < deadline {
+            let connected: (YamuxSession, EventLoopFuture<Void>)
             do {
-                return try await ClientBootstrap(group: group)
+                connected = try await ClientBootstrap(group: group)
                     .connect(unixDomainSocketPath: path) { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            try YamuxSession.makeSession(on: channel, role: role, configuration: configuration)
+                            let synced = channel.eventLoop.makePromise(of: Void.self)
+                            try channel.pipeline.syncOperations.addHandler(VirtioSerialSyncHandler(synced: synced))
+                            let session = try YamuxSession.makeSession(on: channel, role: role, configuration: configuration)
+                            return (session, synced.futureResult)
                         }
                     }
             } catch {
                 lastError = error
                 try await Task.sleep(for: .milliseconds(20))
+                continue
+            }
+            let (session, synced) = connected
+            // The guest writes the marker once it has opened its port.
+            let remaining = deadline - ContinuousClock.now
+            let timer = session.eventLoop.scheduleTask(in: .nanoseconds(max(0, Int64(remaining.components.seconds) * 1_000_000_000
+                + remaining.components.attoseconds / 1_000_000_000))) {
+                session.channel.close(promise: nil)
+            }
+            do {
+                try await synced.get()
+                timer.cancel()
+                return session
+            } catch {
+                timer.cancel()
+                await session.close()
+                throw VsockTransportError(.connectFailed, "guest never sent its sync marker on \(path) within \(timeout): \(error)")
             }
         }
         throw VsockTransportError(.connectFailed,
