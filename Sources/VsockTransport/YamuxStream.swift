@@ -8,8 +8,9 @@ import NIOCore
 /// holding up any other stream. Reading grants the peer more window as data is
 /// consumed. One read may be pending at a time.
 ///
-/// Dropping the last reference to a stream that is not closed in both
-/// directions resets it, so abandoned streams never leak in the session.
+/// Dropping the last reference to a stream closes it like a socket: FIN after
+/// queued data, and whatever still arrives is discarded (its window returned)
+/// until the peer's FIN, so abandoned streams never stall the peer.
 public final class YamuxStream: Sendable {
     let core: YamuxStreamCore
     let eventLoop: any EventLoop
@@ -25,7 +26,7 @@ public final class YamuxStream: Sendable {
     deinit {
         let core = self.core
         eventLoop.execute {
-            if !core.isFullyClosed { core.reset() }
+            core.abandon()
         }
     }
 

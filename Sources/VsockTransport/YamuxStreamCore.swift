@@ -28,6 +28,9 @@ final class YamuxStreamCore: @unchecked Sendable {
     var failure: VsockTransportError?
     /// Removed from the session's stream table (no more frames routed here).
     var detached = false
+    /// The application dropped the stream: inbound data is discarded (its
+    /// window returned at once) until the peer's FIN.
+    var abandoned = false
 
     init(id: UInt32, session: YamuxSessionHandler, pendingFlags: YamuxFrame.Flags, maxWindow: UInt32) {
         self.id = id
@@ -94,6 +97,17 @@ final class YamuxStreamCore: @unchecked Sendable {
         pump()
     }
 
+    /// The application dropped its last reference: close like a socket — FIN
+    /// after queued data, discard whatever still arrives until the peer's FIN.
+    func abandon() {
+        guard failure == nil, !isFullyClosed else { return }
+        abandoned = true
+        recvBuffer.removeAll()
+        recvBuffered = 0
+        if !finQueued { closeWrite(promise: nil) }
+        sendWindowUpdateIfNeeded()
+    }
+
     /// Sends RST (unless the stream is already finished) and fails pending operations.
     func reset() {
         guard failure == nil else { return }
@@ -117,13 +131,14 @@ final class YamuxStreamCore: @unchecked Sendable {
                 return VsockTransportError(.protocolError, "stream \(id): data after FIN")
             }
             recvWindow -= length
-            if failure == nil {
+            if failure == nil, !abandoned {
                 recvBuffer.append(payload)
                 recvBuffered += payload.readableBytes
             }
         }
         processFlags(flags)
         deliver()
+        if abandoned { sendWindowUpdateIfNeeded() }
         return nil
     }
 

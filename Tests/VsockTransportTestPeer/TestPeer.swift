@@ -3,8 +3,8 @@ import VsockTransport
 
 /// The Swift side of the command protocol the yamux test peers speak (see
 /// Tests/VsockTransportTests/GoPeer/yamuxpeer/main.go): the first line of every
-/// stream is a command (`echo`, `sink N DELAYMS`, `source N`, `reset`, `goaway`,
-/// `hold`). Used by the tests, the static guest program and the benchmark.
+/// stream is a command (`echo`, `sink N DELAYMS`, `discard N`, `source N`,
+/// `reset`, `goaway`, `hold`). Used by the tests, the static guest program and the benchmark.
 public enum YamuxTestPeer {
     /// Serves every stream the peer opens until the session ends.
     public static func serve(_ session: YamuxSession) async {
@@ -38,6 +38,12 @@ public enum YamuxTestPeer {
             }
             try await stream.write(ByteBuffer(string: "\(hash.hex) \(got)\n"))
             try await stream.closeWrite()
+        case "discard":
+            guard words.count == 2, let n = Int(words[1]) else { return }
+            var got = 0
+            while got < n, let chunk = try await reader.next() { got += chunk.readableBytes }
+            try await stream.write(ByteBuffer(string: "\(got)\n"))
+            try await stream.closeWrite()
         case "source":
             guard words.count == 2, let n = Int(words[1]) else { return }
             try await writePattern(stream, count: n)
@@ -59,10 +65,11 @@ public enum YamuxTestPeer {
 
     /// The pattern `source` sends: byte i is `i % 251`.
     public static func pattern(count: Int, offset: Int = 0) -> ByteBuffer {
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(count)
-        for i in 0..<count { buffer.writeInteger(UInt8((offset + i) % 251)) }
-        return buffer
+        let block = (0..<251).map { UInt8(($0 + offset) % 251) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count + 251)
+        while bytes.count < count { bytes += block }
+        return ByteBuffer(bytes: bytes[0..<count])
     }
 
     /// Writes `count` pattern bytes in 62 KiB chunks; returns their checksum.
@@ -109,6 +116,37 @@ public enum YamuxTestPeer {
         let back = try await stream.readAll(limit: data.readableBytes + 1)
         try await written
         return back == data
+    }
+
+    /// Sends `bytes` split over `streams` parallel `discard` streams and waits
+    /// for every confirmation; returns the seconds taken.
+    public static func discardThroughput(_ session: YamuxSession, bytes: Int, streams: Int) async throws -> Double {
+        let per = bytes / streams
+        let chunk = ByteBuffer(repeating: 0x5a, count: 64 * 1024)
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<streams {
+                group.addTask {
+                    let stream = try await session.openStream()
+                    try await stream.write(ByteBuffer(string: "discard \(per)\n"))
+                    var left = per
+                    while left > 0 {
+                        let k = min(left, chunk.readableBytes)
+                        try await stream.write(chunk.getSlice(at: 0, length: k) ?? chunk)
+                        left -= k
+                    }
+                    var reader = LineReader(stream: stream)
+                    let reply = try await reader.readLine()
+                    try await stream.closeWrite()
+                    guard reply == "\(per)" else {
+                        throw VsockTransportError(.protocolError, "discard reply \(reply ?? "none"), want \(per)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     }
 
     /// Runs `count` echo round trips at once (sizes 1...maxSize); returns how

@@ -12,6 +12,7 @@
 // Command protocol (the first line of every stream):
 //   echo                 echo all bytes until EOF, then close
 //   sink N DELAYMS       read N bytes, sleeping DELAYMS after each read; reply "<fnv-1a 64 hex> <count>\n", close
+//   discard N            read N bytes, reply "<count>\n", close
 //   source N             send N pattern bytes (byte i = i % 251), close
 //   goaway               send go-away on the session, reply "ok\n", close
 //   hold                 never read nor write (until the session ends)
@@ -24,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/ioutil"
 	"math/rand"
 	"net"
 	"os"
@@ -42,6 +44,8 @@ var (
 	backlog  = flag.Int("backlog", 256, "yamux AcceptBacklog")
 	noAccept = flag.Bool("noaccept", false, "server: never accept streams (to provoke RST on backlog overflow)")
 	window   = flag.Int("window", 256*1024, "yamux MaxStreamWindowSize")
+	bytesN   = flag.Int("bytes", 256<<20, "bench: total bytes")
+	streamsN = flag.Int("streams", 1, "bench: parallel streams")
 )
 
 func config() *yamux.Config {
@@ -97,6 +101,10 @@ func serve(sess *yamux.Session, s net.Conn) {
 			}
 		}
 		fmt.Fprintf(s, "%016x %d\n", h.Sum64(), got)
+	case "discard":
+		n, _ := strconv.Atoi(f[1])
+		got, _ := io.CopyN(ioutil.Discard, r, int64(n))
+		fmt.Fprintf(s, "%d\n", got)
 	case "source":
 		n, _ := strconv.Atoi(f[1])
 		p := pattern(251 * 256)
@@ -322,6 +330,47 @@ func runClient() {
 			fail("open after go-away: %v, want remote go-away", err)
 		}
 		fmt.Println("OK goaway")
+	case "bench":
+		// Throughput: -bytes split over -streams "discard" streams.
+		per := *bytesN / *streamsN
+		chunk := make([]byte, 64*1024)
+		start := time.Now()
+		var wg sync.WaitGroup
+		errs := make(chan error, *streamsN)
+		for i := 0; i < *streamsN; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := sess.OpenStream()
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer s.Close()
+				fmt.Fprintf(s, "discard %d\n", per)
+				for left := per; left > 0; {
+					k := len(chunk)
+					if k > left {
+						k = left
+					}
+					if _, err := s.Write(chunk[:k]); err != nil {
+						errs <- err
+						return
+					}
+					left -= k
+				}
+				reply, err := bufio.NewReader(s).ReadString('\n')
+				if strings.TrimSpace(reply) != strconv.Itoa(per) {
+					errs <- fmt.Errorf("discard reply %q %v", reply, err)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			fail("bench: %v", err)
+		}
+		fmt.Printf("OK bench %d %.6f\n", per**streamsN, time.Since(start).Seconds())
 	default:
 		fail("unknown scenario %q", *scenario)
 	}
