@@ -31,7 +31,7 @@ struct Options {
             case "--vm-bytes": vmMebibytes = Int(it.next() ?? "") ?? vmMebibytes
             case "--no-vm": vm = false
             default:
-                print("usage: VsockTransportBenchmark [--bytes MiB] [--streams N] [--runs N] [--vm-bytes MiB] [--no-vm]")
+                say("usage: VsockTransportBenchmark [--bytes MiB] [--streams N] [--runs N] [--vm-bytes MiB] [--no-vm]")
                 exit(2)
             }
         }
@@ -107,6 +107,9 @@ func goClient(_ peer: String, path: String, bytes: Int, streams: Int) throws -> 
     return seconds
 }
 
+/// Prints at once (stdout is a pipe when the output is saved).
+func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
 func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
 
 let options = Options(CommandLine.arguments)
@@ -116,7 +119,7 @@ try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories
 defer { try? FileManager.default.removeItem(atPath: dir) }
 let peer = try buildGoPeer()
 
-print("yamux over a unix socket: \(options.mebibytes) MiB over \(options.streams) streams, median of \(options.runs) runs")
+say("yamux over a unix socket: \(options.mebibytes) MiB over \(options.streams) streams, median of \(options.runs) runs")
 var rows: [(String, Double)] = []
 for (name, client, server) in [("Go → Go", "go", "go"), ("Swift → Swift", "swift", "swift"),
                                ("Swift → Go", "swift", "go"), ("Go → Swift", "go", "swift")] {
@@ -141,15 +144,15 @@ for (name, client, server) in [("Go → Go", "go", "go"), ("Swift → Swift", "s
     }
     let mbps = Double(bytes) / 1e6 / median(times)
     rows.append((name, mbps))
-    print("  \(name): \(String(format: "%.0f", mbps)) MB/s")
+    say("  \(name): \(String(format: "%.0f", mbps)) MB/s")
 }
 let go = rows[0].1, swift = rows[1].1
-print("  Swift/Go throughput ratio: \(String(format: "%.2f", swift / go))")
+say("  Swift/Go throughput ratio: \(String(format: "%.2f", swift / go))")
 
 if options.vm {
     let missing = EchoGuestVM.missingPrerequisites()
     if !missing.isEmpty {
-        print("virtio-serial under TCG: skipped (missing \(missing.joined(separator: ", ")))")
+        say("virtio-serial under TCG: skipped (missing \(missing.joined(separator: ", ")))")
     } else {
         let vmBytes = options.vmMebibytes << 20
         let vm = try EchoGuestVM(directory: dir)
@@ -164,8 +167,8 @@ if options.vm {
         let d = ContinuousClock.now - start
         let down = Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
         await session.close()
-        print("virtio-serial into a TCG guest (\(options.vmMebibytes) MiB, 1 stream):")
-        print("  host → guest: \(String(format: "%.1f", Double(vmBytes) / 1e6 / up)) MB/s")
-        print("  guest → host: \(String(format: "%.1f", Double(got) / 1e6 / down)) MB/s")
+        say("virtio-serial into a TCG guest (\(options.vmMebibytes) MiB, 1 stream):")
+        say("  host → guest: \(String(format: "%.1f", Double(vmBytes) / 1e6 / up)) MB/s")
+        say("  guest → host: \(String(format: "%.1f", Double(got) / 1e6 / down)) MB/s")
     }
 }

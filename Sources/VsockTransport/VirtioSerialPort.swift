@@ -9,9 +9,22 @@ import NIOPosix
 ///
 /// While no host client is connected to the port's chardev, reads return EOF and
 /// `poll` reports `POLLHUP`; ``connect(named:role:configuration:group:timeout:)``
-/// therefore waits for the host before starting a session, and a session ends
-/// when the host disconnects: call it again to serve the next connection.
+/// therefore waits for the host before starting a session.
+///
+/// A host that disconnects later is *not* signalled to the guest (measured with
+/// QEMU 7.2: no EOF, no `POLLHUP` on the open port), so the guest learns of it
+/// from yamux keepalives: ``guestConfiguration`` pings every second and gives up
+/// after five. When the session ends, call `connect` again for the next host.
 public enum VirtioSerialPort {
+    /// The session configuration for the guest end: the defaults with a short
+    /// keepalive (1 s interval, 5 s timeout) to notice a vanished host.
+    public static var guestConfiguration: YamuxConfiguration {
+        var configuration = YamuxConfiguration()
+        configuration.keepaliveInterval = .seconds(1)
+        configuration.keepaliveTimeout = .seconds(5)
+        return configuration
+    }
+
     /// Where the kernel lists virtio-serial ports.
     public static let defaultSysfsRoot = "/sys/class/virtio-ports"
 
@@ -42,7 +55,7 @@ public enum VirtioSerialPort {
     /// marker, and starts a yamux session on it (role `.server` by default: the
     /// host opens the streams).
     public static func connect(
-        named name: String, role: YamuxRole = .server, configuration: YamuxConfiguration = .init(),
+        named name: String, role: YamuxRole = .server, configuration: YamuxConfiguration = guestConfiguration,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         timeout: Duration = .seconds(60)
     ) async throws -> YamuxSession {
@@ -172,10 +185,16 @@ public enum VirtioSerialHost {
             } catch {
                 timer.cancel()
                 await session.close()
-                throw VsockTransportError(.connectFailed, "guest never sent its sync marker on \(path) within \(timeout): \(error)")
+                // QEMU closes a new client at once while it still holds the
+                // previous connection: try again until the deadline.
+                lastError = error
+                if ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
             }
         }
         throw VsockTransportError(.connectFailed,
-            "cannot connect to \(path) within \(timeout): \(lastError.map { "\($0)" } ?? "timeout")")
+            "no guest answered on \(path) within \(timeout) (it sends a sync marker once its port is open): "
+            + (lastError.map { "\($0)" } ?? "timeout"))
     }
 }

@@ -105,7 +105,12 @@ public final class EchoGuestVM: @unchecked Sendable {
     public func connect(timeout: Duration = .seconds(90)) async throws -> YamuxSession {
         var configuration = YamuxConfiguration()
         configuration.keepaliveTimeout = .seconds(Int64(timeout.components.seconds))
-        let session = try await VirtioSerialHost.connect(path: socketPath, configuration: configuration)
+        let session: YamuxSession
+        do {
+            session = try await VirtioSerialHost.connect(path: socketPath, configuration: configuration, timeout: timeout)
+        } catch {
+            throw VsockTransportError(.connectFailed, "\(error)\nconsole:\n\(console())")
+        }
         do {
             _ = try await session.ping()
         } catch {
