@@ -117,6 +117,26 @@ struct YamuxGoInteropTests {
         }
     }
 
+    @Test("a stream as a NIO Channel (for TTRPCCodec): echo through Go", .enabled(if: GoYamuxPeer.available))
+    func streamAsChannel() async throws {
+        try await TemporaryDirectory.with { dir in
+            try await GoYamuxPeer.withServer(in: dir) { session in
+                let stream = try await session.openStream()
+                let collected = Collector()
+                let channel = try await stream.makeChannel { channel in
+                    channel.pipeline.addHandler(collected)
+                }
+                let payload = YamuxTestPeer.randomBytes(count: 1_000_000, seed: 7)
+                try await channel.writeAndFlush(ByteBuffer(string: "echo\n")).get()
+                try await channel.writeAndFlush(payload).get()
+                try await channel.close(mode: .output).get()   // → FIN on the stream
+                let back = try await collected.done.futureResult.get()
+                #expect(back == payload)
+                try? await channel.close().get()
+            }
+        }
+    }
+
     // MARK: Go client → Swift server
 
     @Test("Go client against the Swift server",
@@ -132,4 +152,22 @@ struct YamuxGoInteropTests {
             await server.close()
         }
     }
+}
+
+/// Collects a channel's inbound bytes until its input closes.
+final class Collector: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    var bytes = ByteBuffer()
+    let done = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: ByteBuffer.self)
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        bytes.writeBuffer(&buffer)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .some(.inputClosed) = event as? ChannelEvent { done.succeed(bytes) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) { done.succeed(bytes) }
 }

@@ -18,7 +18,7 @@ struct YamuxHostileInputTests {
         let peer = try await RawPeer.make()
         try await prepare?(peer)
         for bytes in frames { try peer.send(bytes) }
-        let seen = try #require(peer.framesUntilEOF(), "the Swift side did not close the pipe")
+        let seen = try #require(await peer.framesUntilEOF(), "the Swift side did not close the pipe")
         let goAway = seen.last { $0.type == RawPeer.goAway }
         #expect(goAway?.length == 1, "expected a protocol-error go-away, got \(seen)")
         try await peer.session.closeFuture.get()
@@ -89,7 +89,7 @@ struct YamuxHostileInputTests {
         try peer.send(F(type: RawPeer.windowUpdate, flags: RawPeer.rst, streamID: 1, length: 0))
         try peer.send(F(type: RawPeer.data, flags: 0, streamID: 1, length: 4, payload: [1, 2, 3, 4]))
         try peer.send(F(type: RawPeer.ping, flags: RawPeer.syn, streamID: 0, length: 77))
-        let pong = try #require(peer.nextFrame())
+        let pong = try #require(await peer.nextFrame())
         #expect(pong == F(type: RawPeer.ping, flags: RawPeer.ack, streamID: 0, length: 77))
         #expect(await peer.session.terminationError() == nil)
         // The reset stream is still handed out (it was never accepted) and reads fail.
@@ -108,7 +108,7 @@ struct YamuxHostileInputTests {
             try peer.send(F(type: RawPeer.windowUpdate, flags: RawPeer.syn, streamID: id, length: 0))
         }
         var resets: [UInt32] = []
-        while resets.count < 2, let f = peer.nextFrame(timeout: 2) {
+        while resets.count < 2, let f = try await peer.nextFrame(timeout: 2) {
             if f.flags & RawPeer.rst != 0 { resets.append(f.streamID) }
         }
         #expect(resets == [5, 7])

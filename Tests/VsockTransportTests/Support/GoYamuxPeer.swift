@@ -23,12 +23,12 @@ enum GoYamuxPeer {
 
     actor Builder {
         var path: String?
-        func build() throws -> String {
+        func build() async throws -> String {
             if let path { return path }
             let out = GoYamuxPeer.packageRoot + "/.build-peers"
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             let binary = out + "/yamuxpeer"
-            let result = try ProcessRunner.run(
+            let result = try await ProcessRunner.runAsync(
                 ["go", "build", "-o", binary, "."],
                 cwd: GoYamuxPeer.packageRoot + "/Tests/VsockTransportTests/GoPeer/yamuxpeer",
                 env: ["GO111MODULE": "off", "GOPATH": "/usr/share/gocode", "GOFLAGS": "",

@@ -41,3 +41,11 @@ enum ProcessRunner {
         }
     }
 }
+
+/// Runs blocking work on its own thread, so that waiting never occupies the
+/// cooperative pool other tests need.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Swift.Result { try body() }) }
+    }
+}

@@ -82,8 +82,19 @@ final class RawPeer: @unchecked Sendable {
         return true
     }
 
-    /// The next frame from the Swift side, or nil on EOF/timeout.
-    func nextFrame(timeout: Double = 5) -> Frame? {
+    /// The next frame from the Swift side, or nil on EOF/timeout (waits off the
+    /// cooperative pool).
+    func nextFrame(timeout: Double = 5) async throws -> Frame? {
+        try await offPool { self.nextFrameBlocking(timeout: timeout) }
+    }
+
+    /// All frames until EOF (nil if the pipe stayed open past `timeout`), waiting
+    /// off the cooperative pool.
+    func framesUntilEOF(timeout: Double = 5) async throws -> [Frame]? {
+        try await offPool { self.framesUntilEOFBlocking(timeout: timeout) }
+    }
+
+    private func nextFrameBlocking(timeout: Double) -> Frame? {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             if inbound.count >= 12 {
@@ -103,12 +114,11 @@ final class RawPeer: @unchecked Sendable {
         }
     }
 
-    /// Reads frames until EOF; returns them (nil if the pipe stayed open past `timeout`).
-    func framesUntilEOF(timeout: Double = 5) -> [Frame]? {
+    private func framesUntilEOFBlocking(timeout: Double) -> [Frame]? {
         let deadline = Date().addingTimeInterval(timeout)
         var frames: [Frame] = []
         while Date() < deadline {
-            if let f = nextFrame(timeout: 0.05) {
+            if let f = nextFrameBlocking(timeout: 0.05) {
                 frames.append(f)
                 continue
             }
