@@ -5,6 +5,12 @@ import NIOCore
 import NIOPosix
 
 extension YamuxStream {
+    /// Lets the stream's bytes flow into the channel made by
+    /// ``makeChannel(startReading:group:initializer:)`` with `startReading: false`.
+    public func startReadingChannel() {
+        bridgeGate.withLockedValue { $0 }?.succeed(())
+    }
+
     /// Exposes the stream as an ordinary connected NIO `Channel`, so that
     /// protocol handlers written for sockets (TTRPCCodec's client and server)
     /// run on it unchanged: `TTRPCClient(channel: try await stream.makeChannel())`.
@@ -17,12 +23,28 @@ extension YamuxStream {
     /// data half-closes the channel's input; a reset or session failure closes
     /// the channel.
     ///
-    /// - Parameter initializer: run on the new channel before it is returned
-    ///   (add handlers here so that no inbound byte is missed).
+    /// - Parameters:
+    ///   - startReading: whether the stream's bytes flow into the channel at
+    ///     once. Bytes delivered before the protocol handlers are in the
+    ///     pipeline would be lost, so either add them in `initializer`, or pass
+    ///     `false`, add them (e.g. `TTRPCServer.serve(channel:)`), then call
+    ///     ``startReadingChannel()``.
+    ///   - initializer: run on the new channel before it is returned.
     public func makeChannel(
+        startReading: Bool = true,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() }
     ) async throws -> any Channel {
+        let gate = group.next().makePromise(of: Void.self)
+        let previous = bridgeGate.withLockedValue { current -> EventLoopPromise<Void>? in
+            defer { current = gate }
+            return current
+        }
+        guard previous == nil else {
+            gate.succeed(())
+            throw VsockTransportError(.concurrentRead, "stream \(id) is already bridged to a channel")
+        }
+        if startReading { gate.succeed(()) }
         var fds: [CInt] = [-1, -1]
         guard socketpair(AF_UNIX, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
             throw VsockTransportError(.ioError, "socketpair: \(String(cString: strerror(errno)))")
@@ -32,10 +54,12 @@ extension YamuxStream {
             pump = try await ClientBootstrap(group: group)
                 .channelOption(.autoRead, value: false)
                 .channelOption(.maxMessagesPerRead, value: 1)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 64 * 1024))
                 .channelOption(.allowRemoteHalfClosure, value: true)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(StreamPumpHandler(stream: self))
+                        try channel.pipeline.syncOperations.addHandler(
+                            StreamPumpHandler(stream: self, gate: gate.futureResult))
                     }
                 }
                 .withConnectedSocket(fds[1])
@@ -66,16 +90,22 @@ private final class StreamPumpHandler: ChannelDuplexHandler, @unchecked Sendable
     typealias OutboundOut = ByteBuffer
 
     let stream: YamuxStream
+    let gate: EventLoopFuture<Void>
 
-    init(stream: YamuxStream) { self.stream = stream }
+    init(stream: YamuxStream, gate: EventLoopFuture<Void>) {
+        self.stream = stream
+        self.gate = gate
+    }
 
     func channelActive(context: ChannelHandlerContext) {
         context.read()
         let channel = context.channel
         let stream = self.stream
-        // Stream → channel.
+        let gate = self.gate
+        // Stream → channel, once the application has opened the gate.
         Task {
             do {
+                try await gate.get()
                 while let chunk = try await stream.read() {
                     try await channel.writeAndFlush(chunk).get()
                 }

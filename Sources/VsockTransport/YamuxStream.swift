@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// One yamux stream: an ordered, flow-controlled, bidirectional byte stream with
@@ -14,6 +15,8 @@ import NIOCore
 public final class YamuxStream: Sendable {
     let core: YamuxStreamCore
     let eventLoop: any EventLoop
+    /// Opened when a channel made by `makeChannel` may receive the stream's bytes.
+    let bridgeGate = NIOLockedValueBox<EventLoopPromise<Void>?>(nil)
 
     /// The yamux stream id (odd: opened by the client side, even: by the server side).
     public var id: UInt32 { core.id }
@@ -24,6 +27,7 @@ public final class YamuxStream: Sendable {
     }
 
     deinit {
+        bridgeGate.withLockedValue { $0 }?.succeed(())
         let core = self.core
         eventLoop.execute {
             core.abandon()

@@ -133,6 +133,18 @@ struct YamuxGoInteropTests {
                 let back = try await collected.done.futureResult.get()
                 #expect(back == payload)
                 try? await channel.close().get()
+
+                // Handlers added after creation, with reading started only then:
+                // bytes that were already waiting are not lost.
+                let source = try await session.openStream()
+                try await source.write(ByteBuffer(string: "source 100000\n"))
+                let late = try await source.makeChannel(startReading: false)
+                try await Task.sleep(for: .milliseconds(200))
+                let lateCollector = Collector()
+                try await late.pipeline.addHandler(lateCollector).get()
+                source.startReadingChannel()
+                #expect(try await lateCollector.done.futureResult.get() == YamuxTestPeer.pattern(count: 100_000))
+                try? await late.close().get()
             }
         }
     }
