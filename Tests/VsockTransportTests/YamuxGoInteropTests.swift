@@ -54,6 +54,22 @@ struct YamuxGoInteropTests {
         }
     }
 
+    @Test("keepalive pings are answered by Go and keep the session up", .enabled(if: GoYamuxPeer.available))
+    func keepaliveWithGo() async throws {
+        var configuration = YamuxConfiguration()
+        // About 30 pings, each of which must be answered within 1 s, or the
+        // session ends with keepalive-timeout.
+        configuration.keepaliveInterval = .milliseconds(50)
+        configuration.keepaliveTimeout = .seconds(1)
+        try await TemporaryDirectory.with { dir in
+            try await GoYamuxPeer.withServer(in: dir, configuration: configuration) { session in
+                try await Task.sleep(for: .milliseconds(1500))
+                #expect(await session.terminationError() == nil)
+                #expect(try await YamuxTestPeer.echoMany(session, count: 4, maxSize: 10_000) == 4)
+            }
+        }
+    }
+
     @Test("Swift client: half-close and source", .enabled(if: GoYamuxPeer.available))
     func swiftClientHalfClose() async throws {
         try await TemporaryDirectory.with { dir in

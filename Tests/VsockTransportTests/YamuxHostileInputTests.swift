@@ -24,6 +24,7 @@ struct YamuxHostileInputTests {
         try await peer.session.closeFuture.get()
         #expect(await peer.session.terminationError()?.code == code)
         #expect(await peer.session.openStreamCount() == 0)
+        #expect(!peer.session.channel.isActive)
         await #expect(throws: VsockTransportError.self) { _ = try await peer.session.openStream() }
     }
 
