@@ -9,7 +9,9 @@ final class YamuxStreamCore: @unchecked Sendable {
     }
 
     let id: UInt32
-    unowned(unsafe) let session: YamuxSessionHandler
+    // Strong: a stream may outlive the pipeline; the cycle is broken when the
+    // session detaches the stream (closed both ways, reset, or session end).
+    let session: YamuxSessionHandler
     let maxWindow: UInt32
 
     /// Flags owed to the peer on the next frame of this stream (SYN for a stream

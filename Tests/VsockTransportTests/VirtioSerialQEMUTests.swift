@@ -23,7 +23,8 @@ struct VirtioSerialQEMUTests {
         #expect(EchoGuestVM.missingPrerequisites() == [])
         try await ConcurrencyLimit.vms.run {
             try await TemporaryDirectory.with { dir in
-                let vm = try EchoGuestVM(directory: dir)
+                // Building the initramfs and starting QEMU block: keep them off the pool.
+                let vm = try await offPool { try EchoGuestVM(directory: dir) }
                 defer { vm.stop() }
                 let session = try await vm.connect()
                 // 64 concurrent echo streams, random sizes up to 64 KiB, byte-exact.

@@ -130,7 +130,9 @@ struct YamuxHostileInputTests {
         await #expect(throws: VsockTransportError.self) {
             for _ in 0..<1000 { try await stream.write(ByteBuffer(repeating: 1, count: 64 * 1024)) }
         }
-        #expect(ContinuousClock.now - start < .seconds(10))
+        // Keepalive: 200 ms + 500 ms. The bound is loose for loaded CI machines;
+        // what matters is that the blocked writer is released at all.
+        #expect(ContinuousClock.now - start < .seconds(30))
         try await peer.session.closeFuture.get()
         #expect(await peer.session.terminationError()?.code == .keepaliveTimeout)
         #expect(await peer.session.openStreamCount() == 0)
