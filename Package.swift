@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "QMPClient", targets: ["QMPClient"]),
         .library(name: "QemuboxKit", targets: ["QemuboxKit"]),
         .library(name: "OCISpec", targets: ["OCISpec"]),
+        .library(name: "VsockTransport", targets: ["VsockTransport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -156,6 +157,67 @@ let package = Package(
             name: "OCISpecBenchmark",
             dependencies: ["OCISpec", "TestSupport"],
             path: "Benchmarks/OCISpecBenchmark",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: VsockTransport — one byte pipe per VM (vsock / virtio-serial) and yamux on it (leaf)
+        .target(
+            name: "VsockTransport",
+            dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        // The command protocol spoken by the yamux test peers (Swift side); used by the
+        // tests, the static guest program and the benchmark. Not a product.
+        .target(
+            name: "VsockTransportTestPeer",
+            dependencies: [
+                "VsockTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/VsockTransportTestPeer",
+            swiftSettings: swiftSettings
+        ),
+        // Boots the guest program in QEMU (microvm, Debian cloud kernel) for the
+        // tests and the benchmark. Not a product.
+        .target(
+            name: "VsockTransportTestVM",
+            dependencies: ["VsockTransport"],
+            path: "Tests/VsockTransportTestVM",
+            swiftSettings: swiftSettings
+        ),
+        // Static guest program for the QEMU test (built with -static-executable by
+        // scripts/build-vsock-guest.sh into .build-guest).
+        .executableTarget(
+            name: "VsockGuestEcho",
+            dependencies: ["VsockTransport", "VsockTransportTestPeer"],
+            path: "Tests/VsockGuestEcho",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "VsockTransportBenchmark",
+            dependencies: [
+                "VsockTransport", "VsockTransportTestPeer", "VsockTransportTestVM",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/VsockTransportBenchmark",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "VsockTransportTests",
+            dependencies: [
+                "VsockTransport", "VsockTransportTestPeer", "VsockTransportTestVM", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            exclude: ["GoPeer"],
             swiftSettings: swiftSettings
         ),
 
