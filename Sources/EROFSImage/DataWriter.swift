@@ -1,0 +1,279 @@
+import CEROFSLZ4
+import Glibc
+
+/// Writes file contents into the data area and returns how they were laid out.
+final class DataWriter {
+    let output: ImageOutput
+    let tails: TailStore
+    let compression: EROFSCompression
+    let maxExtentBytes: Int
+    private let bs = EROFSFormat.blockSize
+    private var io: UnsafeMutableRawBufferPointer
+    private var window: UnsafeMutableRawBufferPointer
+    private var dst: UnsafeMutableRawBufferPointer
+    private var hcState: UnsafeMutableRawPointer?
+    /// Whether any chunk-based file was written (a superblock feature bit).
+    private(set) var usedChunks = false
+    /// Whether any compressed file was written.
+    private(set) var usedCompression = false
+
+    init(output: ImageOutput, tails: TailStore, compression: EROFSCompression, maxExtentBytes: Int) {
+        self.output = output
+        self.tails = tails
+        self.compression = compression
+        self.maxExtentBytes = maxExtentBytes
+        io = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        window = UnsafeMutableRawBufferPointer.allocate(byteCount: 2 * maxExtentBytes + EROFSFormat.blockSize, alignment: 4096)
+        dst = UnsafeMutableRawBufferPointer.allocate(byteCount: EROFSFormat.blockSize, alignment: 16)
+        if case .lz4hc = compression {
+            hcState = UnsafeMutableRawPointer.allocate(byteCount: Int(LZ4_sizeofStateHC()), alignment: 16)
+        }
+    }
+
+    deinit {
+        io.deallocate()
+        window.deallocate()
+        dst.deallocate()
+        hcState?.deallocate()
+    }
+
+    /// Writes one regular file. `inlineBudget` is how many tail bytes may go inline
+    /// next to the inode (0 disables inlining).
+    func write(_ source: any FileSource, inlineBudget: Int) throws -> FileData {
+        let size = source.size
+        if size == 0 { return .empty }
+        if let segments = source.dataSegments, isWorthChunking(size: size, segments: segments) {
+            return try writeChunked(source, segments: segments)
+        }
+        if compression != .none, size > UInt64(bs) {
+            let start = output.position
+            if let result = try writeCompressed(source, inlineBudget: inlineBudget) { return result }
+            if source.rewindable {
+                try output.truncate(to: start)
+            } else {
+                // Could not re-read: keep the compressed form (it costs at most a block).
+                if let kept = lastCompressed { return kept }
+            }
+        }
+        return try writePlain(source, inlineBudget: inlineBudget)
+    }
+
+    private var lastCompressed: FileData?
+
+    // MARK: plain
+
+    func writePlain(_ source: any FileSource, inlineBudget: Int) throws -> FileData {
+        let size = source.size
+        let fullBlocks = size / UInt64(bs)
+        let tailLength = Int(size % UInt64(bs))
+        let inlineTail = tailLength > 0 && tailLength <= inlineBudget
+        let blkaddr = output.nextBlock
+        var offset: UInt64 = 0
+        let bodyEnd = inlineTail ? fullBlocks * UInt64(bs) : size
+        while offset < bodyEnd {
+            let want = Int(min(UInt64(io.count), bodyEnd - offset))
+            let n = try source.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: io[0..<want]))
+            guard n == want else { throw EROFSError(.io, "\(source.displayName): short read at \(offset)") }
+            try output.write(UnsafeRawBufferPointer(rebasing: io[0..<n]))
+            offset += UInt64(n)
+        }
+        try output.padToBlock()
+        var tail: TailRef?
+        if inlineTail {
+            let n = try source.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: io[0..<tailLength]))
+            guard n == tailLength else { throw EROFSError(.io, "\(source.displayName): short read of tail") }
+            tail = try tails.append(UnsafeRawBufferPointer(rebasing: io[0..<n]))
+        }
+        let blocks = UInt32(inlineTail ? fullBlocks : fullBlocks + (tailLength > 0 ? 1 : 0))
+        return .plain(blkaddr: blocks == 0 ? 0 : blkaddr, blocks: blocks, tail: tail)
+    }
+
+    // MARK: chunk-based (sparse files)
+
+    private func chunkBits(for size: UInt64) -> UInt8 {
+        // Keep the block map at most ~16 Ki entries (64 KiB of metadata).
+        var bits: UInt8 = 0
+        while (size >> (12 + UInt64(bits))) > 16384 && bits < 19 { bits += 1 }
+        return bits
+    }
+
+    private func isWorthChunking(size: UInt64, segments: [Range<UInt64>]) -> Bool {
+        let chunk = UInt64(bs) << UInt64(chunkBits(for: size))
+        // Worth it when at least one whole chunk is a hole.
+        var covered = Set<UInt64>()
+        for segment in segments where !segment.isEmpty {
+            var c = segment.lowerBound / chunk
+            while c * chunk < segment.upperBound {
+                covered.insert(c)
+                c += 1
+                if covered.count > 1 << 20 { return false }
+            }
+        }
+        let chunks = (size + chunk - 1) / chunk
+        return UInt64(covered.count) < chunks
+    }
+
+    func writeChunked(_ source: any FileSource, segments: [Range<UInt64>]) throws -> FileData {
+        usedChunks = true
+        let size = source.size
+        let bits = chunkBits(for: size)
+        let chunk = UInt64(bs) << UInt64(bits)
+        let count = Int((size + chunk - 1) / chunk)
+        var map = [UInt32](repeating: EROFSFormat.nullAddress, count: count)
+        var segmentIndex = 0
+        for c in 0..<count {
+            let start = UInt64(c) * chunk
+            let end = min(start + chunk, size)
+            while segmentIndex < segments.count, segments[segmentIndex].upperBound <= start { segmentIndex += 1 }
+            guard segmentIndex < segments.count, segments[segmentIndex].lowerBound < end else { continue }
+            map[c] = output.nextBlock
+            var offset = start
+            while offset < end {
+                let want = Int(min(UInt64(io.count), end - offset))
+                let n = try source.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: io[0..<want]))
+                guard n == want else { throw EROFSError(.io, "\(source.displayName): short read at \(offset)") }
+                try output.write(UnsafeRawBufferPointer(rebasing: io[0..<n]))
+                offset += UInt64(n)
+            }
+            try output.padToBlock()
+        }
+        return .chunked(chunkBits: bits, map: map)
+    }
+
+    // MARK: compressed
+
+    private struct Extent {
+        var start: UInt64
+        var length: Int
+        var blkaddr: UInt32
+        var raw: Bool
+    }
+
+    private func compressOne(_ src: UnsafeRawPointer, _ srcSize: Int) -> (consumed: Int, compressed: Int) {
+        var consumed = Int32(srcSize)
+        let n: Int32
+        let s = src.assumingMemoryBound(to: CChar.self)
+        let d = dst.baseAddress!.assumingMemoryBound(to: CChar.self)
+        switch compression {
+        case .lz4hc(let level):
+            n = LZ4_compress_HC_destSize(hcState, s, d, &consumed, Int32(bs), Int32(level))
+        default:
+            n = LZ4_compress_destSize(s, d, &consumed, Int32(bs))
+        }
+        return (Int(consumed), Int(n))
+    }
+
+    /// Compresses into one-block pclusters; returns nil when it does not pay off
+    /// (then the caller stores the file plainly).
+    private func writeCompressed(_ source: any FileSource, inlineBudget: Int) throws -> FileData? {
+        lastCompressed = nil
+        let size = source.size
+        var extents: [Extent] = []
+        var pos: UInt64 = 0          // logical offset of the next extent
+        var bufStart: UInt64 = 0     // logical offset of window[0]
+        var bufLen = 0
+        var readPos: UInt64 = 0
+        let zeroPad = UnsafeMutableRawBufferPointer.allocate(byteCount: bs, alignment: 16)
+        defer { zeroPad.deallocate() }
+        zeroPad.initializeMemory(as: UInt8.self, repeating: 0)
+        guard let wbase = window.baseAddress, let dbase = dst.baseAddress, let zbase = zeroPad.baseAddress else { return nil }
+        while pos < size {
+            // Refill the window so that it holds up to maxExtentBytes from pos.
+            let have = Int(bufStart + UInt64(bufLen) - pos)
+            if have < maxExtentBytes && readPos < size {
+                let shift = Int(pos - bufStart)
+                if shift > 0 {
+                    memmove(wbase, wbase + shift, have)
+                    bufStart = pos
+                    bufLen = have
+                }
+                while bufLen < 2 * maxExtentBytes && readPos < size {
+                    let want = min(2 * maxExtentBytes - bufLen, Int(min(UInt64(Int.max), size - readPos)))
+                    let n = try source.read(at: readPos, into: UnsafeMutableRawBufferPointer(start: wbase + bufLen, count: want))
+                    guard n == want else { throw EROFSError(.io, "\(source.displayName): short read at \(readPos)") }
+                    bufLen += n
+                    readPos += UInt64(n)
+                }
+            }
+            let srcPtr = UnsafeRawPointer(wbase + Int(pos - bufStart))
+            let avail = min(maxExtentBytes, Int(bufStart + UInt64(bufLen) - pos))
+            let blkaddr = output.nextBlock
+            var consumed = 0
+            var raw = true
+            if avail > bs {
+                let r = compressOne(srcPtr, avail)
+                if r.compressed > 0 && r.consumed > bs {
+                    consumed = r.consumed
+                    raw = false
+                    try output.write(UnsafeRawBufferPointer(start: zbase, count: bs - r.compressed))
+                    try output.write(UnsafeRawBufferPointer(start: dbase, count: r.compressed))
+                }
+            }
+            if raw {
+                consumed = min(bs, avail)
+                try output.write(UnsafeRawBufferPointer(start: srcPtr, count: consumed))
+                try output.writeZeros(bs - consumed)
+            }
+            extents.append(Extent(start: pos, length: consumed, blkaddr: blkaddr, raw: raw))
+            pos += UInt64(consumed)
+        }
+        let blocks = extents.count
+        if extents.allSatisfy({ $0.raw }), let first = extents.first {
+            // Every pcluster is plain: that is exactly the flat layout, for free.
+            return .plain(blkaddr: first.blkaddr, blocks: UInt32(blocks), tail: nil)
+        }
+        let fullBlocks = Int(size / UInt64(bs))
+        let tailLength = Int(size % UInt64(bs))
+        let plainCost = (fullBlocks + (tailLength > 0 && tailLength > inlineBudget ? 1 : 0)) * bs
+            + (tailLength <= inlineBudget ? tailLength : 0)
+        let lclusters = Int((size + UInt64(bs) - 1) / UInt64(bs))
+        let compressedCost = blocks * bs + 16 + 8 * lclusters
+        let indexes = buildFullIndexes(extents, size: size)
+        let result = FileData.compressed(indexes: indexes, blocks: UInt32(blocks))
+        if compressedCost >= plainCost {
+            lastCompressed = result
+            return nil
+        }
+        usedCompression = true
+        return result
+    }
+
+    /// Full (legacy, 8 bytes per lcluster) indexes for one-block pclusters.
+    private func buildFullIndexes(_ extents: [Extent], size: UInt64) -> [UInt8] {
+        let lcs = UInt64(bs)
+        let count = Int((size + lcs - 1) / lcs)
+        // head[i] = index of the extent whose head is in lcluster i, or -1; -2 for the EOF marker.
+        var head = [Int](repeating: -1, count: count)
+        for (i, e) in extents.enumerated() { head[Int(e.start / lcs)] = i }
+        if size % lcs != 0, head[count - 1] == -1 { head[count - 1] = -2 }
+        var out = ByteBuffer(zeros: 8 * count)
+        var lastHead = 0
+        var nextHead = [Int](repeating: count, count: count)
+        var upcoming = count
+        for i in stride(from: count - 1, through: 0, by: -1) {
+            nextHead[i] = upcoming
+            if head[i] != -1 { upcoming = i }
+        }
+        for i in 0..<count {
+            let base = 8 * i
+            switch head[i] {
+            case -2:
+                out.put16(EROFSFormat.lclusterTypePlain, at: base)
+                out.put16(UInt16(size % lcs), at: base + 2)
+                out.put32(0, at: base + 4)
+            case -1:
+                out.put16(EROFSFormat.lclusterTypeNonHead, at: base)
+                out.put16(0, at: base + 2)
+                out.put16(UInt16(i - lastHead), at: base + 4)
+                out.put16(UInt16(nextHead[i] - i), at: base + 6)
+            default:
+                let e = extents[head[i]]
+                out.put16(e.raw ? EROFSFormat.lclusterTypePlain : EROFSFormat.lclusterTypeHead, at: base)
+                out.put16(UInt16(e.start % lcs), at: base + 2)
+                out.put32(e.blkaddr, at: base + 4)
+                lastHead = i
+            }
+        }
+        return out.bytes
+    }
+}

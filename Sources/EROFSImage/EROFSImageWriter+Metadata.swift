@@ -1,0 +1,414 @@
+import Glibc
+
+/// The metadata pass: inode numbering, xattr sharing, directories, inode layout,
+/// and the superblock.
+extension EROFSImageWriter {
+    struct DirBlock {
+        var entries: [([UInt8], Node)]
+        var used: Int
+    }
+
+    /// Writes directories, inodes and the superblock, and closes the image.
+    @discardableResult
+    public func finish() throws -> EROFSImageSummary {
+        try checkUsable()
+        do {
+            let summary = try writeMetadata()
+            finished = true
+            return summary
+        } catch {
+            failed = true
+            throw error
+        }
+    }
+
+    private func writeMetadata() throws -> EROFSImageSummary {
+        let bs = EROFSFormat.blockSize
+        try finishLayers()
+        try output.padToBlock()
+
+        // 1. Order (breadth-first), link counts, sorted directory entries.
+        var order: [Node] = [root]
+        var dirEntries: [ObjectIdentifier: [([UInt8], Node)]] = [:]
+        var parents: [ObjectIdentifier: Node] = [ObjectIdentifier(root): root]
+        root.nlink = 2
+        root.ino = 1
+        var head = 0
+        while head < order.count {
+            let dir = order[head]
+            head += 1
+            guard dir.kind == .directory else { continue }
+            let sorted = dir.sortedChildren
+            dirEntries[ObjectIdentifier(dir)] = sorted
+            for (_, child) in sorted {
+                if child.kind == .directory {
+                    child.nlink = 2
+                    dir.nlink += 1
+                    parents[ObjectIdentifier(child)] = dir
+                } else {
+                    child.nlink += 1
+                }
+                if child.ino == 0 {
+                    child.ino = UInt32(order.count + 1)
+                    order.append(child)
+                }
+            }
+        }
+
+        // 2. Build time: the fixed one, or the most common mtime (so most inodes are compact).
+        var buildTime = (sec: options.fixedTimestamp ?? 0, nsec: UInt32(0))
+        if options.fixedTimestamp == nil {
+            var counts: [Int64: Int] = [:]
+            for node in order { counts[node.mtime &* 1_000_000_000 &+ Int64(node.mtimeNsec), default: 0] += 1 }
+            if let best = counts.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }) {
+                let node = order.first { $0.mtime &* 1_000_000_000 &+ Int64($0.mtimeNsec) == best.key } ?? root
+                buildTime = (node.mtime, node.mtimeNsec)
+            }
+        }
+
+        // 3. Shared xattrs: those used by two inodes or more.
+        var xattrUse: [Xattr: Int] = [:]
+        var xattrOrder: [Xattr] = []
+        for node in order {
+            for x in node.xattrs {
+                if xattrUse[x] == nil { xattrOrder.append(x) }
+                xattrUse[x, default: 0] += 1
+            }
+        }
+        var sharedID: [Xattr: UInt32] = [:]
+        var shared = ByteBuffer()
+        for x in xattrOrder where (xattrUse[x] ?? 0) >= 2 {
+            sharedID[x] = UInt32(shared.count / 4)
+            encodeXattr(x, into: &shared)
+        }
+        for node in order {
+            node.sharedXattrIDs = []
+            node.inlineXattrs = []
+            for x in node.xattrs {
+                if let id = sharedID[x], node.sharedXattrIDs.count < 255 {
+                    node.sharedXattrIDs.append(id)
+                } else {
+                    node.inlineXattrs.append(x)
+                }
+            }
+            if node.xattrs.isEmpty {
+                node.xattrIbodySize = 0
+            } else {
+                node.xattrIbodySize = 12 + 4 * node.sharedXattrIDs.count + node.inlineXattrs.reduce(0) { $0 + $1.entrySize }
+                guard (node.xattrIbodySize - 12) / 4 + 1 <= 0xFFFF else {
+                    throw EROFSError(.unsupported, "inode \(node.ino): too many xattrs")
+                }
+            }
+            node.compact = node.mtime == buildTime.sec && node.mtimeNsec == buildTime.nsec
+                && node.uid <= 0xFFFF && node.gid <= 0xFFFF && node.nlink <= 0xFFFF
+                && node.size <= UInt64(UInt32.max)
+        }
+
+        // 4. Directory blocks and out-of-line symlink targets, placed after the file data.
+        var extraCursor = output.nextBlock
+        var dirBlocks: [ObjectIdentifier: [DirBlock]] = [:]
+        var extraOrder: [Node] = []
+        for node in order {
+            let isize = node.compact ? EROFSFormat.compactInodeSize : EROFSFormat.extendedInodeSize
+            switch node.kind {
+            case .directory:
+                var entries = dirEntries[ObjectIdentifier(node)] ?? []
+                entries.append(([0x2E], node))
+                entries.append(([0x2E, 0x2E], parents[ObjectIdentifier(node)] ?? root))
+                entries.sort { $0.0.lexicographicallyPrecedes($1.0) }
+                var blocks: [DirBlock] = []
+                var current = DirBlock(entries: [], used: 0)
+                for entry in entries {
+                    let need = EROFSFormat.direntSize + entry.0.count
+                    if current.used + need > bs {
+                        blocks.append(current)
+                        current = DirBlock(entries: [], used: 0)
+                    }
+                    current.entries.append(entry)
+                    current.used += need
+                }
+                blocks.append(current)
+                dirBlocks[ObjectIdentifier(node)] = blocks
+                let tail = blocks[blocks.count - 1].used
+                node.dirSize = UInt64((blocks.count - 1) * bs + tail)
+                node.size = node.dirSize
+                node.dirInline = tail < bs && isize + node.xattrIbodySize + tail <= bs
+                let outOfLine = node.dirInline ? blocks.count - 1 : blocks.count
+                node.dirBlkaddr = outOfLine > 0 ? extraCursor : 0
+                extraCursor += UInt32(outOfLine)
+                if outOfLine > 0 { extraOrder.append(node) }
+            case .symlink:
+                node.size = UInt64(node.symlinkTarget.count)
+                node.dirInline = isize + node.xattrIbodySize + node.symlinkTarget.count <= bs
+                if !node.dirInline && !node.symlinkTarget.isEmpty {
+                    node.dirBlkaddr = extraCursor
+                    extraCursor += 1
+                    extraOrder.append(node)
+                }
+            default:
+                break
+            }
+        }
+        let metaBlkaddr = extraCursor
+
+        // 5. Inode layout (nids), filling gaps left by tails that must not cross blocks.
+        var cursor = max(EROFSFormat.roundUp(shared.count, 32), 32)
+        var gaps: [(start: Int, end: Int)] = []
+        for node in order {
+            let fp = footprint(node)
+            var placed = false
+            for g in gaps.indices where fits(fp, at: gaps[g].start, limit: gaps[g].end) {
+                node.metaOffset = gaps[g].start
+                gaps[g].start = EROFSFormat.roundUp(gaps[g].start + fp.total, 32)
+                if gaps[g].end - gaps[g].start < 32 { gaps.remove(at: g) }
+                placed = true
+                break
+            }
+            if !placed {
+                if !fits(fp, at: cursor, limit: Int.max) {
+                    let next = EROFSFormat.roundUp(cursor + 1, bs)
+                    if next - cursor >= 32 {
+                        gaps.append((cursor, next))
+                        if gaps.count > 32 { gaps.removeFirst() }
+                    }
+                    cursor = next
+                }
+                node.metaOffset = cursor
+                cursor = EROFSFormat.roundUp(cursor + fp.total, 32)
+            }
+            node.nid = UInt64(node.metaOffset / 32)
+        }
+        guard root.nid <= 0xFFFF else { throw EROFSError(.limitExceeded, "root nid exceeds 16 bits") }
+        let metaSize = cursor
+
+        // 6. Directory blocks and symlink blocks.
+        for node in extraOrder {
+            if node.kind == .symlink {
+                var block = ByteBuffer(capacity: bs)
+                block.append(node.symlinkTarget)
+                block.pad(to: bs)
+                try output.write(block.bytes)
+                continue
+            }
+            let blocks = dirBlocks[ObjectIdentifier(node)] ?? []
+            let count = node.dirInline ? blocks.count - 1 : blocks.count
+            for b in 0..<count {
+                var block = encodeDirBlock(blocks[b])
+                block.pad(to: bs)
+                try output.write(block.bytes)
+            }
+        }
+        guard output.nextBlock == metaBlkaddr, output.position % UInt64(bs) == 0 else {
+            throw EROFSError(.invalidState, "internal: directory area size mismatch")
+        }
+
+        // 7. Metadata: shared xattrs, then inodes in offset order.
+        var meta = ByteBuffer(capacity: 1 << 20)
+        var written = 0
+        meta.append(shared.bytes)
+        let byOffset = order.sorted { $0.metaOffset < $1.metaOffset }
+        for node in byOffset {
+            let pos = node.metaOffset - written
+            if meta.count < pos { meta.zeros(pos - meta.count) }
+            try encodeInode(node, blocks: dirBlocks[ObjectIdentifier(node)], into: &meta)
+            if meta.count > 1 << 20 {
+                // Flush whole 32-byte-aligned prefix; later inodes never go back before cursor.
+                let keep = meta.count % 32
+                let cut = meta.count - keep
+                try output.write(Array(meta.bytes[0..<cut]))
+                written += cut
+                meta.bytes.removeFirst(cut)
+            }
+        }
+        if written + meta.count < metaSize { meta.zeros(metaSize - written - meta.count) }
+        try output.write(meta.bytes)
+        try output.padToBlock()
+        let totalBlocks = output.nextBlock
+
+        // 8. Superblock.
+        var sb = ByteBuffer(capacity: 128)
+        sb.u32(EROFSFormat.magic)
+        sb.u32(0)                                   // checksum (feature off)
+        sb.u32(EROFSFormat.featureCompatMTime)
+        sb.u8(EROFSFormat.blockSizeBits)
+        sb.u8(0)                                    // sb_extslots
+        sb.u16(UInt16(root.nid))
+        sb.u64(UInt64(order.count))                 // inos
+        sb.u64(UInt64(bitPattern: buildTime.sec))
+        sb.u32(buildTime.nsec)
+        sb.u32(totalBlocks)
+        sb.u32(metaBlkaddr)
+        sb.u32(metaBlkaddr)                         // xattr_blkaddr: shared xattrs start the meta area
+        sb.append(options.uuid)
+        var label = Array(options.volumeName.utf8)
+        label += [UInt8](repeating: 0, count: 16 - label.count)
+        sb.append(label)
+        var incompat: UInt32 = EROFSFormat.featureIncompatZeroPadding
+        if data.usedChunks { incompat |= EROFSFormat.featureIncompatChunkedFile }
+        sb.u32(incompat)
+        sb.u16(0)                                   // lz4_max_distance: default
+        sb.zeros(128 - sb.count)
+        try output.pwrite(sb.bytes, at: UInt64(EROFSFormat.superOffset))
+        try output.sync()
+        return EROFSImageSummary(imageBytes: UInt64(totalBlocks) * UInt64(bs), inodes: order.count, compressedFiles: compressedFiles)
+    }
+
+    struct Footprint {
+        /// Bytes from the inode start to the tail (or the end when there is none).
+        var head: Int
+        var tail: Int
+        var total: Int { head + tail }
+    }
+
+    private func footprint(_ node: Node) -> Footprint {
+        let isize = node.compact ? EROFSFormat.compactInodeSize : EROFSFormat.extendedInodeSize
+        let base = isize + node.xattrIbodySize
+        switch node.kind {
+        case .regular:
+            switch node.data {
+            case .plain(_, _, let tail?): return Footprint(head: base, tail: tail.length)
+            case .chunked(_, let map): return Footprint(head: EROFSFormat.roundUp(base, 4) + 4 * map.count, tail: 0)
+            case .compressed(let indexes, _): return Footprint(head: EROFSFormat.roundUp(base, 8) + 16 + indexes.count, tail: 0)
+            default: return Footprint(head: base, tail: 0)
+            }
+        case .directory:
+            return Footprint(head: base, tail: node.dirInline ? Int(node.dirSize % UInt64(EROFSFormat.blockSize)) : 0)
+        case .symlink:
+            return Footprint(head: base, tail: node.dirInline ? node.symlinkTarget.count : 0)
+        default:
+            return Footprint(head: base, tail: 0)
+        }
+    }
+
+    private func fits(_ fp: Footprint, at offset: Int, limit: Int) -> Bool {
+        if offset + fp.total > limit { return false }
+        if fp.tail == 0 { return true }
+        let bs = EROFSFormat.blockSize
+        return (offset + fp.head) % bs + fp.tail <= bs
+    }
+
+    private func encodeXattr(_ x: Xattr, into buf: inout ByteBuffer) {
+        buf.u8(UInt8(x.name.count))
+        buf.u8(x.index)
+        buf.u16(UInt16(x.value.count))
+        buf.append(x.name)
+        buf.append(x.value)
+        buf.pad(to: 4)
+    }
+
+    private func encodeDirBlock(_ block: DirBlock) -> ByteBuffer {
+        var buf = ByteBuffer(capacity: EROFSFormat.blockSize)
+        var nameOff = EROFSFormat.direntSize * block.entries.count
+        for (name, node) in block.entries {
+            buf.u64(node.nid)
+            buf.u16(UInt16(nameOff))
+            buf.u8(node.direntType)
+            buf.u8(0)
+            nameOff += name.count
+        }
+        for (name, _) in block.entries { buf.append(name) }
+        return buf
+    }
+
+    private func encodeInode(_ node: Node, blocks: [DirBlock]?, into meta: inout ByteBuffer) throws {
+        let bs = EROFSFormat.blockSize
+        var layout = EROFSFormat.layoutFlatPlain
+        var iu: UInt32 = 0
+        var tailBytes: [UInt8] = []
+        var trailer: [UInt8] = []          // indexes / block map, after alignment
+        var trailerAlign = 1
+        switch node.kind {
+        case .regular:
+            switch node.data {
+            case .empty:
+                break
+            case .plain(let blkaddr, _, let tail):
+                iu = blkaddr
+                if let tail {
+                    layout = EROFSFormat.layoutFlatInline
+                    tailBytes = try tails.read(tail)
+                }
+            case .chunked(let bits, let map):
+                // A 4-byte block map; EROFS_NULL_ADDR marks a hole.
+                layout = EROFSFormat.layoutChunkBased
+                iu = UInt32(bits)
+                var b = ByteBuffer(capacity: 4 * map.count)
+                for a in map { b.u32(a) }
+                trailer = b.bytes
+                trailerAlign = 4
+            case .compressed(let indexes, let blocks):
+                layout = EROFSFormat.layoutCompressedFull
+                iu = blocks
+                var b = ByteBuffer(capacity: 16 + indexes.count)
+                b.u16(0); b.u16(0)          // h_reserved1, h_idata_size
+                b.u16(0)                    // h_advise
+                b.u8(0)                     // lz4
+                b.u8(0)                     // 4 KiB lclusters
+                b.zeros(8)                  // legacy padding
+                b.append(indexes)
+                trailer = b.bytes
+                trailerAlign = 8
+            }
+        case .directory:
+            iu = node.dirBlkaddr
+            if node.dirInline, let last = blocks?.last {
+                layout = EROFSFormat.layoutFlatInline
+                tailBytes = encodeDirBlock(last).bytes
+            }
+        case .symlink:
+            if node.dirInline {
+                layout = EROFSFormat.layoutFlatInline
+                tailBytes = node.symlinkTarget
+            } else {
+                iu = node.dirBlkaddr
+            }
+        case .charDevice, .blockDevice:
+            iu = node.rdev
+        case .fifo, .socket:
+            break
+        }
+        let start = meta.count
+        let mode = UInt16(truncatingIfNeeded: node.fileTypeBits) | node.permissions
+        let icount: UInt16 = node.xattrIbodySize == 0 ? 0 : UInt16((node.xattrIbodySize - 12) / 4 + 1)
+        if node.compact {
+            meta.u16(layout << 1)
+            meta.u16(icount)
+            meta.u16(mode)
+            meta.u16(UInt16(node.nlink))
+            meta.u32(UInt32(node.size))
+            meta.u32(0)
+            meta.u32(iu)
+            meta.u32(node.ino)
+            meta.u16(UInt16(node.uid))
+            meta.u16(UInt16(node.gid))
+            meta.u32(0)
+        } else {
+            meta.u16(layout << 1 | 1)
+            meta.u16(icount)
+            meta.u16(mode)
+            meta.u16(0)
+            meta.u64(node.size)
+            meta.u32(iu)
+            meta.u32(node.ino)
+            meta.u32(node.uid)
+            meta.u32(node.gid)
+            meta.u64(UInt64(bitPattern: node.mtime))
+            meta.u32(node.mtimeNsec)
+            meta.u32(node.nlink)
+            meta.zeros(16)
+        }
+        if node.xattrIbodySize > 0 {
+            meta.u32(0)
+            meta.u8(UInt8(node.sharedXattrIDs.count))
+            meta.zeros(7)
+            for id in node.sharedXattrIDs { meta.u32(id) }
+            for x in node.inlineXattrs { encodeXattr(x, into: &meta) }
+        }
+        if !trailer.isEmpty {
+            meta.zeros(EROFSFormat.roundUp(meta.count - start, trailerAlign) - (meta.count - start))
+            meta.append(trailer)
+        }
+        meta.append(tailBytes)
+        _ = bs
+    }
+}
