@@ -167,7 +167,12 @@ final class TarReader {
     }
 
     private func verifyChecksum(_ block: [UInt8], at offset: UInt64) throws {
-        let stored = try number(block, 148, 8, at: offset)
+        let stored: UInt64
+        do {
+            stored = try number(block, 148, 8, at: offset)
+        } catch {
+            throw fail("header checksum field is not a number (not a tar, or corrupt)", at: offset)
+        }
         var unsigned: UInt64 = 0
         var signed: Int64 = 0
         for (i, b) in block.enumerated() {
@@ -184,10 +189,12 @@ final class TarReader {
     private func number(_ block: [UInt8], _ start: Int, _ length: Int, at offset: UInt64) throws -> UInt64 {
         let field = block[start..<(start + length)]
         if let first = field.first, first & 0x80 != 0 {
-            guard first == 0x80 else { throw fail("negative or oversized base-256 number", at: offset) }
-            var value: UInt64 = 0
+            // GNU base-256: 0x80 positive, 0xFF negative (two's complement; only
+            // meaningful for times, a negative size fails the size limit).
+            guard first == 0x80 || first == 0xFF else { throw fail("bad base-256 number", at: offset) }
+            var value: UInt64 = first == 0xFF ? UInt64.max : 0
             for b in field.dropFirst() {
-                guard value >> 56 == 0 else { throw fail("base-256 number overflows", at: offset) }
+                if first == 0x80 { guard value >> 56 == 0 else { throw fail("base-256 number overflows", at: offset) } }
                 value = value << 8 | UInt64(b)
             }
             return value
