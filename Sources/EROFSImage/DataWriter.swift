@@ -167,6 +167,7 @@ final class DataWriter {
     /// (then the caller stores the file plainly).
     private func writeCompressed(_ source: any FileSource, inlineBudget: Int) throws -> FileData? {
         lastCompressed = nil
+        var finalRawTail: [UInt8]?
         let size = source.size
         var extents: [Extent] = []
         var pos: UInt64 = 0          // logical offset of the next extent
@@ -213,23 +214,31 @@ final class DataWriter {
                 consumed = min(bs, avail)
                 try output.write(UnsafeRawBufferPointer(start: srcPtr, count: consumed))
                 try output.writeZeros(bs - consumed)
+                if pos + UInt64(consumed) == size && consumed < bs {
+                    finalRawTail = Array(UnsafeRawBufferPointer(start: srcPtr, count: consumed))
+                }
             }
             extents.append(Extent(start: pos, length: consumed, blkaddr: blkaddr, raw: raw))
             pos += UInt64(consumed)
         }
         let blocks = extents.count
         if extents.allSatisfy({ $0.raw }), let first = extents.first {
-            // Every pcluster is plain: that is exactly the flat layout, for free.
+            // Every pcluster is plain: that is exactly the flat layout, for free;
+            // only move a short tail inline, as a plain write would have.
+            if let tailBytes = finalRawTail, tailBytes.count <= inlineBudget {
+                try output.truncate(to: output.position - UInt64(bs))
+                let tail = try tailBytes.withUnsafeBytes { try tails.append($0) }
+                return .plain(blkaddr: blocks > 1 ? first.blkaddr : 0, blocks: UInt32(blocks - 1), tail: tail)
+            }
             return .plain(blkaddr: first.blkaddr, blocks: UInt32(blocks), tail: nil)
         }
         let fullBlocks = Int(size / UInt64(bs))
         let tailLength = Int(size % UInt64(bs))
         let plainCost = (fullBlocks + (tailLength > 0 && tailLength > inlineBudget ? 1 : 0)) * bs
             + (tailLength <= inlineBudget ? tailLength : 0)
-        let lclusters = Int((size + UInt64(bs) - 1) / UInt64(bs))
-        let compressedCost = blocks * bs + 16 + 8 * lclusters
-        let indexes = buildFullIndexes(extents, size: size)
-        let result = FileData.compressed(indexes: indexes, blocks: UInt32(blocks))
+        let lclusters = buildLclusters(extents, size: size)
+        let compressedCost = blocks * bs + 8 + CompactIndex.maxBytes(count: lclusters.count)
+        let result = FileData.compressed(lclusters: lclusters, blocks: UInt32(blocks))
         if compressedCost >= plainCost {
             lastCompressed = result
             return nil
@@ -238,42 +247,33 @@ final class DataWriter {
         return result
     }
 
-    /// Full (legacy, 8 bytes per lcluster) indexes for one-block pclusters.
-    private func buildFullIndexes(_ extents: [Extent], size: UInt64) -> [UInt8] {
+    /// The logical cluster map for one-block pclusters: one entry per 4 KiB of
+    /// file, with a fake head at EOF when the last extent ends inside an lcluster
+    /// that it did not start in (so no mapping ever runs past the data).
+    private func buildLclusters(_ extents: [Extent], size: UInt64) -> [Lcluster] {
         let lcs = UInt64(bs)
         let count = Int((size + lcs - 1) / lcs)
-        // head[i] = index of the extent whose head is in lcluster i, or -1; -2 for the EOF marker.
-        var head = [Int](repeating: -1, count: count)
-        for (i, e) in extents.enumerated() { head[Int(e.start / lcs)] = i }
-        if size % lcs != 0, head[count - 1] == -1 { head[count - 1] = -2 }
-        var out = ByteBuffer(zeros: 8 * count)
+        var map = [Lcluster](repeating: Lcluster(type: EROFSFormat.lclusterTypeNonHead, clusterofs: 0, blkaddr: 0, delta0: 0, delta1: 0), count: count)
+        var isHead = [Bool](repeating: false, count: count)
+        for e in extents {
+            let i = Int(e.start / lcs)
+            map[i] = Lcluster(type: e.raw ? EROFSFormat.lclusterTypePlain : EROFSFormat.lclusterTypeHead,
+                              clusterofs: UInt16(e.start % lcs), blkaddr: e.blkaddr, delta0: 0, delta1: 0)
+            isHead[i] = true
+        }
+        if size % lcs != 0, !isHead[count - 1], let last = extents.last {
+            map[count - 1] = Lcluster(type: EROFSFormat.lclusterTypePlain, clusterofs: UInt16(size % lcs),
+                                      blkaddr: last.blkaddr + 1, delta0: 0, delta1: 0)
+            isHead[count - 1] = true
+        }
         var lastHead = 0
-        var nextHead = [Int](repeating: count, count: count)
-        var upcoming = count
-        for i in stride(from: count - 1, through: 0, by: -1) {
-            nextHead[i] = upcoming
-            if head[i] != -1 { upcoming = i }
-        }
         for i in 0..<count {
-            let base = 8 * i
-            switch head[i] {
-            case -2:
-                out.put16(EROFSFormat.lclusterTypePlain, at: base)
-                out.put16(UInt16(size % lcs), at: base + 2)
-                out.put32(0, at: base + 4)
-            case -1:
-                out.put16(EROFSFormat.lclusterTypeNonHead, at: base)
-                out.put16(0, at: base + 2)
-                out.put16(UInt16(i - lastHead), at: base + 4)
-                out.put16(UInt16(nextHead[i] - i), at: base + 6)
-            default:
-                let e = extents[head[i]]
-                out.put16(e.raw ? EROFSFormat.lclusterTypePlain : EROFSFormat.lclusterTypeHead, at: base)
-                out.put16(UInt16(e.start % lcs), at: base + 2)
-                out.put32(e.blkaddr, at: base + 4)
-                lastHead = i
-            }
+            if isHead[i] { lastHead = i } else { map[i].delta0 = UInt16(i - lastHead) }
         }
-        return out.bytes
+        var nextHead = count
+        for i in stride(from: count - 1, through: 0, by: -1) {
+            if isHead[i] { nextHead = i } else { map[i].delta1 = UInt16(nextHead - i) }
+        }
+        return map
     }
 }

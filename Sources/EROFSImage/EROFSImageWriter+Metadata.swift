@@ -151,35 +151,15 @@ extension EROFSImageWriter {
         }
         let metaBlkaddr = extraCursor
 
-        // 5. Inode layout (nids), filling gaps left by tails that must not cross blocks.
-        var cursor = max(EROFSFormat.roundUp(shared.count, 32), 32)
-        var gaps: [(start: Int, end: Int)] = []
+        // 5. Inode layout (nids): best-fit packing of each inode (with its inline
+        // tail, which must not cross a block) into partly used metadata blocks.
+        var packer = MetaPacker(start: max(EROFSFormat.roundUp(shared.count, 32), 32))
         for node in order {
-            let fp = footprint(node)
-            var placed = false
-            for g in gaps.indices where fits(fp, at: gaps[g].start, limit: gaps[g].end) {
-                node.metaOffset = gaps[g].start
-                gaps[g].start = EROFSFormat.roundUp(gaps[g].start + fp.total, 32)
-                if gaps[g].end - gaps[g].start < 32 { gaps.remove(at: g) }
-                placed = true
-                break
-            }
-            if !placed {
-                if !fits(fp, at: cursor, limit: Int.max) {
-                    let next = EROFSFormat.roundUp(cursor + 1, bs)
-                    if next - cursor >= 32 {
-                        gaps.append((cursor, next))
-                        if gaps.count > 32 { gaps.removeFirst() }
-                    }
-                    cursor = next
-                }
-                node.metaOffset = cursor
-                cursor = EROFSFormat.roundUp(cursor + fp.total, 32)
-            }
+            node.metaOffset = packer.place(EROFSFormat.roundUp(footprint(node).total, 32))
             node.nid = UInt64(node.metaOffset / 32)
         }
+        let metaSize = packer.end
         guard root.nid <= 0xFFFF else { throw EROFSError(.limitExceeded, "root nid exceeds 16 bits") }
-        let metaSize = cursor
 
         // 6. Directory blocks and symlink blocks.
         for node in extraOrder {
@@ -268,7 +248,9 @@ extension EROFSImageWriter {
             switch node.data {
             case .plain(_, _, let tail?): return Footprint(head: base, tail: tail.length)
             case .chunked(_, let map): return Footprint(head: EROFSFormat.roundUp(base, 4) + 4 * map.count, tail: 0)
-            case .compressed(let indexes, _): return Footprint(head: EROFSFormat.roundUp(base, 8) + 16 + indexes.count, tail: 0)
+            case .compressed(let map, _):
+                let ebase = EROFSFormat.roundUp(base, 8) + 8
+                return Footprint(head: ebase + CompactIndex.size(count: map.count, ebase: ebase), tail: 0)
             default: return Footprint(head: base, tail: 0)
             }
         case .directory:
@@ -280,12 +262,6 @@ extension EROFSImageWriter {
         }
     }
 
-    private func fits(_ fp: Footprint, at offset: Int, limit: Int) -> Bool {
-        if offset + fp.total > limit { return false }
-        if fp.tail == 0 { return true }
-        let bs = EROFSFormat.blockSize
-        return (offset + fp.head) % bs + fp.tail <= bs
-    }
 
     private func encodeXattr(_ x: Xattr, into buf: inout ByteBuffer) {
         buf.u8(UInt8(x.name.count))
@@ -336,16 +312,17 @@ extension EROFSImageWriter {
                 for a in map { b.u32(a) }
                 trailer = b.bytes
                 trailerAlign = 4
-            case .compressed(let indexes, let blocks):
-                layout = EROFSFormat.layoutCompressedFull
+            case .compressed(let map, let blocks):
+                layout = EROFSFormat.layoutCompressedCompact
                 iu = blocks
-                var b = ByteBuffer(capacity: 16 + indexes.count)
+                let isize = node.compact ? EROFSFormat.compactInodeSize : EROFSFormat.extendedInodeSize
+                let ebase = EROFSFormat.roundUp(isize + node.xattrIbodySize, 8) + 8
+                var b = ByteBuffer(capacity: 8 + CompactIndex.size(count: map.count, ebase: ebase))
                 b.u16(0); b.u16(0)          // h_reserved1, h_idata_size
-                b.u16(0)                    // h_advise
+                b.u16(0x1)                  // h_advise: COMPACTED_2B
                 b.u8(0)                     // lz4
                 b.u8(0)                     // 4 KiB lclusters
-                b.zeros(8)                  // legacy padding
-                b.append(indexes)
+                b.append(CompactIndex.encode(map, ebase: ebase))
                 trailer = b.bytes
                 trailerAlign = 8
             }
@@ -410,5 +387,52 @@ extension EROFSImageWriter {
         }
         meta.append(tailBytes)
         _ = bs
+    }
+}
+
+/// Best-fit placement of 32-byte-aligned items into metadata blocks. Items up to
+/// a block never cross a block boundary (so inline tails never do); larger ones
+/// take fresh blocks.
+struct MetaPacker {
+    private let bs = EROFSFormat.blockSize
+    /// Next free offset inside each partly used block, by block index.
+    private var used: [Int: Int] = [:]
+    /// Blocks by free space in 32-byte units (entries may be stale).
+    private var buckets: [[Int]]
+    /// Start of the first never-used block.
+    private var fresh: Int
+    private(set) var end: Int
+
+    init(start: Int) {
+        buckets = Array(repeating: [], count: EROFSFormat.blockSize / 32 + 1)
+        fresh = EROFSFormat.roundUp(start, EROFSFormat.blockSize)
+        end = start
+        if start % bs != 0 { note(block: start / bs, next: start) }
+    }
+
+    private mutating func note(block: Int, next: Int) {
+        used[block] = next
+        let free = (block + 1) * bs - next
+        if free >= 32 { buckets[free / 32].append(block) }
+    }
+
+    mutating func place(_ size: Int) -> Int {
+        if size <= bs {
+            let units = size / 32
+            for k in units..<buckets.count {
+                while let block = buckets[k].popLast() {
+                    guard let next = used[block], ((block + 1) * bs - next) / 32 == k else { continue }
+                    note(block: block, next: next + size)
+                    end = max(end, next + size)
+                    return next
+                }
+            }
+        }
+        let at = fresh
+        let last = at + size
+        fresh = EROFSFormat.roundUp(last, bs)
+        end = max(end, last)
+        if last % bs != 0 { note(block: last / bs, next: last) }
+        return at
     }
 }

@@ -13,7 +13,7 @@ extension EROFSReader {
             return try readFlat(inode, offset, n)
         case EROFSFormat.layoutChunkBased:
             return try readChunked(inode, offset, n)
-        case EROFSFormat.layoutCompressedFull:
+        case EROFSFormat.layoutCompressedFull, EROFSFormat.layoutCompressedCompact:
             return try readCompressed(inode, offset, n)
         default:
             throw EROFSError(.unsupported, "nid \(inode.nid): layout \(inode.layout) not supported by the reader")
@@ -78,10 +78,58 @@ extension EROFSReader {
         var raw: Bool
     }
 
+    /// One lcluster index: type, clusterofs (heads) and the block address (heads)
+    /// or the distance back to the head (non-heads).
     private func lcluster(_ inode: EROFSInode, _ lcn: UInt64) throws -> (type: UInt16, clusterofs: UInt16, word: UInt32) {
-        let base = EROFSFormat.roundUp(inode.offset + UInt64(inode.inodeSize + inode.xattrSize), 8) + 16
-        let e = try read(base + 8 * lcn, 8)
-        return (e.le16(0) & 3, e.le16(2), e.le32(4))
+        let aligned = EROFSFormat.roundUp(inode.offset + UInt64(inode.inodeSize + inode.xattrSize), 8)
+        if inode.layout == EROFSFormat.layoutCompressedFull {
+            let e = try read(aligned + 16 + 8 * lcn, 8)
+            return (e.le16(0) & 3, e.le16(2), e.le32(4))
+        }
+        let ebase = aligned + 8
+        let total = (inode.size + bs - 1) / bs
+        let advise = try read(aligned, 8).le16(4)
+        var initial = (32 - ebase % 32) / 4
+        if initial == 8 { initial = 0 }
+        let twoByte = advise & 1 != 0 && initial < total ? (total - initial) / 16 * 16 : 0
+        var pos = ebase
+        var shift: UInt64 = 2
+        if lcn < initial {
+            pos += lcn * 4
+        } else if lcn - initial < twoByte {
+            shift = 1
+            pos += initial * 4 + (lcn - initial) * 2
+        } else {
+            pos += initial * 4 + twoByte * 2 + (lcn - initial - twoByte) * 4
+        }
+        let vcnt: UInt64 = shift == 2 ? 2 : 16
+        let packBytes = vcnt << shift
+        let packStart = pos / packBytes * packBytes
+        let pack = try read(packStart, Int(packBytes))
+        let encodeBits = Int((packBytes - 4) * 8 / vcnt)
+        func decode(_ i: Int) -> (lo: UInt32, type: UInt16) {
+            let bit = encodeBits * i
+            var v: UInt32 = 0
+            for b in 0..<4 where bit / 8 + b < pack.count { v |= UInt32(pack[bit / 8 + b]) << UInt32(8 * b) }
+            v >>= UInt32(bit & 7)
+            return (v & 0xFFF, UInt16((v >> 12) & 3))
+        }
+        let i = Int((pos - packStart) >> shift)
+        let (lo, type) = decode(i)
+        if type == EROFSFormat.lclusterTypeNonHead {
+            if i + 1 != Int(vcnt) { return (type, 0, lo) }
+            let prev = decode(i - 1)
+            return (type, 0, prev.type == EROFSFormat.lclusterTypeNonHead ? prev.lo + 1 : 1)
+        }
+        var nblk: UInt32 = 1
+        var j = i
+        while j > 0 {
+            j -= 1
+            let d = decode(j)
+            if d.type == EROFSFormat.lclusterTypeNonHead { j -= Int(d.lo) }
+            if j >= 0 { nblk += 1 }
+        }
+        return (type, UInt16(lo), pack.le32(Int(packBytes) - 4) &+ nblk)
     }
 
     /// Finds the extent containing `pos` using full lcluster indexes.
@@ -127,7 +175,7 @@ extension EROFSReader {
 
     private func readCompressed(_ inode: EROFSInode, _ offset: UInt64, _ n: Int) throws -> [UInt8] {
         let header = try read(EROFSFormat.roundUp(inode.offset + UInt64(inode.inodeSize + inode.xattrSize), 8), 8)
-        guard header.le16(4) == 0, header[6] == 0, header[7] == 0 else {
+        guard header.le16(4) & ~1 == 0, header[6] == 0, header[7] == 0 else {
             throw EROFSError(.unsupported, "nid \(inode.nid): compression features \(header) not supported by the reader")
         }
         var out: [UInt8] = []

@@ -57,8 +57,9 @@ enum FileData {
     case plain(blkaddr: UInt32, blocks: UInt32, tail: TailRef?)
     /// Chunk-based: one block address (or null) per chunk of `blockSize << chunkBits`.
     case chunked(chunkBits: UInt8, map: [UInt32])
-    /// lz4 compressed with full (8-byte) lcluster indexes.
-    case compressed(indexes: [UInt8], blocks: UInt32)
+    /// lz4 compressed; the lcluster map is encoded as compact indexes once the
+    /// inode's metadata position is known.
+    case compressed(lclusters: [Lcluster], blocks: UInt32)
 }
 
 /// A span of bytes kept in the tail store until the metadata is written.
@@ -151,4 +152,16 @@ final class Node {
         if xattrs.isEmpty { return 0 }
         return 12 + xattrs.reduce(0) { $0 + $1.entrySize }
     }
+}
+
+/// One logical cluster (4 KiB of a compressed file) before encoding.
+struct Lcluster {
+    var type: UInt16
+    /// For heads: where the extent starts inside this lcluster.
+    var clusterofs: UInt16
+    /// For heads: the pcluster's block.
+    var blkaddr: UInt32
+    /// For non-heads: distance back to the head, and forward to the next head.
+    var delta0: UInt16
+    var delta1: UInt16
 }
