@@ -1,4 +1,3 @@
-import CEROFSLZ4
 import Glibc
 
 /// Writes file contents into the data area and returns how they were laid out.
@@ -9,9 +8,7 @@ final class DataWriter {
     let maxExtentBytes: Int
     private let bs = EROFSFormat.blockSize
     private var io: UnsafeMutableRawBufferPointer
-    private var window: UnsafeMutableRawBufferPointer
-    private var dst: UnsafeMutableRawBufferPointer
-    private var hcState: UnsafeMutableRawPointer?
+    private let compressor: Compressor
     /// Whether any chunk-based file was written (a superblock feature bit).
     private(set) var usedChunks = false
     /// Whether any compressed file was written.
@@ -23,18 +20,11 @@ final class DataWriter {
         self.compression = compression
         self.maxExtentBytes = maxExtentBytes
         io = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
-        window = UnsafeMutableRawBufferPointer.allocate(byteCount: 2 * maxExtentBytes + EROFSFormat.blockSize, alignment: 4096)
-        dst = UnsafeMutableRawBufferPointer.allocate(byteCount: EROFSFormat.blockSize, alignment: 16)
-        if case .lz4hc = compression {
-            hcState = UnsafeMutableRawPointer.allocate(byteCount: Int(LZ4_sizeofStateHC()), alignment: 16)
-        }
+        compressor = Compressor(compression: compression, maxExtentBytes: maxExtentBytes, sizeHint: UInt64.max)
     }
 
     deinit {
         io.deallocate()
-        window.deallocate()
-        dst.deallocate()
-        hcState?.deallocate()
     }
 
     /// Writes one regular file. `inlineBudget` is how many tail bytes may go inline
@@ -59,6 +49,27 @@ final class DataWriter {
     }
 
     private var lastCompressed: FileData?
+
+    /// Whether `source` may be compressed on a worker (read-anywhere, dense, bounded).
+    func canCompressAsync(_ source: any FileSource) -> Bool {
+        compression != .none && source.rewindable && source.dataSegments == nil
+            && source.size > UInt64(bs) && source.size <= 16 << 20
+    }
+
+    /// Writes a file compressed by a worker (`blocks` in order), or stores it
+    /// plainly when that is smaller.
+    func commit(_ outcome: CompressionOutcome, blocks: [UInt8], source: any FileSource, inlineBudget: Int) throws -> FileData {
+        let allRaw = outcome.extents.allSatisfy { $0.raw }
+        if !allRaw && !outcome.pays(size: source.size, inlineBudget: inlineBudget) {
+            return try writePlain(source, inlineBudget: inlineBudget)
+        }
+        let first = output.nextBlock
+        try output.write(blocks)
+        if let result = try finishCompressed(outcome, firstBlock: first, size: source.size, inlineBudget: inlineBudget) {
+            return result
+        }
+        return try writePlain(source, inlineBudget: inlineBudget)
+    }
 
     // MARK: plain
 
@@ -142,104 +153,38 @@ final class DataWriter {
 
     // MARK: compressed
 
-    private struct Extent {
-        var start: UInt64
-        var length: Int
-        var blkaddr: UInt32
-        var raw: Bool
-    }
 
-    private func compressOne(_ src: UnsafeRawPointer, _ srcSize: Int) -> (consumed: Int, compressed: Int) {
-        var consumed = Int32(srcSize)
-        let n: Int32
-        let s = src.assumingMemoryBound(to: CChar.self)
-        let d = dst.baseAddress!.assumingMemoryBound(to: CChar.self)
-        switch compression {
-        case .lz4hc(let level):
-            n = LZ4_compress_HC_destSize(hcState, s, d, &consumed, Int32(bs), Int32(level))
-        default:
-            n = LZ4_compress_destSize(s, d, &consumed, Int32(bs))
-        }
-        return (Int(consumed), Int(n))
-    }
-
-    /// Compresses into one-block pclusters; returns nil when it does not pay off
-    /// (then the caller stores the file plainly).
+    /// Compresses a file straight into the image (used for files too big to
+    /// buffer and for sources that can be read only once).
     private func writeCompressed(_ source: any FileSource, inlineBudget: Int) throws -> FileData? {
         lastCompressed = nil
-        var finalRawTail: [UInt8]?
-        let size = source.size
-        var extents: [Extent] = []
-        var pos: UInt64 = 0          // logical offset of the next extent
-        var bufStart: UInt64 = 0     // logical offset of window[0]
-        var bufLen = 0
-        var readPos: UInt64 = 0
-        let zeroPad = UnsafeMutableRawBufferPointer.allocate(byteCount: bs, alignment: 16)
-        defer { zeroPad.deallocate() }
-        zeroPad.initializeMemory(as: UInt8.self, repeating: 0)
-        guard let wbase = window.baseAddress, let dbase = dst.baseAddress, let zbase = zeroPad.baseAddress else { return nil }
-        while pos < size {
-            // Refill the window so that it holds up to maxExtentBytes from pos.
-            let have = Int(bufStart + UInt64(bufLen) - pos)
-            if have < maxExtentBytes && readPos < size {
-                let shift = Int(pos - bufStart)
-                if shift > 0 {
-                    memmove(wbase, wbase + shift, have)
-                    bufStart = pos
-                    bufLen = have
-                }
-                while bufLen < 2 * maxExtentBytes && readPos < size {
-                    let want = min(2 * maxExtentBytes - bufLen, Int(min(UInt64(Int.max), size - readPos)))
-                    let n = try source.read(at: readPos, into: UnsafeMutableRawBufferPointer(start: wbase + bufLen, count: want))
-                    guard n == want else { throw EROFSError(.io, "\(source.displayName): short read at \(readPos)") }
-                    bufLen += n
-                    readPos += UInt64(n)
-                }
-            }
-            let srcPtr = UnsafeRawPointer(wbase + Int(pos - bufStart))
-            let avail = min(maxExtentBytes, Int(bufStart + UInt64(bufLen) - pos))
-            let blkaddr = output.nextBlock
-            var consumed = 0
-            var raw = true
-            if avail > bs {
-                let r = compressOne(srcPtr, avail)
-                if r.compressed > 0 && r.consumed > bs {
-                    consumed = r.consumed
-                    raw = false
-                    try output.write(UnsafeRawBufferPointer(start: zbase, count: bs - r.compressed))
-                    try output.write(UnsafeRawBufferPointer(start: dbase, count: r.compressed))
-                }
-            }
-            if raw {
-                consumed = min(bs, avail)
-                try output.write(UnsafeRawBufferPointer(start: srcPtr, count: consumed))
-                try output.writeZeros(bs - consumed)
-                if pos + UInt64(consumed) == size && consumed < bs {
-                    finalRawTail = Array(UnsafeRawBufferPointer(start: srcPtr, count: consumed))
-                }
-            }
-            extents.append(Extent(start: pos, length: consumed, blkaddr: blkaddr, raw: raw))
-            pos += UInt64(consumed)
+        let firstBlock = output.nextBlock
+        let outcome = try compressor.compress(source) { block in try self.output.write(block) }
+        return try finishCompressed(outcome, firstBlock: firstBlock, size: source.size, inlineBudget: inlineBudget)
+    }
+
+    /// Turns a compression outcome whose blocks were written at `firstBlock` into
+    /// the file's layout; nil when plain storage would be smaller.
+    func finishCompressed(_ outcome: CompressionOutcome, firstBlock: UInt32, size: UInt64, inlineBudget: Int) throws -> FileData? {
+        let extents = outcome.extents.map { e -> Extent in
+            var e = e
+            e.blkaddr += firstBlock
+            return e
         }
         let blocks = extents.count
         if extents.allSatisfy({ $0.raw }), let first = extents.first {
             // Every pcluster is plain: that is exactly the flat layout, for free;
             // only move a short tail inline, as a plain write would have.
-            if let tailBytes = finalRawTail, tailBytes.count <= inlineBudget {
+            if let tailBytes = outcome.finalRawTail, tailBytes.count <= inlineBudget {
                 try output.truncate(to: output.position - UInt64(bs))
                 let tail = try tailBytes.withUnsafeBytes { try tails.append($0) }
                 return .plain(blkaddr: blocks > 1 ? first.blkaddr : 0, blocks: UInt32(blocks - 1), tail: tail)
             }
             return .plain(blkaddr: first.blkaddr, blocks: UInt32(blocks), tail: nil)
         }
-        let fullBlocks = Int(size / UInt64(bs))
-        let tailLength = Int(size % UInt64(bs))
-        let plainCost = (fullBlocks + (tailLength > 0 && tailLength > inlineBudget ? 1 : 0)) * bs
-            + (tailLength <= inlineBudget ? tailLength : 0)
         let lclusters = buildLclusters(extents, size: size)
-        let compressedCost = blocks * bs + 8 + CompactIndex.maxBytes(count: lclusters.count)
         let result = FileData.compressed(lclusters: lclusters, blocks: UInt32(blocks))
-        if compressedCost >= plainCost {
+        if !outcome.pays(size: size, inlineBudget: inlineBudget) {
             lastCompressed = result
             return nil
         }

@@ -10,7 +10,7 @@ public enum EROFSWhiteoutMode: Sendable {
 }
 
 extension EROFSImageWriter {
-    func finishLayers() throws {}
+    func finishLayers() throws { try drainPending() }
 
     /// Adds one OCI layer tar (plain or gzip-compressed), streaming its file data
     /// into the image. The tar is untrusted: entries that would escape the root,

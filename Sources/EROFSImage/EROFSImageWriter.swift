@@ -1,4 +1,5 @@
 import CEROFSSupport
+import Foundation
 import Glibc
 
 /// Writes an EROFS image: add one directory tree or one or more OCI layer tars,
@@ -19,6 +20,10 @@ public final class EROFSImageWriter {
     var dataBytes: UInt64 = 0
     var compressedFiles = 0
     var layerCount = 0
+    let pipeline: CompressionPipeline?
+    var pending: [(node: Node, job: CompressionPipeline.Job, budget: Int)] = []
+    var pendingHead = 0
+    var pendingBytes: UInt64 = 0
     /// Called after each entry with the running totals.
     public var progress: ((EROFSProgress) -> Void)?
 
@@ -37,6 +42,9 @@ public final class EROFSImageWriter {
         let dir = options.temporaryDirectory ?? Self.directoryOf(path)
         tails = try TailStore(directory: dir)
         data = DataWriter(output: output, tails: tails, compression: options.compression, maxExtentBytes: options.maxExtentBytes)
+        let threads = options.compressionThreads ?? ProcessInfo.processInfo.activeProcessorCount
+        pipeline = options.compression == .none || threads < 1 ? nil
+            : CompressionPipeline(threads: threads, maxPendingBytes: 64 << 20)
         root = Node(kind: .directory, permissions: 0o755, uid: 0, gid: 0, mtime: options.fixedTimestamp ?? 0, mtimeNsec: 0)
         root.implicit = true
         // Block 0 holds the superblock at 1024; data starts at block 1.
@@ -67,9 +75,39 @@ public final class EROFSImageWriter {
     /// Stores a regular file's data and records the layout in `node`.
     func storeData(_ node: Node, from source: any FileSource) throws {
         node.size = source.size
+        dataBytes += source.size
+        if let pipeline, data.canCompressAsync(source) {
+            let job = CompressionPipeline.Job(source: source, compression: options.compression, maxExtentBytes: options.maxExtentBytes)
+            pipeline.submit(job)
+            pending.append((node, job, inlineBudget(for: node)))
+            pendingBytes += source.size
+            while pendingBytes > pipeline.maxPendingBytes || pending.count - pendingHead > 512 {
+                try commitOldest()
+            }
+            return
+        }
+        // Everything else is written in order, after what is still in flight.
+        try drainPending()
         node.data = try data.write(source, inlineBudget: inlineBudget(for: node))
         if case .compressed = node.data { compressedFiles += 1 }
-        dataBytes += source.size
+    }
+
+    private func commitOldest() throws {
+        let item = pending[pendingHead]
+        pendingHead += 1
+        pendingBytes -= item.node.size
+        let (outcome, blocks) = try item.job.wait()
+        item.node.data = try data.commit(outcome, blocks: blocks, source: item.job.source, inlineBudget: item.budget)
+        if case .compressed = item.node.data { compressedFiles += 1 }
+        if pendingHead == pending.count {
+            pending.removeAll(keepingCapacity: true)
+            pendingHead = 0
+        }
+    }
+
+    /// Commits every file still being compressed, in order.
+    func drainPending() throws {
+        while pendingHead < pending.count { try commitOldest() }
     }
 
     func applyTimestamp(_ node: Node) {

@@ -22,6 +22,9 @@ public struct EROFSWriterOptions: Sendable {
     /// Largest amount of file data one compressed physical cluster may decode to
     /// (the compression window), in bytes; at least 8 KiB, at most 4 MiB.
     public var maxExtentBytes: Int = 1 << 20
+    /// Worker threads compressing files while the tree is read (default: one per
+    /// CPU; 0 compresses on the calling thread). The output is the same either way.
+    public var compressionThreads: Int?
     /// Limits applied to tar input.
     public var tarLimits = EROFSTarLimits()
     /// Directory for the writer's temporary file (inline tails); defaults to the

@@ -34,9 +34,9 @@ enum Host {
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: mountPoint) }
         let loop = try run(["losetup", "-f", "--show", "-r", image]).output.trimmingCharacters(in: .whitespacesAndNewlines)
-        defer { try? run(["losetup", "-d", loop], allowFailure: true) }
+        defer { _ = try? run(["losetup", "-d", loop], allowFailure: true) }
         try run(["mount", "-t", "erofs", "-o", "ro", loop, mountPoint])
-        defer { try? run(["umount", mountPoint], allowFailure: true) }
+        defer { _ = try? run(["umount", mountPoint], allowFailure: true) }
         return try body(mountPoint)
     }
 
