@@ -56,15 +56,7 @@ extension EROFSImageWriter {
         }
 
         // 2. Build time: the fixed one, or the most common mtime (so most inodes are compact).
-        var buildTime = (sec: options.fixedTimestamp ?? 0, nsec: UInt32(0))
-        if options.fixedTimestamp == nil {
-            var counts: [Int64: Int] = [:]
-            for node in order { counts[node.mtime &* 1_000_000_000 &+ Int64(node.mtimeNsec), default: 0] += 1 }
-            if let best = counts.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }) {
-                let node = order.first { $0.mtime &* 1_000_000_000 &+ Int64($0.mtimeNsec) == best.key } ?? root
-                buildTime = (node.mtime, node.mtimeNsec)
-            }
-        }
+        let buildTime = pinnedBuildTime ?? Self.mostCommonMtime(order, fixed: options.fixedTimestamp)
 
         // 3. Shared xattrs: those used by two inodes or more.
         var xattrUse: [Xattr: Int] = [:]
@@ -154,9 +146,21 @@ extension EROFSImageWriter {
         // 5. Inode layout (nids): best-fit packing of each inode (with its inline
         // tail, which must not cross a block) into partly used metadata blocks.
         var packer = MetaPacker(start: max(EROFSFormat.roundUp(shared.count, 32), 32))
+        // Root first (its nid must fit 16 bits), then largest first: best-fit
+        // decreasing wastes far less than placing in walk order.
+        var sized: [(node: Node, size: Int)] = []
+        sized.reserveCapacity(order.count)
         for node in order {
-            node.metaOffset = packer.place(EROFSFormat.roundUp(footprint(node).total, 32))
-            node.nid = UInt64(node.metaOffset / 32)
+            let fp = footprint(node)
+            guard fp.tail == 0 || fp.total <= bs else {
+                throw EROFSError(.invalidState, "inode \(node.ino): inline tail no longer fits beside its inode")
+            }
+            sized.append((node, EROFSFormat.roundUp(fp.total, 32)))
+        }
+        let rest = sized.dropFirst().sorted { $0.size != $1.size ? $0.size > $1.size : $0.node.ino < $1.node.ino }
+        for item in [sized[0]] + rest {
+            item.node.metaOffset = packer.place(item.size)
+            item.node.nid = UInt64(item.node.metaOffset / 32)
         }
         let metaSize = packer.end
         guard root.nid <= 0xFFFF else { throw EROFSError(.limitExceeded, "root nid exceeds 16 bits") }
@@ -231,6 +235,64 @@ extension EROFSImageWriter {
         try output.pwrite(sb.bytes, at: UInt64(EROFSFormat.superOffset))
         try output.sync()
         return EROFSImageSummary(imageBytes: UInt64(totalBlocks) * UInt64(bs), inodes: order.count, compressedFiles: compressedFiles)
+    }
+
+    /// The fixed timestamp, or the most common mtime (ties: the earliest).
+    static func mostCommonMtime(_ nodes: [Node], fixed: Int64?) -> (sec: Int64, nsec: UInt32) {
+        if let fixed { return (fixed, 0) }
+        var counts: [Int64: Int] = [:]
+        for node in nodes { counts[node.mtime &* 1_000_000_000 &+ Int64(node.mtimeNsec), default: 0] += 1 }
+        guard let best = counts.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }),
+              let node = nodes.first(where: { $0.mtime &* 1_000_000_000 &+ Int64($0.mtimeNsec) == best.key }) else {
+            return (0, 0)
+        }
+        return (node.mtime, node.mtimeNsec)
+    }
+
+    /// After a directory scan: the exact room beside each scanned file's inode for
+    /// an inline tail, given the build time (pinned now), link counts and xattr
+    /// sharing as they stand. Later additions can only make inodes smaller (more
+    /// sharing), never larger, except by pushing a link count past 65535.
+    func predictInlineBudgets() -> [Int] {
+        var nodes: [Node] = []
+        var seen = Set<ObjectIdentifier>()
+        var names: [ObjectIdentifier: Int] = [:]
+        var stack = [root]
+        while let dir = stack.popLast() {
+            if seen.insert(ObjectIdentifier(dir)).inserted { nodes.append(dir) }
+            for child in dir.children.values {
+                names[ObjectIdentifier(child), default: 0] += 1
+                if seen.insert(ObjectIdentifier(child)).inserted {
+                    nodes.append(child)
+                    if child.kind == .directory { stack.append(child) }
+                }
+            }
+        }
+        let buildTime = pinnedBuildTime ?? Self.mostCommonMtime(nodes, fixed: options.fixedTimestamp)
+        pinnedBuildTime = buildTime
+        var uses: [Xattr: Int] = [:]
+        for node in nodes { for x in node.xattrs { uses[x, default: 0] += 1 } }
+        return scanFiles.map { file in
+            let node = file.node
+            let compact = node.mtime == buildTime.sec && node.mtimeNsec == buildTime.nsec
+                && node.uid <= 0xFFFF && node.gid <= 0xFFFF && (names[ObjectIdentifier(node)] ?? 1) < 0xFFFF
+                && node.size <= UInt64(UInt32.max)
+            var xattrSize = 0
+            if !node.xattrs.isEmpty {
+                var shared = 0
+                xattrSize = 12
+                for x in node.xattrs {
+                    if (uses[x] ?? 0) >= 2 && shared < 255 {
+                        shared += 1
+                        xattrSize += 4
+                    } else {
+                        xattrSize += x.entrySize
+                    }
+                }
+            }
+            let isize = compact ? EROFSFormat.compactInodeSize : EROFSFormat.extendedInodeSize
+            return max(0, EROFSFormat.blockSize - isize - xattrSize)
+        }
     }
 
     struct Footprint {

@@ -21,6 +21,10 @@ public final class EROFSImageWriter {
     var compressedFiles = 0
     var layerCount = 0
     let pipeline: CompressionPipeline?
+    /// Regular files found by the directory scan, waiting for their data pass.
+    var scanFiles: [(node: Node, path: [UInt8], size: UInt64, allocated: UInt64)] = []
+    /// The build time promised to inodes whose tails were inlined as compact ones.
+    var pinnedBuildTime: (sec: Int64, nsec: UInt32)?
     var pending: [(node: Node, job: CompressionPipeline.Job, budget: Int)] = []
     var pendingHead = 0
     var pendingBytes: UInt64 = 0
@@ -73,13 +77,14 @@ public final class EROFSImageWriter {
     }
 
     /// Stores a regular file's data and records the layout in `node`.
-    func storeData(_ node: Node, from source: any FileSource) throws {
+    func storeData(_ node: Node, from source: any FileSource, budget: Int? = nil) throws {
+        let budget = budget ?? inlineBudget(for: node)
         node.size = source.size
         dataBytes += source.size
         if let pipeline, data.canCompressAsync(source) {
             let job = CompressionPipeline.Job(source: source, compression: options.compression, maxExtentBytes: options.maxExtentBytes)
             pipeline.submit(job)
-            pending.append((node, job, inlineBudget(for: node)))
+            pending.append((node, job, budget))
             pendingBytes += source.size
             while pendingBytes > pipeline.maxPendingBytes || pending.count - pendingHead > 512 {
                 try commitOldest()
@@ -88,7 +93,7 @@ public final class EROFSImageWriter {
         }
         // Everything else is written in order, after what is still in flight.
         try drainPending()
-        node.data = try data.write(source, inlineBudget: inlineBudget(for: node))
+        node.data = try data.write(source, inlineBudget: budget)
         if case .compressed = node.data { compressedFiles += 1 }
     }
 
@@ -130,8 +135,23 @@ public final class EROFSImageWriter {
             fill(root, from: st)
             root.implicit = false
             root.xattrs = try readXattrs(Array(path.utf8))
+            // Pass 1: the whole tree's metadata, so that every inode's final size
+            // is known before its data (and inline tail) is written.
             var links: [HardlinkKey: Node] = [:]
+            scanFiles = []
             try scan(directory: Array(path.utf8), into: root, links: &links)
+            let budgets = predictInlineBudgets()
+            // Pass 2: file data, in walk order.
+            let files = scanFiles
+            scanFiles = []
+            let total = files.reduce(UInt64(0)) { $0 + $1.size }
+            var done: UInt64 = 0
+            for (index, file) in files.enumerated() {
+                let source = try HostFileSource(path: file.path, size: file.size, allocatedBytes: file.allocated)
+                try storeData(file.node, from: source, budget: budgets[index])
+                done += file.size
+                reportProgress(inputBytes: done, inputTotal: total)
+            }
         } catch {
             failed = true
             throw error
@@ -208,8 +228,8 @@ public final class EROFSImageWriter {
         entriesAdded += 1
         switch kind {
         case .regular:
-            let source = try HostFileSource(path: pathBytes, size: UInt64(st.st_size), allocatedBytes: UInt64(st.st_blocks) * 512)
-            try storeData(node, from: source)
+            node.size = UInt64(st.st_size)
+            scanFiles.append((node, pathBytes, UInt64(st.st_size), UInt64(st.st_blocks) * 512))
         case .directory:
             try scan(directory: pathBytes, into: node, links: &links)
         case .symlink:
@@ -226,7 +246,7 @@ public final class EROFSImageWriter {
         if type != S_IFDIR, st.st_nlink > 1 {
             links[HardlinkKey(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))] = node
         }
-        reportProgress()
+        if kind != .regular { reportProgress() }
     }
 
     private func readLink(_ pathBytes: [UInt8], size: Int) throws -> [UInt8] {
