@@ -49,6 +49,7 @@ final class DataWriter {
     }
 
     private var lastCompressed: FileData?
+    private var copyFileRangeFailed = false
 
     /// Whether `source` may be compressed on a worker (read-anywhere, dense, bounded).
     func canCompressAsync(_ source: any FileSource) -> Bool {
@@ -81,6 +82,13 @@ final class DataWriter {
         let blkaddr = output.nextBlock
         var offset: UInt64 = 0
         let bodyEnd = inlineTail ? fullBlocks * UInt64(bs) : size
+        if let host = source as? HostFileSource, bodyEnd >= 65536, !copyFileRangeFailed {
+            if try output.copy(from: host.fd, offset: 0, count: bodyEnd) {
+                offset = bodyEnd
+            } else {
+                copyFileRangeFailed = true
+            }
+        }
         while offset < bodyEnd {
             let want = Int(min(UInt64(io.count), bodyEnd - offset))
             let n = try source.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: io[0..<want]))

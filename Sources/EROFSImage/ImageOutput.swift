@@ -1,3 +1,4 @@
+import CEROFSSupport
 import Glibc
 
 /// The image file being written: a buffered, append-only stream of blocks plus
@@ -83,6 +84,26 @@ final class ImageOutput {
             throw EROFSError.errno("truncate \(path)")
         }
         position = offset
+    }
+
+    /// Copies `count` bytes of `source` from `offset` with copy_file_range (no
+    /// user-space copy); returns false when the kernel cannot, having copied nothing.
+    func copy(from source: Int32, offset: UInt64, count: UInt64) throws -> Bool {
+        try flush()
+        var inOffset = Int64(offset)
+        var remaining = count
+        while remaining > 0 {
+            let n = cerofs_copy_file_range(source, &inOffset, fd, remaining)
+            if n < 0 {
+                if -n == Int64(EINTR) { continue }
+                if remaining == count && [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP].contains(Int32(-n)) { return false }
+                throw EROFSError.errno("copy_file_range into \(path)", Int32(-n))
+            }
+            if n == 0 { throw EROFSError(.io, "copy_file_range: source ended early") }
+            remaining -= UInt64(n)
+            position += UInt64(n)
+        }
+        return true
     }
 
     func pwrite(_ bytes: [UInt8], at offset: UInt64) throws {
