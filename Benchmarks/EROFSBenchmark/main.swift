@@ -15,6 +15,15 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
+/// User + system CPU seconds of this process (who == RUSAGE_SELF) or of its
+/// waited-for children (RUSAGE_CHILDREN).
+func cpuSeconds(_ who: Int32) -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(who), &usage)
+    func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return s(usage.ru_utime) + s(usage.ru_stime)
+}
+
 func fileSize(_ path: String) -> UInt64 {
     var st = stat()
     return stat(path, &st) == 0 ? UInt64(st.st_size) : 0
@@ -55,35 +64,43 @@ let modes = [
 try runMkfs([scratch + "/warm.erofs", tree])
 
 print("Tree: `\(tree)`, \(rounds) rounds each, median wall time.\n")
-print("| mode | mkfs.erofs time | EROFSImage time | time ratio | mkfs.erofs size | EROFSImage size | size ratio |")
-print("|---|---|---|---|---|---|---|")
+print("| mode | mkfs.erofs time | EROFSImage time | time ratio | mkfs.erofs CPU | EROFSImage CPU | CPU ratio | mkfs.erofs size | EROFSImage size | size ratio |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for mode in modes {
     var theirs: [Double] = []
     var ours: [Double] = []
+    var theirCPU: [Double] = []
+    var ourCPU: [Double] = []
     var theirSize: UInt64 = 0
     var ourSize: UInt64 = 0
     for _ in 0..<rounds {
         let ref = scratch + "/ref-\(mode.name).erofs"
         var t = now()
+        var c = cpuSeconds(RUSAGE_CHILDREN.rawValue)
         try runMkfs(mode.mkfsArgs + [ref, tree])
         theirs.append(now() - t)
+        theirCPU.append(cpuSeconds(RUSAGE_CHILDREN.rawValue) - c)
         theirSize = fileSize(ref)
         try? FileManager.default.removeItem(atPath: ref)
 
         let mine = scratch + "/ours-\(mode.name).erofs"
         t = now()
+        c = cpuSeconds(RUSAGE_SELF.rawValue)
         var options = EROFSWriterOptions()
         options.compression = mode.compression
         let writer = try EROFSImageWriter(path: mine, options: options)
         try writer.addDirectory(tree)
         try writer.finish()
         ours.append(now() - t)
+        ourCPU.append(cpuSeconds(RUSAGE_SELF.rawValue) - c)
         ourSize = fileSize(mine)
         try? FileManager.default.removeItem(atPath: mine)
     }
     let tm = theirs.sorted()[theirs.count / 2]
     let om = ours.sorted()[ours.count / 2]
-    print(String(format: "| %@ | %.2f s | %.2f s | %.2f× | %.1f MiB | %.1f MiB | %.3f× |",
-                 mode.name, tm, om, om / tm, Double(theirSize) / 1_048_576, Double(ourSize) / 1_048_576,
+    let tc = theirCPU.sorted()[theirCPU.count / 2]
+    let oc = ourCPU.sorted()[ourCPU.count / 2]
+    print(String(format: "| %@ | %.2f s | %.2f s | %.2f× | %.2f s | %.2f s | %.2f× | %d B | %d B | %.4f× |",
+                 mode.name, tm, om, om / tm, tc, oc, oc / tc, theirSize, ourSize,
                  Double(ourSize) / Double(theirSize)))
 }
