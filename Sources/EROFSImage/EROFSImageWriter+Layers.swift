@@ -79,12 +79,14 @@ extension EROFSImageWriter {
                 guard child.kind == .directory else {
                     throw EROFSError(.unsafePath, "entry \(entry): path goes through \(child.kind == .symlink ? "symlink" : "non-directory") '\(String(decoding: part, as: UTF8.self))'")
                 }
+                child.touchedLayer = layer
                 dir = child
             } else {
                 guard create else { return nil }
                 let node = Node(kind: .directory, permissions: 0o755, uid: 0, gid: 0, mtime: options.fixedTimestamp ?? 0, mtimeNsec: 0)
                 node.implicit = true
                 node.layer = layer
+                node.touchedLayer = layer
                 dir.children[part] = node
                 dir = node
             }
@@ -115,7 +117,7 @@ extension EROFSImageWriter {
                     dir.xattrs.append(Xattr(index: EROFSFormat.xattrTrusted, name: Array("overlay.opaque".utf8), value: [0x79]))
                     dir.xattrs.sort()
                 case .apply:
-                    dir.children = dir.children.filter { $0.value.layer == layer }
+                    Self.hideLowerLayers(in: dir, layer: layer)
                 }
                 return
             }
@@ -202,6 +204,19 @@ extension EROFSImageWriter {
             break
         }
         dir.children[name] = node
+    }
+
+    /// An opaque directory in `layer`: drop what lower layers put below it, but keep
+    /// what this layer added (also when it came earlier in the stream, inside a
+    /// lower-layer subdirectory).
+    static func hideLowerLayers(in dir: Node, layer: Int) {
+        dir.children = dir.children.filter { _, child in
+            if child.layer == layer || (child.kind == .directory && child.touchedLayer == layer) {
+                if child.kind == .directory { hideLowerLayers(in: child, layer: layer) }
+                return true
+            }
+            return false
+        }
     }
 
     private func setMetadata(_ node: Node, _ entry: TarEntry) {

@@ -93,6 +93,8 @@ final class Node {
     /// because a deeper path needed it.
     var layer: Int = 0
     var implicit = false
+    /// The last layer that added something below this directory.
+    var touchedLayer: Int = 0
 
     // Layout state (filled by the metadata writer).
     var nid: UInt64 = 0

@@ -95,6 +95,35 @@ struct LayerImageTests {
         }
     }
 
+    @Test("an opaque marker after same-layer entries keeps them and hides the lower layer")
+    func opaqueAfterEntries() async throws {
+        try await TemporaryDirectory.with(prefix: "erofs-opq") { dir in
+            var l1 = TarBuilder()
+            l1.entry("c/", type: "5", mode: 0o755)
+            l1.entry("c/old", data: Array("old".utf8))
+            l1.entry("c/sub/", type: "5", mode: 0o755)
+            l1.entry("c/sub/deep", data: Array("deep".utf8))
+            l1.end()
+            var l2 = TarBuilder()
+            l2.entry("c/sub/added", data: Array("added".utf8))
+            l2.entry("c/.wh..wh..opq")
+            l2.entry("c/new", data: Array("new".utf8))
+            l2.end()
+            try Data(l1.bytes).write(to: URL(fileURLWithPath: dir + "/l1.tar"))
+            try Data(l2.bytes).write(to: URL(fileURLWithPath: dir + "/l2.tar"))
+            let writer = try EROFSImageWriter(path: dir + "/m.erofs")
+            try writer.addLayer(tarPath: dir + "/l1.tar", whiteouts: .apply)
+            try writer.addLayer(tarPath: dir + "/l2.tar", whiteouts: .apply)
+            try writer.finish()
+            let reader = try EROFSReader(path: dir + "/m.erofs")
+            var paths: [String] = []
+            try reader.walk { path, _ in paths.append(String(decoding: path, as: UTF8.self)) }
+            #expect(paths.sorted() == ["c", "c/new", "c/sub", "c/sub/added"])
+            let added = try reader.lookup("c/sub/added")
+            #expect(try reader.readRange(added, at: 0, count: 10) == Array("added".utf8))
+        }
+    }
+
     @Test("several layers merge with whiteouts and opaque directories applied", .enabled(if: canMount && canTar))
     func merge() async throws {
         try await TemporaryDirectory.with(prefix: "erofs-merge") { dir in
