@@ -86,7 +86,7 @@ public final class EROFSImageWriter {
             pipeline.submit(job)
             pending.append((node, job, budget))
             pendingBytes += source.size
-            while pendingBytes > pipeline.maxPendingBytes || pending.count - pendingHead > 512 {
+            while pendingBytes > pipeline.maxPendingBytes || pending.count - pendingHead > 256 {
                 try commitOldest()
             }
             return
