@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "QemuboxKit", targets: ["QemuboxKit"]),
         .library(name: "OCISpec", targets: ["OCISpec"]),
         .library(name: "VsockTransport", targets: ["VsockTransport"]),
+        .library(name: "EROFSImage", targets: ["EROFSImage"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -218,6 +219,44 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             exclude: ["GoPeer"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: EROFSImage — EROFS images from directories and OCI layers (leaf)
+        .systemLibrary(
+            name: "CEROFSLZ4",
+            path: "Sources/CEROFSLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]
+        ),
+        .systemLibrary(
+            name: "CEROFSZlib",
+            path: "Sources/CEROFSZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(name: "CEROFSSupport", path: "Sources/CEROFSSupport"),
+        .target(
+            name: "EROFSImage",
+            dependencies: ["CEROFSLZ4", "CEROFSZlib", "CEROFSSupport"],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "EROFSImageTests",
+            dependencies: ["EROFSImage", "CEROFSSupport", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "EROFSBenchmark",
+            dependencies: ["EROFSImage"],
+            path: "Benchmarks/EROFSBenchmark",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "erofs-convert",
+            dependencies: ["EROFSImage"],
+            path: "Examples/ErofsConvert",
             swiftSettings: swiftSettings
         ),
 
