@@ -260,6 +260,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Integration tests across layers (no VM): ttrpc over yamux
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "TTRPCCodec", "VsockTransport", "EchoService", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Test support (prerequisite checks, temp dirs, peer builds)
         .target(
             name: "TestSupport",

