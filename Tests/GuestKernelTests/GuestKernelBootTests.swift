@@ -112,7 +112,8 @@ struct GuestKernelBootTests {
                 let fromGuest: String
                 do {
                     fromGuest = try await VirtioSerialHost.exchange(
-                        path: socket, greeting: "ping-from-host\n", until: "pong-from-guest\n", timeout: 180)
+                        path: socket, greeting: "ping-from-host\n", until: "pong-from-guest\n", timeout: 180,
+                        isRunning: { vm.isRunning })
                 } catch {
                     vm.kill()
                     throw error

@@ -87,6 +87,9 @@ final class GuestVM: @unchecked Sendable {
     /// QEMU's pid.
     var pid: Int32 { process.processIdentifier }
 
+    /// Whether QEMU still runs.
+    var isRunning: Bool { process.isRunning }
+
     private func append(_ chunk: Data) {
         let now = Date().timeIntervalSince(started)
         lock.lock()

@@ -7,11 +7,12 @@ import TestSupport
 enum VirtioSerialHost {
     /// Connects to `path`, writes `greeting`, and returns everything read until
     /// the guest's `reply` line arrives, the VM exits (EOF) or `timeout` passes.
-    static func exchange(path: String, greeting: String, until reply: String,
-                         timeout: Double) async throws -> String {
+    /// Stops retrying the connection once `isRunning` says QEMU is gone.
+    static func exchange(path: String, greeting: String, until reply: String, timeout: Double,
+                         isRunning: @escaping @Sendable () -> Bool) async throws -> String {
         try await runBlocking {
             let deadline = Date().addingTimeInterval(timeout)
-            let fd = try connect(path: path, deadline: deadline)
+            let fd = try connect(path: path, deadline: deadline, isRunning: isRunning)
             defer { close(fd) }
             let bytes = Array(greeting.utf8)
             let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -30,7 +31,8 @@ enum VirtioSerialHost {
         }
     }
 
-    private static func connect(path: String, deadline: Date) throws -> Int32 {
+    private static func connect(path: String, deadline: Date,
+                                isRunning: @Sendable () -> Bool) throws -> Int32 {
         while true {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { throw PeerError("socket() failed: errno \(errno)") }
@@ -51,7 +53,9 @@ enum VirtioSerialHost {
             }
             if result == 0 { return fd }
             close(fd)
-            if Date() > deadline { throw PeerError("could not connect to \(path): errno \(errno)") }
+            if Date() > deadline || !isRunning() {
+                throw PeerError("could not connect to \(path) (QEMU running: \(isRunning()))")
+            }
             usleep(10_000)
         }
     }
