@@ -37,10 +37,27 @@ enum GuestFixtures {
             throw PeerError("busybox not found (apt-get install busybox-static)")
         }
         let binary = try Data(contentsOf: URL(fileURLWithPath: busybox))
-        if binary.range(of: Data("ld-linux-x86-64.so".utf8)) != nil {
+        if try hasInterpreter(binary) {
             throw PeerError("\(busybox) is dynamically linked; install busybox-static")
         }
         return busybox
+    }
+
+    /// Whether an ELF64 little-endian executable has a PT_INTERP program header
+    /// (that is, needs a dynamic loader).
+    static func hasInterpreter(_ elf: Data) throws -> Bool {
+        let bytes = [UInt8](elf)
+        func integer(_ offset: Int, _ size: Int) -> Int {
+            (0..<size).reduce(0) { $0 | Int(bytes[offset + $1]) << (8 * $1) }
+        }
+        guard bytes.count >= 64, bytes[0..<4] == [0x7F, 0x45, 0x4C, 0x46], bytes[4] == 2, bytes[5] == 1 else {
+            throw PeerError("not an ELF64 little-endian file")
+        }
+        let phoff = integer(0x20, 8), phentsize = integer(0x36, 2), phnum = integer(0x38, 2)
+        guard phentsize >= 4, phoff + phnum * phentsize <= bytes.count else {
+            throw PeerError("truncated ELF program headers")
+        }
+        return (0..<phnum).contains { integer(phoff + $0 * phentsize, 4) == 3 }
     }
 
     /// Writes `initramfs.cpio` (newc, uncompressed) into `directory` with busybox
