@@ -6,6 +6,7 @@ and powers off), boots it N times and reports, per run and as medians, the
 seconds from QEMU's exec to the first line /init prints and to QEMU's exit.
 
 Usage: kernel-config/boot-timing.py [--runs 5] [--kernel PATH] [--accel tcg]
+                                    [--append "extra kernel args"]
 The kernel defaults to $QEMUBOX_GUEST_KERNEL or
 /var/cache/qemubox/kernel/current/vmlinux. Needs qemu-system-x86_64,
 busybox-static and cpio.
@@ -51,11 +52,13 @@ def make_initramfs(directory):
     return archive
 
 
-def boot(kernel, initrd, accel):
+def boot(kernel, initrd, accel, append):
     cmdline = "console=ttyS0 panic=-1 quiet"
     khz = tsc_early_khz()
     if khz:
         cmdline += f" tsc_early_khz={khz}"
+    if append:
+        cmdline += " " + append
     args = ["qemu-system-x86_64",
             "-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on", "-accel", accel,
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
@@ -88,6 +91,7 @@ def main():
     parser.add_argument("--kernel", default=os.environ.get(
         "QEMUBOX_GUEST_KERNEL", "/var/cache/qemubox/kernel/current/vmlinux"))
     parser.add_argument("--accel", default="tcg")
+    parser.add_argument("--append", default="", help="extra kernel command line arguments")
     options = parser.parse_args()
     if not os.path.isfile(options.kernel):
         raise SystemExit(f"no kernel at {options.kernel}; run kernel-config/build.sh")
@@ -95,7 +99,7 @@ def main():
         initrd = make_initramfs(directory)
         firsts, totals = [], []
         for run in range(options.runs):
-            first, total = boot(options.kernel, initrd, options.accel)
+            first, total = boot(options.kernel, initrd, options.accel, options.append)
             firsts.append(first)
             totals.append(total)
             print(f"run {run + 1}: first init line {first:.2f} s, poweroff (QEMU exit) {total:.2f} s")
