@@ -271,6 +271,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: GuestKernelTests — boots the guest kernel (kernel-config/) under QEMU microvm
+        .testTarget(
+            name: "GuestKernelTests",
+            dependencies: ["TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Test support (prerequisite checks, temp dirs, peer builds)
         .target(
             name: "TestSupport",
