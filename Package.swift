@@ -274,7 +274,7 @@ let package = Package(
         // MARK: GuestKernelTests — boots the guest kernel (kernel-config/) under QEMU microvm
         .testTarget(
             name: "GuestKernelTests",
-            dependencies: ["TestSupport"],
+            dependencies: ["TestSupport", "EROFSImage"],
             swiftSettings: swiftSettings
         ),
 
