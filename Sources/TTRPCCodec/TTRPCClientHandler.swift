@@ -106,7 +106,7 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         let frame = TTRPCFrame(streamID: id, type: .request, flags: kind.requestFlags, payload: buffer)
         let written = context.eventLoop.makePromise(of: Void.self)
         context.write(wrapOutboundOut(frame), promise: written)
-        scheduleFlush(context)
+        flusher.flushSoon(context)
         written.futureResult.assumeIsolated().whenFailure { [weak self, weak call] error in
             guard let self, let call else { return }
             self.finish(call, with: .connectionClosed("sending request: \(error)"))
@@ -114,20 +114,7 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         return call
     }
 
-    private var flushScheduled = false
-
-    /// Flushes once after every call started in the same event-loop tick: calls
-    /// made concurrently leave in one write instead of one syscall each.
-    private func scheduleFlush(_ context: ChannelHandlerContext) {
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            let (handler, context) = bound.value
-            handler.flushScheduled = false
-            if handler.context != nil { context.flush() }
-        }
-    }
+    private let flusher = TTRPCFlushCoalescer()
 
     /// Sends one message (or a bare close) on a client-streaming call.
     func send(_ payload: Data?, close: Bool, on call: Call, promise: EventLoopPromise<Void>) {

@@ -325,26 +325,11 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.write(wrapOutboundOut(TTRPCFrame(streamID: streamID, type: .response, payload: buffer)),
                       promise: promise)
-        flushSoon(context)
+        flusher.flushSoon(context)
         return promise.futureResult
     }
 
-    // MARK: Flush coalescing
-
-    private var flushScheduled = false
-
-    /// Flushes once after everything this event-loop tick produced: responses to
-    /// a batch of pipelined requests leave in one write instead of one syscall each.
-    private func flushSoon(_ context: ChannelHandlerContext) {
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            let (handler, context) = bound.value
-            handler.flushScheduled = false
-            if handler.context != nil { context.flush() }
-        }
-    }
+    private let flusher = TTRPCFlushCoalescer()
 
     // MARK: Teardown
 
