@@ -74,7 +74,7 @@ let package = Package(
                 "TTRPCCodec",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
-            exclude: ["README.md"],
+            exclude: ["README.md", "Protos"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

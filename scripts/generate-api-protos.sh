@@ -28,6 +28,11 @@ protoc --plugin=protoc-gen-swift="$plugin" \
     -I "$src" -I "$src/github.com/gogo/protobuf" -I /usr/include \
     --swift_opt=Visibility=Public --swift_opt=FileNaming=PathToUnderscores \
     --swift_out="$out" "${files[@]}"
+# qemubox's own guest API (Sources/QemuboxAPI/Protos).
+own=Sources/QemuboxAPI/Protos
+protoc --plugin=protoc-gen-swift="$plugin" -I "$own" -I /usr/include \
+    --swift_opt=Visibility=Public --swift_opt=FileNaming=PathToUnderscores \
+    --swift_out="$out" qemubox/guest/v1/guest.proto
 # Shorter file names: drop the common repository prefixes.
 for f in "$out"/*.pb.swift; do
     short="$(basename "$f" | sed -e 's/^github.com_containerd_containerd_//' -e 's/^github.com_containerd_//')"
@@ -36,4 +41,5 @@ done
 echo "generated $(ls "$out" | wc -l) files in $out"
 python3 scripts/generate-ttrpc-stubs.py "$out" \
     "$src/$ctrd/runtime/v2/task/shim.proto" \
-    "$src/$ctrd/api/services/ttrpc/events/v1/events.proto"
+    "$src/$ctrd/api/services/ttrpc/events/v1/events.proto" \
+    "$own/qemubox/guest/v1/guest.proto"
