@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // MARK: TTRPCCodec — the ttrpc wire protocol (leaf)
@@ -121,7 +122,8 @@ let package = Package(
         .target(
             name: "QemuboxKit",
             dependencies: [
-                "QMPClient", "CQemuboxSupport",
+                "QMPClient", "CQemuboxSupport", "QemuboxAPI", "TTRPCCodec", "VsockTransport", "EROFSImage", "OCISpec",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -134,6 +136,16 @@ let package = Package(
             name: "QemuboxRunVM",
             dependencies: ["QemuboxKit"],
             path: "Examples/QemuboxRunVM",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "qemubox-run",
+            dependencies: [
+                "QemuboxKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/QemuboxRun",
             swiftSettings: swiftSettings
         ),
         .testTarget(
