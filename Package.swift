@@ -272,6 +272,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: ContainerVMTests — OCI bundles run by the real guest (vminitd + crun) in QEMU
+        .testTarget(
+            name: "ContainerVMTests",
+            dependencies: [
+                "QemuboxKit", "QemuboxAPI", "OCISpec", "VsockTransport", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Integration tests across layers (no VM): ttrpc over yamux
         .testTarget(
             name: "IntegrationTests",

@@ -60,6 +60,8 @@ public enum BundleRunner {
         let stateDirectory = try options.stateDirectory ?? makeTemporaryDirectory()
         var sandbox: Sandbox?
         do {
+            try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
             let started = ContinuousClock.now
             let plan = try RootfsPlan.fromDirectory(rootfs, containerID: options.containerID, directory: stateDirectory,
                                                     writableBytes: options.writableBytes)
