@@ -150,7 +150,12 @@ let package = Package(
         ),
         .testTarget(
             name: "QemuboxKitTests",
-            dependencies: ["QemuboxKit", "QMPClient", "TestSupport"],
+            dependencies: [
+                "QemuboxKit", "QMPClient", "TestSupport", "QemuboxAPI", "TTRPCCodec", "VsockTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             exclude: ["Golden"],
             swiftSettings: swiftSettings
         ),
