@@ -148,6 +148,12 @@ let package = Package(
             path: "Examples/QemuboxRun",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "BootBenchmark",
+            dependencies: ["QemuboxKit"],
+            path: "Benchmarks/BootBenchmark",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "QemuboxKitTests",
             dependencies: [
