@@ -74,13 +74,18 @@ func qemuboxRun(_ index: Int) async throws -> (first: Double, boot: Double) {
     options.writableBytes = 64 << 20
     let start = ContinuousClock.now
     let readEnd = fds[0]
-    let firstByte = Task.detached { () -> Double in
-        var byte: UInt8 = 0
-        _ = read(readEnd, &byte, 1)
-        let t = seconds(ContinuousClock.now - start)
-        var sink = [UInt8](repeating: 0, count: 4096)
-        while read(readEnd, &sink, sink.count) > 0 {}
-        return t
+    // A plain thread, not the cooperative pool, blocks on the pipe.
+    let firstByte = Task {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Double, Never>) in
+            Thread {
+                var byte: UInt8 = 0
+                _ = read(readEnd, &byte, 1)
+                let t = seconds(ContinuousClock.now - start)
+                var sink = [UInt8](repeating: 0, count: 4096)
+                while read(readEnd, &sink, sink.count) > 0 {}
+                continuation.resume(returning: t)
+            }.start()
+        }
     }
     let result = try await BundleRunner.run(options)
     close(fds[1])
