@@ -118,6 +118,27 @@ struct ContainerControlTests {
         }
     }
 
+    @Test("a guest whose PID 1 dies panics, and start reports the panic with the console, not a hang",
+          .enabled(if: Fixture.available))
+    func guestPanicIsReported() async throws {
+        try await ConcurrencyLimit.vms.run {
+            try await TemporaryDirectory.with { dir in
+                var configuration = SandboxConfiguration(name: "panic", assets: try Fixture.assets(),
+                                                         stateDirectory: dir + "/state", agentTimeout: .seconds(60))
+                // crun as PID 1 prints its usage and exits: the kernel panics ("Attempted to kill init").
+                configuration.extraKernelArguments = ["init=/usr/bin/crun"]
+                let started = ContinuousClock.now
+                await #expect { _ = try await Sandbox.start(configuration) } throws: { error in
+                    let text = "\(error)"
+                    return (error as? QemuboxError)?.code == .agentUnavailable
+                        && text.contains("Kernel panic") && text.contains("guest")
+                }
+                #expect(ContinuousClock.now - started < .seconds(55), "noticed by QEMU's exit, not the agent timeout")
+                #expect(!FileManager.default.fileExists(atPath: dir + "/state"), "nothing left behind")
+            }
+        }
+    }
+
     @Test("System service: info, ping and the guest clock", .enabled(if: Fixture.available))
     func systemService() async throws {
         try await ConcurrencyLimit.vms.run {
