@@ -30,6 +30,10 @@ ldd "$crun" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | 
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
 done
+# The Swift runtime locates itself through /proc/self/exe while starting, before
+# vminitd can mount /proc: give it that path in the image (hidden once proc is mounted).
+mkdir -p "$root/proc/self"
+ln -s /sbin/vminitd "$root/proc/self/exe"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\ntty:x:5:\n' >"$root/etc/group"
 mkdir -p "$(dirname "$out")"

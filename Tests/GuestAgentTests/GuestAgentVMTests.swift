@@ -74,7 +74,8 @@ struct GuestAgentVMTests {
             try await withAgentVM(disks: [("rootfs", rootfs)], directory: dir) { vm, agent in
                 let id = "c1"
                 try await Self.prepareBundle(agent, id: id, args: [
-                    "sh", "-c", "echo out; echo err >&2; test -w /proc/sys && echo proc-sys-writable; exit 3",
+                    "sh", "-c", "echo out; echo err >&2; "
+                        + "if hostname > /proc/sys/kernel/hostname; then echo proc-sys-writable; fi; exit 3",
                 ])
                 let events = try await agent.system.events(Qemubox_Guest_V1_EventsRequest())
                 let stdout = try await agent.openStdio("c1/stdout")
@@ -92,8 +93,11 @@ struct GuestAgentVMTests {
                 async let err = Fixtures.readAll(stderr)
                 let waited = try await agent.task.wait(.with { $0.id = id })
                 #expect(waited.exitStatus == 3)
-                #expect(try await out == "out\n")
-                #expect(try await err == "err\n")
+                let (outText, errText) = try await (out, err)
+                #expect(outText == "out\n")
+                // readonlyPaths from config.json are honoured: /proc/sys is read-only.
+                #expect(errText.hasPrefix("err\n"))
+                #expect(errText.contains("Read-only file system"))
 
                 var iterator = events.makeAsyncIterator()
                 let event = try #require(try await iterator.next())
