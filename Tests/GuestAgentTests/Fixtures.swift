@@ -13,7 +13,7 @@ enum Fixtures {
         }
         let busybox = ["/bin/busybox", "/usr/bin/busybox"].first { fm.fileExists(atPath: $0) } ?? "/bin/busybox"
         try fm.copyItem(atPath: busybox, toPath: "\(tree)/bin/busybox")
-        for applet in ["sh", "cat", "echo", "sleep", "ls", "test", "true", "false", "id", "head", "hostname"] {
+        for applet in ["sh", "cat", "echo", "sleep", "ls", "test", "true", "false", "id", "head", "hostname", "stty", "tr", "tail"] {
             try fm.createSymbolicLink(atPath: "\(tree)/bin/\(applet)", withDestinationPath: "busybox")
         }
         let image = "\(directory)/rootfs.erofs"

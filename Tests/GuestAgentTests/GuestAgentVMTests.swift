@@ -53,7 +53,7 @@ struct GuestAgentVMTests {
     }
 
     /// Mounts the rootfs disk and writes config.json the way the host plans it.
-    static func prepareBundle(_ agent: AgentClient, id: String, args: [String]) async throws {
+    static func prepareBundle(_ agent: AgentClient, id: String, args: [String], terminal: Bool = false) async throws {
         var mount = Qemubox_Guest_V1_MountRequest()
         var m = Qemubox_Guest_V1_GuestMount()
         m.type = "erofs"
@@ -64,7 +64,7 @@ struct GuestAgentVMTests {
         _ = try await agent.system.mount(mount)
         var write = Qemubox_Guest_V1_WriteFileRequest()
         write.path = "\(GuestAgentProtocol.bundleRoot)/\(id)/config.json"
-        write.data = try Fixtures.config(id: id, args: args)
+        write.data = try Fixtures.config(id: id, args: args, terminal: terminal)
         _ = try await agent.system.writeFile(write)
     }
 
@@ -196,6 +196,95 @@ struct GuestAgentVMTests {
                 _ = try await agent.system.shutdown(.with { $0.reason = "test says bye" })
                 #expect(await vm.waitForExit(seconds: 30))
                 #expect(vm.console.contains("vminitd: powering off: test says bye"))
+            }
+        }
+    }
+
+    @Test func terminalResizeAndCloseIO() async throws {
+        try await TemporaryDirectory.with { dir in
+            let rootfs = try Fixtures.busyboxRootfs(in: dir)
+            try await withAgentVM(disks: [("rootfs", rootfs)], directory: dir) { vm, agent in
+                try await Self.prepareBundle(agent, id: "tty", args: ["sh", "-c", "stty size; read line; echo got:$line"],
+                                             terminal: true)
+                let stdin = try await agent.openStdio("tty/in")
+                let stdout = try await agent.openStdio("tty/out")
+                _ = try await agent.task.create(.with { $0.id = "tty"; $0.terminal = true; $0.stdin = "tty/in"; $0.stdout = "tty/out" })
+                _ = try await agent.task.resizePty(.with { $0.id = "tty"; $0.width = 100; $0.height = 40 })
+                _ = try await agent.task.start(.with { $0.id = "tty" })
+                async let output = Fixtures.readAll(stdout)
+                try await stdin.write(Array("hello\n".utf8))
+                #expect(try await agent.task.wait(.with { $0.id = "tty" }).exitStatus == 0)
+                let text = try await output
+                #expect(text.contains("40 100"))
+                #expect(text.contains("got:hello"))
+                #expect(try await agent.task.state(.with { $0.id = "tty" }).terminal)
+                _ = try await agent.task.delete(.with { $0.id = "tty" })
+
+                // CloseIO closes stdin even though the host keeps its stream open.
+                try await Self.prepareBundle(agent, id: "cat", args: ["cat"])
+                let catIn = try await agent.openStdio("cat/in")
+                let catOut = try await agent.openStdio("cat/out")
+                _ = try await agent.task.create(.with { $0.id = "cat"; $0.stdin = "cat/in"; $0.stdout = "cat/out" })
+                _ = try await agent.task.start(.with { $0.id = "cat" })
+                try await catIn.write(Array("line\n".utf8))
+                var firstLine = ByteBuffer()
+                while firstLine.readableBytes < 5, var chunk = try await catOut.read() { firstLine.writeBuffer(&chunk) }
+                _ = try await agent.task.closeIO(.with { $0.id = "cat"; $0.stdin = true })
+                #expect(try await agent.task.wait(.with { $0.id = "cat" }).exitStatus == 0)
+                _ = try await agent.task.delete(.with { $0.id = "cat" })
+            }
+        }
+    }
+
+    @Test func statsUpdatePauseAndOOM() async throws {
+        try await TemporaryDirectory.with { dir in
+            let rootfs = try Fixtures.busyboxRootfs(in: dir)
+            try await withAgentVM(disks: [("rootfs", rootfs)], directory: dir) { vm, agent in
+                let id = "mem"
+                try await Self.prepareBundle(agent, id: id, args: ["sleep", "1000"])
+                _ = try await agent.task.create(.with { $0.id = id })
+                _ = try await agent.task.start(.with { $0.id = id })
+
+                var update = Containerd_Task_V2_UpdateTaskRequest()
+                update.id = id
+                update.resources.typeURL = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources"
+                update.resources.value = Data(#"{"memory":{"limit":16777216,"swap":16777216},"pids":{"limit":20}}"#.utf8)
+                _ = try await agent.task.update(update)
+
+                let stats = try await agent.task.stats(.with { $0.id = id })
+                #expect(stats.stats.typeURL == "io.containerd.cgroups.v2.Metrics")
+                let metrics = try #require(try ContainerdEvent.unpack(stats.stats, as: Io_Containerd_Cgroups_V2_Metrics.self))
+                #expect(metrics.pids.current == 1)
+                #expect(metrics.pids.limit == 20)
+                #expect(metrics.memory.usageLimit == 16_777_216)
+                #expect(metrics.memory.usage > 0)
+
+                _ = try await agent.task.pause(.with { $0.id = id })
+                #expect(try await agent.task.state(.with { $0.id = id }).status == .paused)
+                _ = try await agent.task.resume(.with { $0.id = id })
+                #expect(try await agent.task.state(.with { $0.id = id }).status == .running)
+
+                // A process that outgrows the limit is OOM-killed: TaskOOM, exit 137.
+                var exec = Containerd_Task_V2_ExecProcessRequest()
+                exec.id = id
+                exec.execID = "hog"
+                exec.spec.value = try JSONSerialization.data(withJSONObject: Fixtures.process(
+                    ["sh", "-c", "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived"]))
+                _ = try await agent.task.exec(exec)
+                _ = try await agent.task.start(.with { $0.id = id; $0.execID = "hog" })
+                #expect(try await agent.task.wait(.with { $0.id = id; $0.execID = "hog" }).exitStatus == 137)
+                let events = try await agent.system.events(Qemubox_Guest_V1_EventsRequest())
+                var sawOOM = false
+                for try await event in events {
+                    if event.topic == "/tasks/oom" {
+                        sawOOM = try ContainerdEvent.unpack(event.event, as: Containerd_Events_TaskOOM.self)?.containerID == id
+                        break
+                    }
+                }
+                #expect(sawOOM)
+                _ = try await agent.task.kill(.with { $0.id = id; $0.signal = 9 })
+                _ = try await agent.task.wait(.with { $0.id = id })
+                _ = try await agent.task.delete(.with { $0.id = id })
             }
         }
     }
