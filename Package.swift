@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // MARK: TTRPCCodec — the ttrpc wire protocol (leaf)
@@ -153,7 +154,8 @@ let package = Package(
         .target(
             name: "QemuboxKit",
             dependencies: [
-                "QMPClient", "CQemuboxSupport",
+                "QMPClient", "CQemuboxSupport", "QemuboxAPI", "TTRPCCodec", "VsockTransport", "EROFSImage", "OCISpec",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -168,9 +170,30 @@ let package = Package(
             path: "Examples/QemuboxRunVM",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "qemubox-run",
+            dependencies: [
+                "QemuboxKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/QemuboxRun",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "BootBenchmark",
+            dependencies: ["QemuboxKit"],
+            path: "Benchmarks/BootBenchmark",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "QemuboxKitTests",
-            dependencies: ["QemuboxKit", "QMPClient", "TestSupport"],
+            dependencies: [
+                "QemuboxKit", "QMPClient", "TestSupport", "QemuboxAPI", "TTRPCCodec", "VsockTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             exclude: ["Golden"],
             swiftSettings: swiftSettings
         ),
@@ -289,6 +312,17 @@ let package = Package(
             name: "erofs-convert",
             dependencies: ["EROFSImage"],
             path: "Examples/ErofsConvert",
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: ContainerVMTests — OCI bundles run by the real guest (vminitd + crun) in QEMU
+        .testTarget(
+            name: "ContainerVMTests",
+            dependencies: [
+                "QemuboxKit", "QemuboxAPI", "OCISpec", "VsockTransport", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: swiftSettings
         ),
 

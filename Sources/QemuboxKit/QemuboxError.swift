@@ -1,4 +1,4 @@
-/// The one error type of QemuboxKit's VM layer: a stable ``code`` for `switch`, a
+/// The one error type of QemuboxKit: a stable ``code`` for `switch`, a
 /// human-readable message with context.
 public struct QemuboxError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What went wrong. Raw values never change.
@@ -21,6 +21,16 @@ public struct QemuboxError: Error, Sendable, Hashable, CustomStringConvertible {
         case system = "system"
         /// A state directory or record could not be read or written.
         case stateDirectory = "state_directory"
+        /// The guest agent could not be reached, refused the handshake or went away.
+        case agentUnavailable = "agent_unavailable"
+        /// The guest agent answered a call with an error.
+        case agentError = "agent_error"
+        /// A bundle (config.json + rootfs) is missing or unusable.
+        case invalidBundle = "invalid_bundle"
+        /// The container's root filesystem could not be prepared (EROFS image, writable disk).
+        case rootfs = "rootfs"
+        /// The guest kernel or system image was not found.
+        case guestAssetsMissing = "guest_assets_missing"
     }
 
     /// Stable error code.

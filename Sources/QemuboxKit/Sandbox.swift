@@ -1,0 +1,145 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import QemuboxAPI
+
+/// One VM running the qemubox guest (vminitd on the system image) with its agent
+/// connected: the unit a container runs in.
+///
+/// ```swift
+/// let sandbox = try await Sandbox.start(SandboxConfiguration(name: "c1", assets: try .locate(), stateDirectory: dir))
+/// print(try await sandbox.agent.system.info(.init()).kernelRelease)
+/// await sandbox.shutdown(reason: "done")
+/// ```
+public final class Sandbox: Sendable {
+    /// The VM.
+    public let vm: VirtualMachine
+    /// The connection to the guest agent.
+    public let agent: GuestAgentConnection
+    /// The configuration it was started with.
+    public let configuration: SandboxConfiguration
+
+    init(vm: VirtualMachine, agent: GuestAgentConnection, configuration: SandboxConfiguration) {
+        self.vm = vm
+        self.agent = agent
+        self.configuration = configuration
+    }
+
+    /// Boots the VM with the system image first and `extraDisks` after it, waits
+    /// for the agent to answer and sets the guest clock. On failure everything is
+    /// released and the error carries the console's last lines.
+    public static func start(_ configuration: SandboxConfiguration, extraDisks: [Disk] = []) async throws -> Sandbox {
+        let agentSocket = configuration.stateDirectory + "/agent.sock"
+        var machine = MachineDescription(
+            name: configuration.name,
+            kernel: KernelBoot(kernelPath: configuration.assets.kernelPath,
+                               commandLine: GuestAssets.commandLine(debug: configuration.debug)))
+        machine.memoryMiB = configuration.memoryMiB
+        machine.vcpus = configuration.vcpus
+        machine.disks = [Disk(id: GuestAssets.systemDiskID, path: configuration.assets.systemImagePath, readOnly: true)]
+            + extraDisks
+        machine.serialPorts = [SerialPort(name: GuestAgentProtocol.portName, socketPath: agentSocket)]
+        var vmConfiguration = VMConfiguration(stateDirectory: configuration.stateDirectory,
+                                              qemuBinary: configuration.qemuBinary,
+                                              readinessTimeout: configuration.agentTimeout,
+                                              removeStateDirectoryOnExit: configuration.removeStateDirectoryOnExit,
+                                              logger: configuration.logger)
+        vmConfiguration.hostFacts = configuration.hostFacts
+        let vm = VirtualMachine(machine, configuration: vmConfiguration)
+        let connected = NIOLockedValueBox<GuestAgentConnection?>(nil)
+        do {
+            try await vm.start { vm in
+                let agent = try await GuestAgentConnection.connect(virtioSerialSocket: agentSocket,
+                                                                   timeout: configuration.agentTimeout)
+                connected.withLockedValue { $0 = agent }
+                _ = try await agent.system.ping(.init(), options: .init(timeout: .seconds(30)))
+            }
+        } catch {
+            if let agent = connected.withLockedValue({ $0 }) { await agent.close() }
+            let tail = await vm.consoleTail.split(separator: "\n").suffix(20).joined(separator: "\n")
+            throw QemuboxError(.agentUnavailable, "\(configuration.name): the guest agent did not come up: \(error)"
+                + (tail.isEmpty ? "" : "\nconsole:\n\(tail)"))
+        }
+        guard let agent = connected.withLockedValue({ $0 }) else {
+            await vm.stop()
+            throw QemuboxError(.agentUnavailable, "\(configuration.name): no agent connection after start")
+        }
+        let sandbox = Sandbox(vm: vm, agent: agent, configuration: configuration)
+        do {
+            var time = Qemubox_Guest_V1_SetTimeRequest()
+            time.time = .init(date: Date())
+            _ = try await agent.system.setTime(time)
+        } catch {
+            configuration.logger.warning("cannot set the guest clock: \(error)")
+        }
+        return sandbox
+    }
+
+    /// Asks the agent to power the guest off (it syncs and unmounts first), then
+    /// makes sure QEMU is gone (powerdown, quit, SIGKILL as needed).
+    @discardableResult
+    public func shutdown(reason: String = "shutdown requested", timeout: Duration = .seconds(10)) async -> ExitReason {
+        let agent = self.agent
+        let policy = StopPolicy(guestRequest: {
+            var request = Qemubox_Guest_V1_ShutdownRequest()
+            request.reason = reason
+            _ = try await agent.system.shutdown(request, options: .init(timeout: timeout))
+        }, guestTimeout: timeout)
+        let exit = await vm.stop(policy)
+        await agent.close()
+        return exit
+    }
+
+    /// Kills QEMU at once and releases everything.
+    @discardableResult
+    public func kill() async -> ExitReason {
+        await vm.kill()
+        let exit = await vm.waitForExit()
+        await agent.close()
+        return exit
+    }
+}
+
+/// What a ``Sandbox`` boots and how.
+public struct SandboxConfiguration: Sendable {
+    /// VM name (logs, QEMU's `-name`).
+    public var name: String
+    /// Guest kernel and system image.
+    public var assets: GuestAssets
+    /// The VM's state directory (sockets, console log, disks).
+    public var stateDirectory: String
+    /// Guest memory.
+    public var memoryMiB: Int
+    /// vCPUs.
+    public var vcpus: Int
+    /// QEMU binary.
+    public var qemuBinary: String
+    /// Host facts (nil: probe this host).
+    public var hostFacts: HostFacts?
+    /// Time for the agent to answer after QEMU started.
+    public var agentTimeout: Duration
+    /// Verbose agent logging on the guest console.
+    public var debug: Bool
+    /// Remove the state directory once QEMU has exited.
+    public var removeStateDirectoryOnExit: Bool
+    /// Logger.
+    public var logger: Logger
+
+    /// Creates a configuration.
+    public init(name: String, assets: GuestAssets, stateDirectory: String, memoryMiB: Int = 256, vcpus: Int = 1,
+                qemuBinary: String = "qemu-system-x86_64", hostFacts: HostFacts? = nil,
+                agentTimeout: Duration = .seconds(60), debug: Bool = false,
+                removeStateDirectoryOnExit: Bool = true, logger: Logger = Logger(label: "qemubox.sandbox")) {
+        self.name = name
+        self.assets = assets
+        self.stateDirectory = stateDirectory
+        self.memoryMiB = memoryMiB
+        self.vcpus = vcpus
+        self.qemuBinary = qemuBinary
+        self.hostFacts = hostFacts
+        self.agentTimeout = agentTimeout
+        self.debug = debug
+        self.removeStateDirectoryOnExit = removeStateDirectoryOnExit
+        self.logger = logger
+    }
+}
