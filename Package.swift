@@ -21,6 +21,8 @@ let package = Package(
         .library(name: "OCISpec", targets: ["OCISpec"]),
         .library(name: "VsockTransport", targets: ["VsockTransport"]),
         .library(name: "EROFSImage", targets: ["EROFSImage"]),
+        .library(name: "GuestAgent", targets: ["GuestAgent"]),
+        .executable(name: "vminitd", targets: ["vminitd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -82,6 +84,36 @@ let package = Package(
             name: "QemuboxAPITests",
             dependencies: [
                 "QemuboxAPI", "TTRPCCodec", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: GuestAgent — the guest: PID 1, agent services, crun supervision
+        .target(name: "CGuestAgentSupport", path: "Sources/CGuestAgentSupport"),
+        .target(
+            name: "GuestAgent",
+            dependencies: [
+                "QemuboxAPI", "TTRPCCodec", "VsockTransport", "CGuestAgentSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "vminitd",
+            dependencies: ["GuestAgent"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GuestAgentTests",
+            dependencies: [
+                "GuestAgent", "QemuboxAPI", "TTRPCCodec", "VsockTransport", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
