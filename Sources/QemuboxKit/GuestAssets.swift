@@ -8,15 +8,28 @@ public struct GuestAssets: Sendable, Hashable {
     public var kernelPath: String
     /// The guest system image, attached read-only as the first disk.
     public var systemImagePath: String
+    /// An initramfs to boot through (the Debian cloud kernel's, which loads the
+    /// virtio/erofs/overlay modules and switch_roots into the system image);
+    /// nil for the project's kernel, which needs none.
+    public var initrdPath: String?
 
     /// The disk serial of the system image (the guest mounts it as `/`).
     public static let systemDiskID = "qemubox-system"
 
     /// Creates assets from explicit paths.
-    public init(kernelPath: String, systemImagePath: String) {
+    public init(kernelPath: String, systemImagePath: String, initrdPath: String? = nil) {
         self.kernelPath = kernelPath
         self.systemImagePath = systemImagePath
+        self.initrdPath = initrdPath
     }
+
+    /// Where scripts/deps/cloud-kernel.sh unpacks the Debian cloud kernel.
+    public static let cloudKernelDirectory = "/var/cache/qemubox/cloud-kernel/current"
+    /// Initramfs locations tried for the cloud kernel (packaging/build-cloud-initrd.sh).
+    public static let defaultCloudInitrdPaths = [
+        "/usr/share/qemubox/qemubox-cloud-initrd.cpio",
+        "/var/cache/qemubox/guest/qemubox-cloud-initrd.cpio",
+    ]
 
     /// Kernel locations tried in order when none is configured.
     public static let defaultKernelPaths = [
@@ -30,7 +43,9 @@ public struct GuestAssets: Sendable, Hashable {
     ]
 
     /// Finds the assets: `QEMUBOX_KERNEL` / `QEMUBOX_GUEST_IMAGE` from the
-    /// environment when set, else the first existing default path.
+    /// environment when set, else the first existing default path. With
+    /// `QEMUBOX_KERNEL_FLAVOR=cloud` the Debian cloud kernel boots through its
+    /// initramfs (`QEMUBOX_INITRD`, else the default paths) instead.
     public static func locate(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GuestAssets {
         func find(_ variable: String, _ defaults: [String], _ what: String, _ hint: String) throws -> String {
             if let path = environment[variable], !path.isEmpty {
@@ -43,10 +58,26 @@ public struct GuestAssets: Sendable, Hashable {
             throw QemuboxError(.guestAssetsMissing,
                 "no \(what) found (looked at \(defaults.joined(separator: ", ")); set \(variable) or \(hint))")
         }
-        return GuestAssets(
-            kernelPath: try find("QEMUBOX_KERNEL", defaultKernelPaths, "guest kernel", "run kernel-config/build.sh"),
-            systemImagePath: try find("QEMUBOX_GUEST_IMAGE", defaultSystemImagePaths, "guest system image",
-                                      "run packaging/build-guest-image.sh"))
+        let image = try find("QEMUBOX_GUEST_IMAGE", defaultSystemImagePaths, "guest system image",
+                             "run packaging/build-guest-image.sh")
+        switch environment["QEMUBOX_KERNEL_FLAVOR"] ?? "qemubox" {
+        case "qemubox", "":
+            return GuestAssets(
+                kernelPath: try find("QEMUBOX_KERNEL", defaultKernelPaths, "guest kernel", "run kernel-config/build.sh"),
+                systemImagePath: image)
+        case "cloud":
+            let boot = cloudKernelDirectory + "/boot"
+            let vmlinuz = (try? FileManager.default.contentsOfDirectory(atPath: boot))?
+                .filter { $0.hasPrefix("vmlinuz-") }.sorted().last.map { boot + "/" + $0 }
+            return GuestAssets(
+                kernelPath: try find("QEMUBOX_KERNEL", vmlinuz.map { [$0] } ?? [], "Debian cloud kernel",
+                                     "run scripts/install-deps.sh"),
+                systemImagePath: image,
+                initrdPath: try find("QEMUBOX_INITRD", defaultCloudInitrdPaths, "cloud-kernel initramfs",
+                                     "run packaging/build-cloud-initrd.sh"))
+        case let other:
+            throw QemuboxError(.guestAssetsMissing, "QEMUBOX_KERNEL_FLAVOR=\(other): expected qemubox or cloud")
+        }
     }
 
     /// The kernel command line that boots the system image with vminitd as PID 1.

@@ -32,7 +32,7 @@ public final class Sandbox: Sendable {
         let agentSocket = configuration.stateDirectory + "/agent.sock"
         var machine = MachineDescription(
             name: configuration.name,
-            kernel: KernelBoot(kernelPath: configuration.assets.kernelPath,
+            kernel: KernelBoot(kernelPath: configuration.assets.kernelPath, initrdPath: configuration.assets.initrdPath,
                                commandLine: GuestAssets.commandLine(debug: configuration.debug)
                                    + configuration.extraKernelArguments))
         machine.memoryMiB = configuration.memoryMiB
@@ -57,7 +57,9 @@ public final class Sandbox: Sendable {
             }
         } catch {
             if let agent = connected.withLockedValue({ $0 }) { await agent.close() }
-            let tail = await vm.consoleTail.split(separator: "\n").suffix(20).joined(separator: "\n")
+            let live = await vm.consoleTail
+            let console = live.isEmpty ? (await vm.exit?.consoleTail ?? "") : live
+            let tail = console.split(separator: "\n").suffix(20).joined(separator: "\n")
             throw QemuboxError(.agentUnavailable, "\(configuration.name): the guest agent did not come up: \(error)"
                 + (tail.isEmpty ? "" : "\nconsole:\n\(tail)"))
         }

@@ -129,3 +129,39 @@ struct BundleRunTests {
         }
     }
 }
+
+/// The fallback kernel: Debian's cloud kernel booting the same system image
+/// through packaging/build-cloud-initrd.sh's initramfs.
+@Suite("bundles on the Debian cloud kernel", .serialized)
+struct CloudKernelTests {
+    static var available: Bool {
+        guard Fixture.available else { return false }
+        if Prerequisite.isCI { return true }
+        let initrd = Fixture.packageRoot + "/.build-guest/qemubox-cloud-initrd.cpio"
+        guard FileManager.default.isReadableFile(atPath: initrd) else {
+            FileHandle.standardError.write(Data("SKIP: \(initrd) missing (packaging/build-cloud-initrd.sh)\n".utf8))
+            return false
+        }
+        return true
+    }
+
+    @Test("a bundle runs on the cloud kernel selected by QEMUBOX_KERNEL_FLAVOR=cloud", .enabled(if: available))
+    func cloudKernel() async throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["QEMUBOX_KERNEL_FLAVOR"] = "cloud"
+        environment["QEMUBOX_INITRD"] = Fixture.packageRoot + "/.build-guest/qemubox-cloud-initrd.cpio"
+        environment["QEMUBOX_GUEST_IMAGE"] = try Fixture.assets().systemImagePath
+        environment["QEMUBOX_KERNEL"] = nil
+        let assets = try GuestAssets.locate(environment: environment)
+        #expect(assets.kernelPath.contains("vmlinuz-") && assets.kernelPath.hasSuffix("-cloud-amd64"))
+        try await ConcurrencyLimit.vms.run {
+            try await TemporaryDirectory.with { dir in
+                let bundle = try Fixture.bundle(in: dir, ["sh", "-c", "uname -r; echo to-stderr >&2; exit 4"])
+                let output = try await Fixture.run(bundle, in: dir, assets: assets)
+                #expect(output.status == 4)
+                #expect(output.stdoutText.hasSuffix("-cloud-amd64\n"), "stdout: \(output.stdoutText)")
+                #expect(output.stderrText == "to-stderr\n")
+            }
+        }
+    }
+}

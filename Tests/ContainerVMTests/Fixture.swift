@@ -79,8 +79,10 @@ enum Fixture {
     /// Runs a bundle with BundleRunner, capturing stdout and stderr in files;
     /// `stdin` (if any) is fed from a file.
     static func run(_ bundle: String, in directory: String, stdin: Data? = nil, terminal: Bool? = nil,
-                    writableBytes: UInt64 = 256 << 20, memoryMiB: Int = 256) async throws -> Output {
-        var options = BundleRunOptions(bundle: bundle, assets: try assets(),
+                    writableBytes: UInt64 = 256 << 20, memoryMiB: Int = 256, assets: GuestAssets? = nil) async throws
+        -> Output
+    {
+        var options = BundleRunOptions(bundle: bundle, assets: try assets ?? Fixture.assets(),
                                        containerID: "c\(UInt32.random(in: 0...UInt32.max))")
         options.terminal = terminal
         options.writableBytes = writableBytes
