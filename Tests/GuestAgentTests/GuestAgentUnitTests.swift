@@ -161,3 +161,26 @@ import TTRPCCodec
         #expect(Runtime.lastLogMessage("plain text\n") == "plain text")
     }
 }
+
+@Suite struct PID1Tests {
+    @Test func mountTargetsComeFromMountinfoWithEscapesDecoded() {
+        let text = """
+        22 1 254:0 / / ro,relatime - erofs /dev/vda ro
+        30 22 0:5 / /run rw - tmpfs tmpfs rw
+        41 30 254:16 / /run/qemubox/bundles/c1/rootfs ro - erofs /dev/vdb ro
+        42 30 0:40 / /run/with\\040space rw - tmpfs tmpfs rw
+        """
+        let targets = PID1.mountTargets(mountinfo: text)
+        #expect(targets == ["/", "/run", "/run/qemubox/bundles/c1/rootfs", "/run/with space"])
+    }
+
+    @Test func earlyMountsCoverTheIssueList() {
+        let targets = PID1.earlyMounts.map(\.target)
+        for needed in ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/run", "/tmp", "/sys/fs/cgroup"] {
+            #expect(targets.contains(needed), "missing \(needed)")
+        }
+        // Parents come before children.
+        #expect(targets.firstIndex(of: "/dev")! < targets.firstIndex(of: "/dev/pts")!)
+        #expect(targets.firstIndex(of: "/sys")! < targets.firstIndex(of: "/sys/fs/cgroup")!)
+    }
+}
