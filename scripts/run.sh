@@ -8,7 +8,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 bash scripts/install-deps.sh
-swift build --product qemubox-run
+mkdir -p .build-logs
+echo "run: building qemubox-run (log: .build-logs/run-build.log)" >&2
+if ! swift build --product qemubox-run > .build-logs/run-build.log 2>&1; then
+    tail -40 .build-logs/run-build.log >&2
+    exit 1
+fi
+# The guest image install-deps built in this clone, unless one is configured.
+export QEMUBOX_GUEST_IMAGE="${QEMUBOX_GUEST_IMAGE:-$PWD/.build-guest/qemubox-guest.erofs}"
 bundle=.build-run/bundle
 if [ $# -eq 0 ]; then
     set -- sh -c 'echo "hello from a container in its own VM"; echo "kernel: $(uname -sr), hostname: $(hostname), pid: $$"; echo "rootfs: $(grep " / " /proc/mounts)"; echo "this line goes to stderr" >&2; exit 0'

@@ -33,7 +33,8 @@ public final class Sandbox: Sendable {
         var machine = MachineDescription(
             name: configuration.name,
             kernel: KernelBoot(kernelPath: configuration.assets.kernelPath,
-                               commandLine: GuestAssets.commandLine(debug: configuration.debug)))
+                               commandLine: GuestAssets.commandLine(debug: configuration.debug)
+                                   + configuration.extraKernelArguments))
         machine.memoryMiB = configuration.memoryMiB
         machine.vcpus = configuration.vcpus
         machine.disks = [Disk(id: GuestAssets.systemDiskID, path: configuration.assets.systemImagePath, readOnly: true)]
@@ -122,6 +123,8 @@ public struct SandboxConfiguration: Sendable {
     public var debug: Bool
     /// Remove the state directory once QEMU has exited.
     public var removeStateDirectoryOnExit: Bool
+    /// Words appended to the kernel command line (later words win, e.g. `init=`).
+    public var extraKernelArguments: [String] = []
     /// Logger.
     public var logger: Logger
 

@@ -74,7 +74,19 @@ public actor VirtualMachine {
         }
         if let readiness {
             do {
-                try await withTimeout(configuration.readinessTimeout, "readiness") { try await readiness(self) }
+                try await withTimeout(configuration.readinessTimeout, "readiness") { [self] in
+                    // A machine that dies meanwhile (guest panic, QEMU crash) ends the wait at once.
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask { try await readiness(self) }
+                        group.addTask {
+                            while await self.exit == nil { try await Task.sleep(for: .milliseconds(50)) }
+                            let reason = await self.exit.map { "\($0)" } ?? "?"
+                            throw QemuboxError(.startFailed, "QEMU exited before the machine was ready: \(reason)")
+                        }
+                        defer { group.cancelAll() }
+                        try await group.next()
+                    }
+                }
             } catch {
                 await abortStart()
                 if let e = error as? QemuboxError, e.code == .timeout {

@@ -86,14 +86,15 @@ struct ContainerControlTests {
         try await ConcurrencyLimit.vms.run {
             try await TemporaryDirectory.with { dir in
                 let container = try await LiveContainer.start(in: dir, ["sh", "-c",
-                    "cat /sys/fs/cgroup/memory.max; echo ready; head -c 200000000 /dev/zero | tail > /dev/null; echo survived"]) {
+                    "cat /sys/fs/cgroup/memory.max; echo ready; dd if=/dev/zero of=/dev/null bs=64M count=1"]) {
+                    $0.setNamespace(.cgroup)
                     var resources = $0.linux?.resources ?? .init()
                     resources.memory = .init(limit: 32 << 20, swap: 32 << 20)
                     $0.linux?.resources = resources
                 }
                 let status = try await container.wait()
                 #expect(container.stdout.text.hasPrefix("\(32 << 20)\n"), "stdout: \(container.stdout.text)")
-                #expect(!container.stdout.text.contains("survived") || status != 0)
+                #expect(status == 128 + 9, "the hog (init) is killed by the OOM killer")
                 #expect(await eventually(timeout: .seconds(20)) { container.events.topics.contains("/tasks/oom") },
                         "events: \(container.events.topics)")
                 await container.finish()
@@ -114,6 +115,27 @@ struct ContainerControlTests {
                     "\(error)".contains("VM exited")
                 }
                 await container.sandbox.kill()
+            }
+        }
+    }
+
+    @Test("a guest whose PID 1 dies panics, and start reports the panic with the console, not a hang",
+          .enabled(if: Fixture.available))
+    func guestPanicIsReported() async throws {
+        try await ConcurrencyLimit.vms.run {
+            try await TemporaryDirectory.with { dir in
+                var configuration = SandboxConfiguration(name: "panic", assets: try Fixture.assets(),
+                                                         stateDirectory: dir + "/state", agentTimeout: .seconds(60))
+                // crun as PID 1 prints its usage and exits: the kernel panics ("Attempted to kill init").
+                configuration.extraKernelArguments = ["init=/usr/bin/crun"]
+                let started = ContinuousClock.now
+                await #expect { _ = try await Sandbox.start(configuration) } throws: { error in
+                    let text = "\(error)"
+                    return (error as? QemuboxError)?.code == .agentUnavailable
+                        && text.contains("Kernel panic") && text.contains("guest")
+                }
+                #expect(ContinuousClock.now - started < .seconds(55), "noticed by QEMU's exit, not the agent timeout")
+                #expect(!FileManager.default.fileExists(atPath: dir + "/state"), "nothing left behind")
             }
         }
     }
