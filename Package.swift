@@ -94,7 +94,7 @@ let package = Package(
         .target(
             name: "GuestAgent",
             dependencies: [
-                "QemuboxAPI", "TTRPCCodec", "VsockTransport", "CGuestAgentSupport",
+                "QemuboxAPI", "TTRPCCodec", "VsockTransport", "OCISpec", "CGuestAgentSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(
             name: "GuestAgentTests",
             dependencies: [
-                "GuestAgent", "QemuboxAPI", "TTRPCCodec", "VsockTransport", "TestSupport",
+                "GuestAgent", "QemuboxAPI", "TTRPCCodec", "VsockTransport", "OCISpec", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],

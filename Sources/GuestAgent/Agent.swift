@@ -49,6 +49,7 @@ public final class GuestAgent: Sendable {
     func handle(_ stream: YamuxStream) async {
         do {
             let (header, wrapped) = try await AgentStream.readHeader(of: stream)
+            PID1.debugLog("stream \(stream.id): \(header.line.dropLast())")
             switch header {
             case .ttrpc:
                 let channel = try await stream.makeChannel(startReading: false)

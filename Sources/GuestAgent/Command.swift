@@ -51,6 +51,7 @@ enum Command {
             }
         }
         let since = Reaper.shared.mark()
+        PID1.debugLog("run \(argv.joined(separator: " "))")
         let pid: pid_t
         do {
             pid = try spawn(argv, stdin: stdin, stdout: stdout ?? outPipe[1], stderr: stderr ?? errPipe[1])
@@ -64,6 +65,7 @@ enum Command {
         async let out = readAll(outPipe[0])
         async let err = readAll(errPipe[0])
         let status = await Reaper.shared.wait(pid: pid, since: since)
+        PID1.debugLog("\(argv.first ?? "?") \(argv.dropFirst(3).first ?? "") (pid \(pid)) exited: \(Reaper.exitStatus(fromWaitStatus: status))")
         return Result(status: Reaper.exitStatus(fromWaitStatus: status),
                       output: String(decoding: await out, as: UTF8.self),
                       errorOutput: String(decoding: await err, as: UTF8.self))

@@ -31,6 +31,17 @@ public enum PID1 {
                    flags: UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RELATIME), data: "nsdelegate"),
     ]
 
+    /// Whether the kernel command line has `qemubox.debug=1` (verbose console log).
+    public static let debug: Bool = {
+        guard let text = try? String(contentsOfFile: "/proc/cmdline", encoding: .utf8) else { return false }
+        return text.split(whereSeparator: { $0 == " " || $0 == "\n" }).contains("qemubox.debug=1")
+    }()
+
+    /// Logs only with `qemubox.debug=1`.
+    static func debugLog(_ message: @autoclosure () -> String) {
+        if debug { log(message()) }
+    }
+
     /// Prints a line prefixed `vminitd:` on the console (stderr).
     public static func log(_ message: String) {
         let line = "vminitd: \(message)\n"
@@ -86,9 +97,17 @@ public enum PID1 {
         return enabled
     }
 
-    /// Syncs and powers off, printing `reason`. Never returns.
+    /// Syncs and powers off, printing `reason`. As PID 1 it first kills every
+    /// other process and unmounts what was mounted under /run (containers'
+    /// rootfs, overlays, writable layers), so filesystems on disks are clean.
+    /// Never returns.
     public static func powerOff(reason: String) -> Never {
         log("powering off: \(reason)")
+        if getpid() == 1 {
+            _ = kill(-1, SIGKILL)
+            usleep(100_000)
+            unmountAll(under: "/run/")
+        }
         sync()
         if getpid() == 1 {
             _ = qb_poweroff()
@@ -96,6 +115,44 @@ public enum PID1 {
             _ = qb_reboot()
         }
         exit(0)
+    }
+
+    /// Unmounts every mount point below `prefix`, deepest (most recent) first,
+    /// lazily when busy.
+    static func unmountAll(under prefix: String) {
+        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return }
+        let targets = mountTargets(mountinfo: text).filter { $0.hasPrefix(prefix) }
+        for target in targets.reversed() where umount2(target, 0) != 0 {
+            if umount2(target, CInt(MNT_DETACH)) != 0 {
+                log("cannot unmount \(target): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Mount points in /proc/self/mountinfo order (octal escapes decoded).
+    static func mountTargets(mountinfo text: String) -> [String] {
+        text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count > 4 else { return nil }
+            return decodeMountPath(String(fields[4]))
+        }
+    }
+
+    /// Decodes mountinfo's `\040`-style escapes.
+    static func decodeMountPath(_ path: String) -> String {
+        guard path.contains("\\") else { return path }
+        var bytes: [UInt8] = []
+        var utf8 = Array(path.utf8)[...]
+        while let byte = utf8.popFirst() {
+            if byte == UInt8(ascii: "\\"), utf8.count >= 3,
+               let value = UInt8(String(decoding: utf8.prefix(3), as: UTF8.self), radix: 8) {
+                bytes.append(value)
+                utf8 = utf8.dropFirst(3)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The fatal path: the reason on the console, then power-off.

@@ -60,6 +60,8 @@ enum Fixtures {
                 ["destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]],
                 ["destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]],
                 ["destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]],
+                ["destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                 "options": ["ro", "nosuid", "noexec", "nodev"]],
             ],
             "linux": [
                 "cgroupsPath": "/default/\(id)",

@@ -3,10 +3,12 @@ import Glibc
 #endif
 import Foundation
 @testable import GuestAgent
+import OCISpec
 import QemuboxAPI
 import SwiftProtobuf
 import Testing
 import TTRPCCodec
+import TestSupport
 
 @Suite struct MountOptionsTests {
     @Test func flagsAndDataAreSplit() {
@@ -159,5 +161,60 @@ import TTRPCCodec
         let log = "{\"msg\": \"first\", \"level\": \"error\"}\n{\"msg\": \"executable file `nope` not found\", \"level\": \"error\"}\n"
         #expect(Runtime.lastLogMessage(log) == "executable file `nope` not found")
         #expect(Runtime.lastLogMessage("plain text\n") == "plain text")
+    }
+}
+
+@Suite struct PID1Tests {
+    @Test func mountTargetsComeFromMountinfoWithEscapesDecoded() {
+        let text = """
+        22 1 254:0 / / ro,relatime - erofs /dev/vda ro
+        30 22 0:5 / /run rw - tmpfs tmpfs rw
+        41 30 254:16 / /run/qemubox/bundles/c1/rootfs ro - erofs /dev/vdb ro
+        42 30 0:40 / /run/with\\040space rw - tmpfs tmpfs rw
+        """
+        let targets = PID1.mountTargets(mountinfo: text)
+        #expect(targets == ["/", "/run", "/run/qemubox/bundles/c1/rootfs", "/run/with space"])
+    }
+
+    @Test func earlyMountsCoverTheIssueList() {
+        let targets = PID1.earlyMounts.map(\.target)
+        for needed in ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/run", "/tmp", "/sys/fs/cgroup"] {
+            #expect(targets.contains(needed), "missing \(needed)")
+        }
+        // Parents come before children.
+        #expect(targets.firstIndex(of: "/dev")! < targets.firstIndex(of: "/dev/pts")!)
+        #expect(targets.firstIndex(of: "/sys")! < targets.firstIndex(of: "/sys/fs/cgroup")!)
+    }
+}
+
+@Suite struct BundleSpecTests {
+    static let base = """
+    {"ociVersion":"1.0.2","process":{"args":["sh"],"cwd":"/"},"root":{"path":"rootfs"},
+     "mounts":[{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["ro"]}],
+     "linux":{"namespaces":[{"type":"pid"},{"type":"mount"}],"resources":{"memory":{"limit":9223372036854775807}},
+              "x-vendor":{"keep":true}}}
+    """
+
+    @Test func cgroupNamespaceIsAddedWhenTheSpecMountsCgroupfs() async throws {
+        try await TemporaryDirectory.with { dir in
+            try Data(Self.base.utf8).write(to: URL(fileURLWithPath: dir + "/config.json"))
+            #expect(try BundleSpec.ensureCgroupNamespace(bundle: dir))
+            let spec = try RuntimeSpec.load(bundle: dir)
+            #expect(spec.linux?.namespaces?.map(\.type.rawValue) == ["pid", "mount", "cgroup"])
+            // Nothing else is lost: unknown members and a UInt64 limit survive.
+            #expect(spec.linux?.extensions["x-vendor"] != nil)
+            #expect(spec.linux?.resources?.memory?.limit == 9_223_372_036_854_775_807)
+            // Idempotent.
+            #expect(try BundleSpec.ensureCgroupNamespace(bundle: dir) == false)
+        }
+    }
+
+    @Test func specsWithoutACgroupMountOrWithANamespaceAreLeftAlone() throws {
+        var spec = try JSONDecoder().decode(RuntimeSpec.self, from: Data(Self.base.utf8))
+        spec.mounts = []
+        #expect(!BundleSpec.addCgroupNamespaceIfNeeded(&spec))
+        var joined = try JSONDecoder().decode(RuntimeSpec.self, from: Data(Self.base.utf8))
+        joined.linux?.namespaces?.append(.init(type: .cgroup, path: "/proc/1/ns/cgroup"))
+        #expect(!BundleSpec.addCgroupNamespaceIfNeeded(&joined))
     }
 }

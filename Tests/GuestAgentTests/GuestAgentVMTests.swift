@@ -74,7 +74,7 @@ struct GuestAgentVMTests {
             try await withAgentVM(disks: [("rootfs", rootfs)], directory: dir) { vm, agent in
                 let id = "c1"
                 try await Self.prepareBundle(agent, id: id, args: [
-                    "sh", "-c", "echo out; echo err >&2; "
+                    "sh", "-c", "echo out; cat /sys/fs/cgroup/pids.max; echo err >&2; "
                         + "if hostname > /proc/sys/kernel/hostname; then echo proc-sys-writable; fi; exit 3",
                 ])
                 let events = try await agent.system.events(Qemubox_Guest_V1_EventsRequest())
@@ -94,7 +94,9 @@ struct GuestAgentVMTests {
                 let waited = try await agent.task.wait(.with { $0.id = id })
                 #expect(waited.exitStatus == 3)
                 let (outText, errText) = try await (out, err)
-                #expect(outText == "out\n")
+                // The container sees its own cgroup at /sys/fs/cgroup (pids.max
+                // exists only below the root): the agent added a cgroup namespace.
+                #expect(outText == "out\nmax\n")
                 // readonlyPaths from config.json are honoured: /proc/sys is read-only.
                 #expect(errText.hasPrefix("err\n"))
                 #expect(errText.contains("Read-only file system"))

@@ -9,5 +9,9 @@ post_install_guest_image() {
     echo "install-deps: guest system image (packaging/build-guest-image.sh)"
     # install-deps runs before test.sh puts Swift on PATH.
     PATH="/opt/swift/usr/bin:$PATH" bash "$QEMUBOX_GUEST_IMAGE_SCRIPT"
+    # Also where QemuboxKit's GuestAssets looks by default (a clone's own
+    # .build-guest image is preferred by the tests).
+    install -D -m 0644 "$(dirname "$QEMUBOX_GUEST_IMAGE_SCRIPT")/../.build-guest/qemubox-guest.erofs" \
+        /var/cache/qemubox/guest/qemubox-guest.erofs
 }
 POST_INSTALL+=(post_install_guest_image)
