@@ -23,8 +23,9 @@ public final class GuestAgent: Sendable {
     public let system: SystemService
     let server: TTRPCServer
 
-    /// Creates the agent; `onShutdown` is called for System/Shutdown.
-    public init(runtimeVersion: String, onShutdown: @escaping @Sendable (String) -> Void) {
+    /// Creates the agent; `onShutdown` is called for System/Shutdown. `runtimeVersion`
+    /// is asked for lazily (System/Info), so that it may still be running.
+    public init(runtimeVersion: @escaping @Sendable () async -> String, onShutdown: @escaping @Sendable (String) -> Void) {
         events = EventQueue()
         registry = StdioRegistry()
         tasks = TaskService(registry: registry, events: events)
@@ -89,9 +90,11 @@ public final class GuestAgent: Sendable {
         Reaper.shared.start()
         let shutdown: @Sendable (String) -> Void = { reason in PID1.powerOff(reason: reason) }
         PID1.watchSignals(onShutdown: shutdown)
-        let version = await Runtime().version()
-        PID1.log("agent \(GuestAgentProtocol.version) up; \(version); cgroup controllers: \(controllers.joined(separator: " "))")
-        let agent = GuestAgent(runtimeVersion: version, onShutdown: shutdown)
+        // `crun --version` runs beside the host's connection instead of before it: it
+        // answers System/Info and pages crun and its libraries in for the first create.
+        let version = Task { await Runtime().version() }
+        PID1.log("agent \(GuestAgentProtocol.version) up; cgroup controllers: \(controllers.joined(separator: " "))")
+        let agent = GuestAgent(runtimeVersion: { await version.value }, onShutdown: shutdown)
         await agent.run()
     }
 }

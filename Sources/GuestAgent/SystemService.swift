@@ -11,12 +11,13 @@ import TTRPCCodec
 /// `qemubox.guest.v1.System`: what only a VM has.
 public final class SystemService: QemuboxGuestV1SystemService, Sendable {
     let events: EventQueue
-    let runtimeVersion: String
+    let runtimeVersion: @Sendable () async -> String
     let onShutdown: @Sendable (String) -> Void
     private let eventsConsumer = NIOLockedValueBox(0)
 
     /// - Parameter onShutdown: called (after the answer is sent) with the reason.
-    public init(events: EventQueue, runtimeVersion: String, onShutdown: @escaping @Sendable (String) -> Void) {
+    public init(events: EventQueue, runtimeVersion: @escaping @Sendable () async -> String,
+                onShutdown: @escaping @Sendable (String) -> Void) {
         self.events = events
         self.runtimeVersion = runtimeVersion
         self.onShutdown = onShutdown
@@ -38,7 +39,7 @@ public final class SystemService: QemuboxGuestV1SystemService, Sendable {
         response.memoryTotalBytes = UInt64(qb_total_memory())
         let controllers = (try? String(contentsOfFile: "\(CgroupStats.root)/cgroup.subtree_control", encoding: .utf8)) ?? ""
         response.cgroupControllers = controllers.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
-        response.runtime = runtimeVersion
+        response.runtime = await runtimeVersion()
         return response
     }
 
