@@ -66,7 +66,7 @@ func floorRun(_ index: Int) async throws -> Double {
     return elapsed
 }
 
-func qemuboxRun(_ index: Int) async throws -> (first: Double, boot: Double) {
+func qemuboxRun(_ index: Int) async throws -> (first: Double, boot: Double, phases: BundleRunResult.Phases) {
     var fds: [Int32] = [0, 0]
     guard pipe(&fds) == 0 else { throw QemuboxError(.system, "pipe") }
     var options = BundleRunOptions(bundle: work + "/bundle", assets: assets, containerID: "bench\(index)")
@@ -91,19 +91,24 @@ func qemuboxRun(_ index: Int) async throws -> (first: Double, boot: Double) {
     close(fds[1])
     let first = await firstByte.value
     close(fds[0])
-    return (first, result.bootSeconds)
+    return (first, result.bootSeconds, result.phases)
 }
 
 var floor: [Double] = []
 var qemubox: [Double] = []
 var boots: [Double] = []
+var phases: [BundleRunResult.Phases] = []
 for i in 0..<runs {
     floor.append(try await floorRun(i))
     let q = try await qemuboxRun(i)
     qemubox.append(q.first)
     boots.append(q.boot)
+    phases.append(q.phases)
     print(String(format: "run %d: floor %.2f s, qemubox %.2f s (agent up after %.2f s)", i + 1, floor.last!, q.first, q.boot))
 }
 let f = median(floor), q = median(qemubox)
+print(String(format: "phases (median): rootfs %.2f s, boot %.2f s, create %.2f s, start %.2f s, first output at %.2f s",
+             median(phases.map(\.rootfs)), median(phases.map(\.boot)), median(phases.map(\.create)),
+             median(phases.map(\.start)), median(phases.compactMap(\.firstOutput))))
 print(String(format: "median of %d: floor %.2f s, qemubox bundle → first output %.2f s (agent up %.2f s), ratio %.2fx",
              runs, f, q, median(boots), q / f))

@@ -20,7 +20,7 @@ struct QemuboxRun: AsyncParsableCommand {
     var tty = false
     @Option(help: "Guest memory in MiB.") var memory = 256
     @Option(help: "vCPUs.") var cpus = 1
-    @Option(help: "Size of the writable layer in MiB (0: read-only rootfs, no writable disk).") var writableMiB = 1024
+    @Option(name: .customLong("writable-mib"), help: "Size of the writable layer in MiB (0: read-only rootfs, no writable disk).") var writableMiB = 1024
     @Option(help: "Guest kernel (default: QEMUBOX_KERNEL or the installed/cached kernel).") var kernel: String?
     @Option(help: "Guest system image (default: QEMUBOX_GUEST_IMAGE or the installed/cached image).") var image: String?
     @Option(help: "Container id.") var id = "bundle"
@@ -57,8 +57,10 @@ struct QemuboxRun: AsyncParsableCommand {
         }
         terminal?.restore()
         if timings {
-            FileHandle.standardError.write(Data(String(format: "qemubox-run: boot %.2fs, run %.2fs\n",
-                                                       result.bootSeconds, result.runSeconds).utf8))
+            let p = result.phases
+            FileHandle.standardError.write(Data(String(
+                format: "qemubox-run: rootfs %.2fs, boot %.2fs, create %.2fs, start %.2fs, first output at %.2fs, run %.2fs\n",
+                p.rootfs, p.boot, p.create, p.start, p.firstOutput ?? -1, result.runSeconds).utf8))
         }
         throw ExitCode(Int32(truncatingIfNeeded: result.exitStatus))
     }

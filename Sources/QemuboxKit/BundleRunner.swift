@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import OCISpec
 import QemuboxAPI
 import SwiftProtobuf
@@ -65,6 +66,7 @@ public enum BundleRunner {
             let started = ContinuousClock.now
             let plan = try RootfsPlan.fromDirectory(rootfs, containerID: options.containerID, directory: stateDirectory,
                                                     writableBytes: options.writableBytes)
+            let rootfsReady = ContinuousClock.now
             var configuration = SandboxConfiguration(name: options.containerID, assets: options.assets,
                                                      stateDirectory: stateDirectory, memoryMiB: options.memoryMiB,
                                                      vcpus: options.vcpus, debug: options.debug,
@@ -85,11 +87,15 @@ public enum BundleRunner {
                 stdio.resetAll()
                 throw QemuboxError(.agentError, "create \(options.containerID): \(error)")
             }
-            let output = startRelays(stdio, options)
+            let created = ContinuousClock.now
+            let firstOutput = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
+            let output = startRelays(stdio, options) {
+                firstOutput.withLockedValue { $0 = $0 ?? ContinuousClock.now }
+            }
             var start = Containerd_Task_V2_StartRequest()
             start.id = options.containerID
             _ = try await box.agent.task.start(start)
-            let firstOutputDeadline = ContinuousClock.now
+            let running = ContinuousClock.now
             let resizer = resizes.map { sizes in
                 Task {
                     for await size in sizes {
@@ -112,9 +118,17 @@ public enum BundleRunner {
             await box.shutdown(reason: "container \(options.containerID) exited with \(exit.exitStatus)")
             sandbox = nil
             if ownsState { try? FileManager.default.removeItem(atPath: stateDirectory) }
+            let exited = ContinuousClock.now
+            let first = firstOutput.withLockedValue { $0 }
             return BundleRunResult(exitStatus: exit.exitStatus, stdoutBytes: stdoutBytes, stderrBytes: stderrBytes,
                                    bootSeconds: seconds(booted - started),
-                                   runSeconds: seconds(ContinuousClock.now - firstOutputDeadline))
+                                   runSeconds: seconds(exited - running),
+                                   phases: BundleRunResult.Phases(
+                                       rootfs: seconds(rootfsReady - started),
+                                       boot: seconds(booted - rootfsReady),
+                                       create: seconds(created - booted),
+                                       start: seconds(running - created),
+                                       firstOutput: first.map { seconds($0 - started) }))
         } catch {
             if let sandbox { await sandbox.kill() }
             if ownsState { try? FileManager.default.removeItem(atPath: stateDirectory) }
@@ -122,20 +136,23 @@ public enum BundleRunner {
         }
     }
 
-    static func startRelays(_ stdio: ProcessStdio, _ options: BundleRunOptions) -> Task<(UInt64, UInt64), any Error> {
+    static func startRelays(_ stdio: ProcessStdio, _ options: BundleRunOptions,
+                            onFirstOutput: @escaping @Sendable () -> Void) -> Task<(UInt64, UInt64), any Error> {
         if let stdin = stdio.stdin, let fd = options.stdin {
             Task { try? await StdioRelay.copy(from: fd, to: stdin) }
         }
         return Task {
-            async let out = copyOut(stdio.stdout, options.stdout)
-            async let err = copyOut(stdio.stderr, options.stderr)
+            async let out = copyOut(stdio.stdout, options.stdout, onFirstOutput)
+            async let err = copyOut(stdio.stderr, options.stderr, onFirstOutput)
             return (try await out, try await err)
         }
     }
 
-    static func copyOut(_ stream: YamuxStream?, _ fd: Int32) async throws -> UInt64 {
+    static func copyOut(_ stream: YamuxStream?, _ fd: Int32, _ onFirst: @escaping @Sendable () -> Void) async throws
+        -> UInt64
+    {
         guard let stream else { return 0 }
-        return try await StdioRelay.copy(from: stream, to: fd)
+        return try await StdioRelay.copy(from: stream, to: fd, onFirstChunk: onFirst)
     }
 
     static func drainEvents(_ sandbox: Sandbox, _ options: BundleRunOptions) async {
@@ -245,4 +262,20 @@ public struct BundleRunResult: Sendable, Hashable {
     public var bootSeconds: Double
     /// Seconds from `Task/Start` until the process exited.
     public var runSeconds: Double
+    /// Where the time went, in seconds.
+    public var phases: Phases
+
+    /// Where a run's time went, in seconds.
+    public struct Phases: Sendable, Hashable {
+        /// Rootfs directory → EROFS image and writable disk.
+        public var rootfs: Double
+        /// QEMU start → the agent answered (kernel, vminitd, connection, clock).
+        public var boot: Double
+        /// config.json, mounts, stdio streams, `Task/Create` (crun create).
+        public var create: Double
+        /// `Task/Start`.
+        public var start: Double
+        /// From the beginning until the first stdout/stderr byte (nil: no output).
+        public var firstOutput: Double?
+    }
 }

@@ -13,10 +13,13 @@ import VsockTransport
 public enum StdioRelay {
     /// Copies everything the stream delivers into `fd` until the stream ends
     /// (the guest half-closes after the process's last byte). Returns the byte count.
+    /// `onFirstChunk` runs once, when the first bytes arrive.
     @discardableResult
-    public static func copy(from stream: YamuxStream, to fd: Int32) async throws -> UInt64 {
+    public static func copy(from stream: YamuxStream, to fd: Int32,
+                            onFirstChunk: (@Sendable () -> Void)? = nil) async throws -> UInt64 {
         var total: UInt64 = 0
         while let chunk = try await stream.read() {
+            if total == 0 { onFirstChunk?() }
             let bytes = Array(chunk.readableBytesView)
             total += UInt64(bytes.count)
             try await NIOThreadPool.singleton.runIfActive {
