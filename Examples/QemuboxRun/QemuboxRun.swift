@@ -24,6 +24,8 @@ struct QemuboxRun: AsyncParsableCommand {
     @Option(help: "Guest kernel (default: QEMUBOX_KERNEL or the installed/cached kernel).") var kernel: String?
     @Option(help: "Guest system image (default: QEMUBOX_GUEST_IMAGE or the installed/cached image).") var image: String?
     @Option(help: "Container id.") var id = "bundle"
+    @Option(help: "Keep the VM's files (console.log, disks) in this directory instead of a temporary one.")
+    var stateDir: String?
     @Flag(help: "Verbose agent logging on the guest console, debug logging here.") var debug = false
     @Flag(help: "Print boot and run times to stderr when done.") var timings = false
     @Argument(help: "The bundle directory.") var bundle: String
@@ -38,6 +40,7 @@ struct QemuboxRun: AsyncParsableCommand {
         options.vcpus = cpus
         options.writableBytes = UInt64(writableMiB) << 20
         options.debug = debug
+        options.stateDirectory = stateDir
         options.terminal = tty ? true : nil
         options.stdin = interactive ? 0 : nil
         var logger = Logger(label: "qemubox-run")
