@@ -86,7 +86,7 @@ final class VirtioSerialRelay: Sendable {
             if n > 0 {
                 // Bytes queued before a hangup are delivered first; the hangup
                 // is seen on a later round.
-                guard Self.writeAll(socket, buffer, count: n) else { break }
+                guard Self.writeAll(socket, buffer, count: n, unlessHangupOn: port) else { break }
                 continue
             }
             if n == 0 { break }  // no host connected
@@ -112,7 +112,7 @@ final class VirtioSerialRelay: Sendable {
             }
             let n = buffer.withUnsafeMutableBytes { read(socket, $0.baseAddress, $0.count) }
             if n > 0 {
-                guard Self.writeAll(port, buffer, count: n) else { break }
+                guard Self.writeAll(port, buffer, count: n, unlessHangupOn: socket) else { break }
                 continue
             }
             if n == 0 { break }
@@ -135,8 +135,11 @@ final class VirtioSerialRelay: Sendable {
     }
 
     /// Writes `count` bytes of `buffer` to the non-blocking `fd`, waiting while
-    /// it is full. False on an error or a hangup (nothing more can be written).
-    private static func writeAll(_ fd: CInt, _ buffer: [UInt8], count: Int) -> Bool {
+    /// it is full. False on an error or a hangup of `fd` (nothing more can be
+    /// written), or when `other` (the relay's other descriptor) hangs up while
+    /// waiting: a host that stays connected but stops reading must not keep the
+    /// port open after the session has closed its end.
+    private static func writeAll(_ fd: CInt, _ buffer: [UInt8], count: Int, unlessHangupOn other: CInt) -> Bool {
         var offset = 0
         while offset < count {
             let n = buffer.withUnsafeBytes { write(fd, $0.baseAddress.map { $0 + offset }, count - offset) }
@@ -146,12 +149,14 @@ final class VirtioSerialRelay: Sendable {
             }
             let err = errno
             guard n < 0, err == EAGAIN || err == EINTR else { return false }
-            var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            if poll(&pfd, 1, -1) < 0, errno != EINTR { return false }
+            var fds = [pollfd(fd: fd, events: Int16(POLLOUT), revents: 0),
+                       pollfd(fd: other, events: 0, revents: 0)]
+            if poll(&fds, 2, -1) < 0, errno != EINTR { return false }
             // A port whose host is gone never becomes writable; it reports POLLHUP.
-            if pfd.revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0, pfd.revents & Int16(POLLOUT) == 0 {
+            if fds[0].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0, fds[0].revents & Int16(POLLOUT) == 0 {
                 return false
             }
+            if fds[1].revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 { return false }
         }
         return true
     }
