@@ -252,7 +252,7 @@ let package = Package(
         // scripts/build-vsock-guest.sh into .build-guest).
         .executableTarget(
             name: "VsockGuestEcho",
-            dependencies: ["VsockTransport", "VsockTransportTestPeer"],
+            dependencies: ["VsockTransport", "VsockTransportTestPeer", "TTRPCCodec", "EchoService"],
             path: "Tests/VsockGuestEcho",
             swiftSettings: swiftSettings
         ),
@@ -331,6 +331,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "TTRPCCodec", "VsockTransport", "EchoService", "TestSupport",
+                "VsockTransportTestPeer", "VsockTransportTestVM",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

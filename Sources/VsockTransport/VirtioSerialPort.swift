@@ -11,10 +11,17 @@ import NIOPosix
 /// `poll` reports `POLLHUP`; ``connect(named:role:configuration:group:timeout:)``
 /// therefore waits for the host before starting a session.
 ///
-/// A host that disconnects later is *not* signalled to the guest (measured with
-/// QEMU 7.2: no EOF, no `POLLHUP` on the open port), so the guest learns of it
-/// from yamux keepalives: ``guestConfiguration`` pings every second and gives up
-/// after five. When the session ends, call `connect` again for the next host.
+/// A host that disconnects later is usually *not* signalled to the guest
+/// (measured with QEMU 7.2: no EOF, no `POLLHUP` on the open port), so the guest
+/// learns of it from yamux keepalives: ``guestConfiguration`` pings every second
+/// and gives up after five. A hangup the port does report (`POLLHUP`, possibly
+/// cleared again by a reconnecting host) ends the session at once. When the
+/// session ends, call `connect` again for the next host.
+///
+/// NIO never polls the port itself: a relay thread pair copies between the port
+/// and a socket pair, because NIO traps when a descriptor that reported a hangup
+/// then reads neither bytes nor EOF, which a port does when the host reconnects
+/// in between.
 public enum VirtioSerialPort {
     /// The session configuration for the guest end: the defaults with a short
     /// keepalive (1 s interval, 5 s timeout) to notice a vanished host.
@@ -67,16 +74,18 @@ public enum VirtioSerialPort {
             close(fd)
             throw error
         }
+        // NIO gets a socket, never the port itself (see VirtioSerialRelay for why).
+        let socket = try VirtioSerialRelay.start(port: fd)
         do {
-            return try await NIOPipeBootstrap(group: group)
-                .takingOwnershipOfDescriptor(inputOutput: fd) { channel in
+            return try await ClientBootstrap(group: group)
+                .withConnectedSocket(socket) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try YamuxSession.makeSession(on: channel, role: role, configuration: configuration)
                     }
                 }
         } catch {
-            close(fd)
-            throw VsockTransportError(.ioError, "cannot use \(path) as a pipe: \(error)")
+            // NIO owns (and has closed) `socket`; the relay sees that and closes the port.
+            throw VsockTransportError(.ioError, "cannot start a session on \(path): \(error)")
         }
     }
 

@@ -6,12 +6,17 @@ import VsockTransport
 /// stream is a command (`echo`, `sink N DELAYMS`, `discard N`, `source N`,
 /// `reset`, `goaway`, `hold`). Used by the tests, the static guest program and the benchmark.
 public enum YamuxTestPeer {
+    /// A command served outside this module (the guest program's `ttrpc`). It gets
+    /// the stream right after its command line; the peer sends nothing more until
+    /// the handler answers, so no byte is left in the line reader.
+    public typealias ExtraCommand = @Sendable (YamuxStream) async throws -> Void
+
     /// Serves every stream the peer opens until the session ends.
-    public static func serve(_ session: YamuxSession) async {
+    public static func serve(_ session: YamuxSession, extra: [String: ExtraCommand] = [:]) async {
         await withTaskGroup(of: Void.self) { group in
             do {
                 for try await stream in session.inboundStreams {
-                    group.addTask { try? await serve(stream, session: session) }
+                    group.addTask { try? await serve(stream, session: session, extra: extra) }
                 }
             } catch {}
             group.cancelAll()
@@ -19,7 +24,8 @@ public enum YamuxTestPeer {
     }
 
     /// Serves one stream's command.
-    public static func serve(_ stream: YamuxStream, session: YamuxSession) async throws {
+    public static func serve(_ stream: YamuxStream, session: YamuxSession,
+                             extra: [String: ExtraCommand] = [:]) async throws {
         var reader = LineReader(stream: stream)
         guard let line = try await reader.readLine() else { return }
         let words = line.split(separator: " ")
@@ -58,6 +64,8 @@ public enum YamuxTestPeer {
             try await stream.closeWrite()
         case "hold":
             try? await session.closeFuture.get()
+        case let command? where extra[String(command)] != nil:
+            try await extra[String(command)]?(stream)
         default:
             stream.reset()
         }

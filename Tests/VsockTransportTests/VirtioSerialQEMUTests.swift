@@ -59,4 +59,35 @@ struct VirtioSerialQEMUTests {
             }
         }
     }
+
+    /// Regression: a host that closes and reconnects at once makes the port report
+    /// a hangup that is already over when the guest reads (`POLLHUP`, then
+    /// `EAGAIN`). NIO used to trap on that in the guest (`SIGILL`, "got .readEOF
+    /// and read returned not reading any bytes, nor EOF"); the guest must instead
+    /// end the session and serve the new connection. The race is timing-bound, so
+    /// the test reconnects several times.
+    @Test("the host reconnects at once, again and again; the guest serves every new connection",
+          .enabled(if: vmPrerequisites()))
+    func immediateReconnects() async throws {
+        #expect(EchoGuestVM.missingPrerequisites() == [])
+        try await ConcurrencyLimit.vms.run {
+            try await TemporaryDirectory.with { dir in
+                let vm = try await offPool { try EchoGuestVM(directory: dir) }
+                defer { vm.stop() }
+                var session = try await vm.connect()
+                let rounds = 6
+                for round in 1...rounds {
+                    let data = YamuxTestPeer.randomBytes(count: 4096, seed: UInt64(round))
+                    #expect(try await YamuxTestPeer.echoRoundTrip(session, data: data), "round \(round)")
+                    await session.close()
+                    session = try await vm.connect(timeout: .seconds(60))
+                }
+                #expect(try await YamuxTestPeer.echoMany(session, count: 4, maxSize: 4096) == 4)
+                await session.close()
+                let console = vm.console()
+                #expect(!console.contains("Illegal instruction"), "console:\n\(console)")
+                #expect(console.contains("guest-echo: connection \(rounds + 1) "), "console:\n\(console)")
+            }
+        }
+    }
 }
