@@ -81,6 +81,10 @@ public final class GuestCIDLease: @unchecked Sendable {
     public func release() {
         lock.withLock {
             if fd >= 0 {
+                // Unlock explicitly: a child forked meanwhile (before its exec closes
+                // the O_CLOEXEC copy) shares this open file description, and a bare
+                // close would leave the CID locked until that child execs or exits.
+                flock(fd, LOCK_UN)
                 close(fd)
                 fd = -1
             }
