@@ -35,6 +35,7 @@ public final class Sandbox: Sendable {
             kernel: KernelBoot(kernelPath: configuration.assets.kernelPath,
                                commandLine: GuestAssets.commandLine(debug: configuration.debug)))
         machine.memoryMiB = configuration.memoryMiB
+        machine.accelerator = configuration.accelerator
         machine.vcpus = configuration.vcpus
         machine.disks = [Disk(id: GuestAssets.systemDiskID, path: configuration.assets.systemImagePath, readOnly: true)]
             + extraDisks
@@ -112,6 +113,8 @@ public struct SandboxConfiguration: Sendable {
     public var memoryMiB: Int
     /// vCPUs.
     public var vcpus: Int
+    /// Accelerator preference (auto: KVM when it can run a standard guest, else TCG).
+    public var accelerator: AcceleratorPreference = .auto
     /// QEMU binary.
     public var qemuBinary: String
     /// Host facts (nil: probe this host).
