@@ -324,6 +324,11 @@ let package = Package(
             dependencies: ["QemuboxShim"],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "ShimBenchmark",
+            path: "Benchmarks/ShimBenchmark",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ShimTests",
             dependencies: [

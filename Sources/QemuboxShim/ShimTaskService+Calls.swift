@@ -19,11 +19,14 @@ extension ShimTaskService {
             throw ShimError(.failedPrecondition, "process \(request.execID.isEmpty ? request.id : request.execID) was started already")
         }
         let response: Containerd_Task_V2_StartResponse
+        let started = ContinuousClock.now
         do {
             response = try await container.sandbox.agent.task.start(request)
         } catch {
             throw ShimError.wrap(error, "start \(request.id)")
         }
+        logger.info("started \(request.execID.isEmpty ? request.id : request.execID)",
+                    metadata: ["start_s": "\((ContinuousClock.now - started).shimSeconds)"])
         update(request.execID) {
             $0.started = true
             if $0.status == .created { $0.status = .running }

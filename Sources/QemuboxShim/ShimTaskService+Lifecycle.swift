@@ -33,6 +33,7 @@ extension ShimTaskService {
             throw ShimError(.failedPrecondition, "exec \(execID) of task \(request.id) is still running")
         }
         self.container?.deleted = true
+        let deleteStarted = ContinuousClock.now
         let sandbox = container.sandbox
         if await vmAlive(container) {
             _ = try? await sandbox.agent.task.delete(request)
@@ -50,6 +51,7 @@ extension ShimTaskService {
         let exit = self.container?.processes[""]?.exit ?? process.exit ?? Exit(status: 137, at: Date())
         if !(self.container?.initExitPublished ?? true) { publishExit(execID: "", exit, pid: process.pid) }
         removeState()
+        logger.info("deleted \(request.id)", metadata: ["delete_s": "\((ContinuousClock.now - deleteStarted).shimSeconds)"])
         var event = Containerd_Events_TaskDelete()
         event.containerID = request.id
         event.pid = process.pid
