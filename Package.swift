@@ -23,6 +23,8 @@ let package = Package(
         .library(name: "EROFSImage", targets: ["EROFSImage"]),
         .library(name: "QemuboxShim", targets: ["QemuboxShim"]),
         .executable(name: "containerd-shim-qemubox-v1", targets: ["containerd-shim-qemubox-v1"]),
+        .library(name: "GuestAgent", targets: ["GuestAgent"]),
+        .executable(name: "vminitd", targets: ["vminitd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -90,6 +92,36 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: GuestAgent — the guest: PID 1, agent services, crun supervision
+        .target(name: "CGuestAgentSupport", path: "Sources/CGuestAgentSupport"),
+        .target(
+            name: "GuestAgent",
+            dependencies: [
+                "QemuboxAPI", "TTRPCCodec", "VsockTransport", "CGuestAgentSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "vminitd",
+            dependencies: ["GuestAgent"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "GuestAgentTests",
+            dependencies: [
+                "GuestAgent", "QemuboxAPI", "TTRPCCodec", "VsockTransport", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: QMPClient — the QEMU Machine Protocol (leaf)
         .target(
             name: "QMPClient",
@@ -152,9 +184,20 @@ let package = Package(
             path: "Examples/QemuboxRun",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "BootBenchmark",
+            dependencies: ["QemuboxKit"],
+            path: "Benchmarks/BootBenchmark",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "QemuboxKitTests",
-            dependencies: ["QemuboxKit", "QMPClient", "TestSupport"],
+            dependencies: [
+                "QemuboxKit", "QMPClient", "TestSupport", "QemuboxAPI", "TTRPCCodec", "VsockTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             exclude: ["Golden"],
             swiftSettings: swiftSettings
         ),

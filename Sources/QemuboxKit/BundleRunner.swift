@@ -149,6 +149,9 @@ public enum BundleRunner {
         }
     }
 
+    /// A fresh private directory under `TMPDIR` (benchmarks and examples).
+    public static func makeTemporaryDirectoryForBenchmark() throws -> String { try makeTemporaryDirectory() }
+
     static func makeTemporaryDirectory() throws -> String {
         let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
         var template = Array((base + "/qemubox-run.XXXXXX").utf8CString)

@@ -1,0 +1,47 @@
+// Small C helpers for the guest agent where Swift's Glibc overlay lacks a
+// usable form (variadic ioctl, SCM_RIGHTS control messages, posix_spawn with
+// signal resets, reboot(2) constants).
+#ifndef CGUESTAGENTSUPPORT_H
+#define CGUESTAGENTSUPPORT_H
+
+#include <sys/types.h>
+
+/// Spawns `path` with `argv`/`envp`; fds 0/1/2 of the child are `fd0`/`fd1`/`fd2`
+/// (-1: /dev/null). The signal mask is cleared and every signal's disposition
+/// reset to default in the child. Returns 0 and stores the pid, or an errno value.
+int qb_spawn(const char *path, char *const argv[], char *const envp[],
+             int fd0, int fd1, int fd2, pid_t *pid);
+
+/// Receives one file descriptor sent with SCM_RIGHTS on the connected unix
+/// socket `sock`. Returns the descriptor (close-on-exec) or -1 with errno set.
+int qb_recv_fd(int sock);
+
+/// Sets a terminal's window size (TIOCSWINSZ). Returns 0 or -1 with errno set.
+int qb_set_winsize(int fd, unsigned short rows, unsigned short cols);
+
+/// reboot(RB_POWER_OFF). Returns only on failure (-1, errno set).
+int qb_poweroff(void);
+
+/// reboot(RB_AUTOBOOT). Returns only on failure (-1, errno set).
+int qb_reboot(void);
+
+/// Blocks the `count` signals in `signals` for the calling thread (and the
+/// threads it creates afterwards). Returns 0 or an errno value.
+int qb_block_signals(const int *signals, int count);
+
+/// Waits for one of the `count` (blocked) signals; returns its number or -1.
+int qb_wait_signal(const int *signals, int count);
+
+/// Makes the calling process a child subreaper (prctl). Returns 0 or -1.
+int qb_set_subreaper(void);
+
+/// pipe2(O_CLOEXEC). Returns 0 or -1 with errno set.
+int qb_pipe_cloexec(int fds[2]);
+
+/// accept4(SOCK_CLOEXEC) without the peer address. Returns the fd or -1.
+int qb_accept_cloexec(int listener);
+
+/// Total RAM in bytes (sysinfo), or 0.
+unsigned long long qb_total_memory(void);
+
+#endif
