@@ -46,7 +46,7 @@ scenarios=(
   "run --rm, output + exit code|$C run --rm --runtime RUNTIME $IMG ID sh -c 'echo out; echo err >&2; exit 7'"
   "run --rm true|$C run --rm --runtime RUNTIME $IMG ID true"
   "command not found|$C run --rm --runtime RUNTIME $IMG ID /nonexistent"
-  "stdin (-i)|printf 'a\nb\n' | $C run --rm -i --runtime RUNTIME $IMG ID sh -c 'cat; echo eof'"
+  "stdin to EOF (20 s limit)|printf 'a\nb\n' | timeout 20 $C run --rm --runtime RUNTIME $IMG ID sh -c 'cat; echo eof'"
   "environment (--env)|$C run --rm --env FOO=bar --runtime RUNTIME $IMG ID sh -c 'echo \$FOO'"
   "user (--user 1000)|$C run --rm --user 1000:1000 --runtime RUNTIME $IMG ID id"
   "cwd (--cwd /tmp)|$C run --rm --cwd /tmp --runtime RUNTIME $IMG ID pwd"

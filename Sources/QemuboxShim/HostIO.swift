@@ -11,10 +11,12 @@ import VsockTransport
 /// The host side of one process's stdio: containerd's FIFOs (or `file://` and
 /// `binary://` URIs) joined to the process's yamux streams.
 ///
-/// FIFOs are opened read-write, which never blocks and keeps them usable while
-/// containerd restarts (a write end without a reader would fail with EPIPE).
-/// stdin therefore never sees end-of-file from the FIFO: containerd's `CloseIO`
-/// ends it (``closeStdin()``), after the bytes already in the FIFO were relayed.
+/// stdout/stderr FIFOs are opened read-write, which never blocks and keeps them
+/// usable while containerd restarts (a write end without a reader would fail
+/// with EPIPE). The stdin FIFO is opened read-only by the pump thread (blocking
+/// until containerd's client opens its end), so the client closing it is the
+/// process's end-of-file; containerd's `CloseIO` ends it too (``closeStdin()``),
+/// after the bytes already in the FIFO were relayed.
 final class HostIO: Sendable {
     /// The paths/URIs as containerd gave them.
     let stdin: String
@@ -22,7 +24,7 @@ final class HostIO: Sendable {
     let stderr: String
     let terminal: Bool
 
-    private let stdinFD: Int32?
+    private let stdinPath: String?
     private let stdoutFD: Int32?
     private let stderrFD: Int32?
     private let binary: NIOLockedValueBox<pid_t?>
@@ -37,7 +39,8 @@ final class HostIO: Sendable {
         self.stdout = stdout
         self.stderr = stderr
         self.terminal = terminal
-        (stdinFD, stdoutFD, stderrFD) = fds
+        stdinPath = stdin.isEmpty ? nil : stdin
+        (_, stdoutFD, stderrFD) = fds
         self.binary = NIOLockedValueBox(binary)
         self.logger = logger
     }
@@ -47,8 +50,10 @@ final class HostIO: Sendable {
                      namespace: String, logger: Logger) throws -> HostIO {
         var opened: [Int32] = []
         do {
-            let input = try stdin.isEmpty ? nil : openPath(stdin, output: false)
-            if let input { opened.append(input) }
+            if !stdin.isEmpty && stdin.contains("://") {
+                throw ShimError(.invalidArgument, "stdin must be a FIFO path, not \(stdin)")
+            }
+            let input: Int32? = nil
             var out: Int32?, err: Int32?, binary: pid_t?
             if stdout.hasPrefix("binary://") {
                 let started = try startBinary(stdout, containerID: containerID, namespace: namespace)
@@ -71,16 +76,16 @@ final class HostIO: Sendable {
     }
 
     /// True when the process needs a stdin stream.
-    var wantsStdin: Bool { stdinFD != nil }
+    var wantsStdin: Bool { stdinPath != nil }
     var wantsStdout: Bool { stdoutFD != nil }
     var wantsStderr: Bool { stderrFD != nil }
 
     /// Starts relaying between the host ends and the guest streams.
     func attach(_ stdio: ProcessStdio) {
-        if let fd = stdinFD, let stream = stdio.stdin {
+        if let path = stdinPath, let stream = stdio.stdin {
             let closing = stdinClosing
             let logger = self.logger
-            let thread = Thread { Self.pumpStdin(fd: fd, stream: stream, closing: closing, logger: logger) }
+            let thread = Thread { Self.pumpStdin(path: path, stream: stream, closing: closing, logger: logger) }
             thread.name = "qemubox-stdin"
             thread.start()
         }
@@ -101,6 +106,12 @@ final class HostIO: Sendable {
     /// Ends stdin once the bytes already written to the FIFO are relayed (`CloseIO`).
     func closeStdin() {
         stdinClosing.withLockedValue { $0 = true }
+        // A pump still blocked opening the FIFO (no writer yet) is woken by a
+        // writer that comes and goes at once.
+        if let path = stdinPath {
+            let fd = Glibc.open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+            if fd >= 0 { Glibc.close(fd) }
+        }
     }
 
     /// Waits until stdout and stderr reached end of stream, at most `timeout`.
@@ -130,9 +141,7 @@ final class HostIO: Sendable {
         _ = await waitOutput(timeout: .milliseconds(500))
         closeStdin()
         outputTask.withLockedValue { $0 }?.cancel()
-        // Give the stdin pump a moment to see the flag before its descriptor goes.
-        try? await Task.sleep(for: .milliseconds(250))
-        for fd in [stdinFD, stdoutFD, stderrFD].compactMap({ $0 }) { Glibc.close(fd) }
+        for fd in [stdoutFD, stderrFD].compactMap({ $0 }) { Glibc.close(fd) }
         if let pid = binary.withLockedValue({ $0 }) {
             _ = await Spawn.reap(pid, timeout: .seconds(5))
         }
@@ -140,10 +149,17 @@ final class HostIO: Sendable {
 
     // MARK: stdin
 
-    static func pumpStdin(fd: Int32, stream: YamuxStream, closing: NIOLockedValueBox<Bool>, logger: Logger) {
+    static func pumpStdin(path: String, stream: YamuxStream, closing: NIOLockedValueBox<Bool>, logger: Logger) {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            logger.warning("cannot open stdin \(path): \(String(cString: strerror(errno)))")
+            Task { try? await stream.closeWrite() }
+            return
+        }
+        defer { Glibc.close(fd) }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var draining = false
-        loop: while true {
+        while true {
             if !draining && closing.withLockedValue({ $0 }) {
                 draining = true
                 _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
@@ -156,9 +172,8 @@ final class HostIO: Sendable {
             }
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN && !draining { continue }
-                break loop
+                if errno == EINTR || (errno == EAGAIN && !draining) { continue }
+                break
             }
             if n == 0 { break }
             do {

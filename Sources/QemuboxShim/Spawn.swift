@@ -17,15 +17,23 @@ enum Spawn {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
+        // Map through fresh high duplicates, so that no mapping's target clobbers
+        // another mapping's source; the child's dup2 clears CLOEXEC on the target.
+        var spares: [Int32] = []
+        defer { for fd in spares { close(fd) } }
         for (source, target) in descriptors {
-            if source == target {
-                // dup2 onto itself keeps CLOEXEC; clear it by a round trip through a spare slot.
-                let spare = fcntl(source, F_DUPFD_CLOEXEC, 100)
-                guard spare >= 0 else { throw ShimError(.internal, "dup: \(String(cString: strerror(errno)))") }
-                posix_spawn_file_actions_adddup2(&actions, spare, target)
-                posix_spawn_file_actions_addclose(&actions, spare)
-            } else {
-                posix_spawn_file_actions_adddup2(&actions, source, target)
+            let spare = fcntl(source, F_DUPFD_CLOEXEC, 100)
+            guard spare >= 0 else { throw ShimError(.internal, "dup: \(String(cString: strerror(errno)))") }
+            spares.append(spare)
+            posix_spawn_file_actions_adddup2(&actions, spare, target)
+        }
+        // Close every other inherited descriptor: descriptors opened elsewhere in this
+        // process without CLOEXEC (Foundation's pipes, for one) must not leak into a
+        // long-lived child, where they would hold a pipe's end-of-file back.
+        let targets = Set(descriptors.map(\.target))
+        if let open = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
+            for fd in open.compactMap(Int32.init) where fd > 2 && !targets.contains(fd) {
+                posix_spawn_file_actions_addclose(&actions, fd)
             }
         }
         var attributes = posix_spawnattr_t()

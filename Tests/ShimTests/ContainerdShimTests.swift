@@ -35,7 +35,7 @@ import Testing
         }.isEmpty }
         #expect(gone, "qemubox processes left: \(containerd.leftoverProcesses())")
         let files = (FileManager.default.enumerator(atPath: containerd.stateRoot)?.allObjects as? [String]) ?? []
-        let leftovers = files.filter { !["s", "qbx"].contains($0) }
+        let leftovers = files.filter { !["s", containerd.namespace].contains($0) }
         #expect(leftovers.isEmpty, "state left: \(leftovers)")
         #expect(containerd.mounts().filter { $0.contains("/qb/") }.isEmpty)
     }

@@ -41,10 +41,19 @@ import Testing
                 #expect(run.stderr.contains("err"), "\(runtime)")
                 let ok = try await containerd.ctr("run --rm \(runtime) \(Self.image) ok\(n) true")
                 #expect(ok.status == 0, "\(runtime): \(ok.stderr)")
-                let stdin = try await containerd.ctr("run --rm -i \(runtime) \(Self.image) in\(n) sh -c 'cat; echo done'",
-                                                     stdin: "line one\nline two\n")
-                #expect(stdin.stdout == "line one\nline two\ndone\n", "\(runtime): \(stdin.stderr)")
             }
+        }
+    }
+
+    /// stdin from a file reaches the container and its end is the container's EOF.
+    /// (runc's shim does not pass ctr 1.6's stdin EOF on: `cat` would wait forever.)
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func stdinToEndOfFile() async throws {
+        try await Self.withVM { containerd in
+            let run = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) in1 sh -c 'cat; echo done'",
+                                               stdin: "line one\nline two\n", timeout: .seconds(90))
+            #expect(run.stdout == "line one\nline two\ndone\n", "\(run.stderr)")
+            #expect(run.status == 0)
         }
     }
 
@@ -52,7 +61,7 @@ import Testing
     func terminal() async throws {
         try await Self.withVM { containerd in
             for (n, runtime) in [Self.runc, Self.qemubox].enumerated() {
-                let command = "ctr -a \(containerd.socket) -n qbx run --rm -t \(runtime) \(Self.image) tty\(n) "
+                let command = "ctr -a \(containerd.socket) -n \(containerd.namespace) run --rm -t \(runtime) \(Self.image) tty\(n) "
                     + "sh -c 'tty; stty size; exit 4'"
                 let run = try await Shell.run("script -qec \"\(command)\" /dev/null")
                 #expect(run.stdout.contains("/dev/pts/"), "\(runtime): \(run.stdout) \(run.stderr)")
@@ -152,7 +161,11 @@ import Testing
             }
             try #require(shims.count == 1)
             kill(shims[0], SIGKILL)
-            #expect(await Self.waitStatus(containerd, "k1", "STOPPED"))
+            // containerd notices the dead shim, runs its `delete` and drops the task (as with runc).
+            #expect(await eventually(timeout: .seconds(60)) {
+                let status = try? await Self.status(containerd, "k1")
+                return status == nil || status == "STOPPED"
+            })
             _ = try? await containerd.ctr("task delete k1")
             try await containerd.ctrCheck("container rm k1")
         }
@@ -162,7 +175,7 @@ import Testing
     func qemuKilledWithSIGKILL() async throws {
         try await Self.withVM { containerd in
             try await containerd.ctrCheck("run -d \(Self.qemubox) \(Self.image) k2 sleep 1000")
-            let record = try VMStateRecord.read(from: containerd.stateRoot + "/qbx/k2/vm")
+            let record = try VMStateRecord.read(from: containerd.stateRoot + "/\(containerd.namespace)/k2/vm")
             let pid = try #require(record?.pid)
             kill(pid, SIGKILL)
             #expect(await Self.waitStatus(containerd, "k2", "STOPPED"))

@@ -8,9 +8,10 @@ import TestSupport
 final class PrivateContainerd: @unchecked Sendable {
     let dir: String
     let environment: [String: String]
-    private var process: Process?
+    private var containerdPid: Int32?
     static let image = "docker.io/library/qemubox-busybox:latest"
-    static let namespace = "qbx"
+    /// A namespace of its own: runc keeps state per namespace under /run/containerd/runc.
+    let namespace = "qbx" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
 
     var socket: String { dir + "/c.sock" }
     var stateRoot: String { dir + "/qb" }
@@ -94,22 +95,17 @@ final class PrivateContainerd: @unchecked Sendable {
         environment = ["QEMUBOX_CONFIG": dir + "/qemubox.toml"]
     }
 
-    /// Starts containerd and waits until it answers.
+    /// Starts containerd (in the background of a shell that exits at once, so
+    /// init reaps it) and waits until it answers.
     func start() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Prerequisite.which("containerd") ?? "/usr/bin/containerd")
-        process.arguments = ["--config", dir + "/containerd.toml", "--log-level", "debug"]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        process.currentDirectoryURL = URL(fileURLWithPath: dir)
-        FileManager.default.createFile(atPath: dir + "/containerd.log", contents: nil)
-        let logFile = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/containerd.log"))
-        try logFile.seekToEnd()
-        process.standardOutput = logFile
-        process.standardError = logFile
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        try? logFile.close()
-        self.process = process
+        let binary = Prerequisite.which("containerd") ?? "/usr/bin/containerd"
+        let out = try await Shell.check(
+            "cd \(dir) && { \(binary) --config \(dir)/containerd.toml --log-level debug </dev/null >>\(dir)/containerd.log 2>&1 & echo $!; }",
+            environment: environment)
+        guard let pid = Int32(out.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw PeerError("cannot start containerd: \(out)")
+        }
+        containerdPid = pid
         let up = await eventually(timeout: .seconds(30)) {
             (try? await Shell.run("ctr -a \(self.socket) version", timeout: .seconds(10)).status) == 0
         }
@@ -124,7 +120,7 @@ final class PrivateContainerd: @unchecked Sendable {
 
     /// `ctr -a SOCK -n qbx ARGS` (a shell fragment).
     func ctr(_ arguments: String, stdin: String? = nil, timeout: Duration = .seconds(180)) async throws -> Shell.Result {
-        try await Shell.run("ctr -a \(socket) -n \(Self.namespace) \(arguments)", stdin: stdin, timeout: timeout)
+        try await Shell.run("ctr -a \(socket) -n \(namespace) \(arguments)", stdin: stdin, timeout: timeout)
     }
 
     @discardableResult
@@ -142,13 +138,13 @@ final class PrivateContainerd: @unchecked Sendable {
 
     /// Stops containerd (SIGTERM, then SIGKILL), leaving its shims running.
     func stop() async {
-        guard let process else { return }
-        self.process = nil
-        process.terminate()
-        let pid = process.processIdentifier
-        _ = await eventually(timeout: .seconds(10)) { !process.isRunning }
-        if process.isRunning { kill(pid, SIGKILL) }
-        process.waitUntilExit()
+        guard let pid = containerdPid else { return }
+        containerdPid = nil
+        kill(pid, SIGTERM)
+        if !(await eventually(timeout: .seconds(10)) { kill(pid, 0) != 0 }) {
+            kill(pid, SIGKILL)
+            _ = await eventually(timeout: .seconds(10)) { kill(pid, 0) != 0 }
+        }
     }
 
     /// Pids of processes whose command line mentions this instance's directory
@@ -158,7 +154,7 @@ final class PrivateContainerd: @unchecked Sendable {
         return entries.compactMap(Int32.init).filter { pid in
             guard pid != getpid(), let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
             let text = String(decoding: raw.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
-            return text.contains(dir) && !text.hasPrefix(process?.executableURL?.path ?? "\u{0}")
+            return text.contains(dir) && pid != containerdPid
         }
     }
 
@@ -179,6 +175,7 @@ final class PrivateContainerd: @unchecked Sendable {
         await stop()
         for pid in leftoverProcesses() { kill(pid, SIGKILL) }
         for mount in mounts().reversed() { _ = try? await Shell.run("umount -l \(mount)") }
+        rmdir("/run/containerd/runc/" + namespace)
     }
 }
 

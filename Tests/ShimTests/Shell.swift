@@ -1,4 +1,5 @@
 import Foundation
+@testable import QemuboxShim
 import TestSupport
 
 /// Runs commands for the tests (bash -c), capturing output, off the cooperative pool.
@@ -25,30 +26,39 @@ enum Shell {
         }
     }
 
+    /// Output goes through temporary files, not pipes: a daemon that inherits
+    /// a pipe (or a pipe end leaked into another child) would hold EOF back.
     static func runBlocking(_ command: String, environment: [String: String], stdin: String?,
                             timeout: Duration) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", command]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try process.run()
-        if let stdin {
-            input.fileHandleForWriting.write(Data(stdin.utf8))
-            try? input.fileHandleForWriting.close()
+        let base = FileManager.default.temporaryDirectory.path + "/qbx-shell-\(UUID().uuidString)"
+        defer { for suffix in [".in", ".out", ".err"] { unlink(base + suffix) } }
+        try Data((stdin ?? "").utf8).write(to: URL(fileURLWithPath: base + ".in"))
+        FileManager.default.createFile(atPath: base + ".out", contents: nil)
+        FileManager.default.createFile(atPath: base + ".err", contents: nil)
+        let input = open(stdin == nil ? "/dev/null" : base + ".in", O_RDONLY | O_CLOEXEC)
+        let out = open(base + ".out", O_WRONLY | O_CLOEXEC)
+        let err = open(base + ".err", O_WRONLY | O_CLOEXEC)
+        defer { for fd in [input, out, err] where fd >= 0 { close(fd) } }
+        let env = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.map { "\($0.key)=\($0.value)" }
+        let pid = try Spawn.run("/bin/bash", ["-c", command], environment: env,
+                                descriptors: [(input, 0), (out, 1), (err, 2)], newSession: false)
+        let deadline = ContinuousClock.now + timeout
+        var status: Int32 = 0
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { break }
+            if r < 0 && errno != EINTR { throw PeerError("waitpid \(pid): \(String(cString: strerror(errno)))") }
+            if ContinuousClock.now > deadline {
+                _ = try? runBlocking("pkill -KILL -P \(pid)", environment: [:], stdin: nil, timeout: .seconds(10))
+                kill(pid, SIGKILL)
+            }
+            usleep(10_000)
         }
-        let timer = DispatchWorkItem { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        let seconds = Double(timeout.components.seconds)
-        DispatchQueue.global().asyncAfter(deadline: .now() + seconds, execute: timer)
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        timer.cancel()
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        let output = (try? Data(contentsOf: URL(fileURLWithPath: base + ".out"))) ?? Data()
+        let errors = (try? Data(contentsOf: URL(fileURLWithPath: base + ".err"))) ?? Data()
+        return Result(status: code, stdout: String(decoding: output, as: UTF8.self),
+                      stderr: String(decoding: errors, as: UTF8.self))
     }
 
     /// Runs `command` and throws unless it exits 0; returns stdout.
