@@ -16,16 +16,20 @@ let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
 
 @discardableResult
 func sh(_ command: String, _ environment: [String: String] = [:], check: Bool = true) -> (Int32, String) {
+    // Output through a file, not a pipe: containerd started in the background would
+    // otherwise inherit the pipe and hold its end-of-file back.
+    let outFile = NSTemporaryDirectory() + "/qbx-bench-\(UUID().uuidString).out"
+    defer { unlink(outFile) }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/bin/bash")
-    process.arguments = ["-c", command]
+    process.arguments = ["-c", "{ \(command) ; } >\(outFile) 2>&1"]
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    process.standardInput = FileHandle.nullDevice
     do { try process.run() } catch { fatalError("cannot run bash: \(error)") }
-    let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
+    let out = (try? String(contentsOfFile: outFile, encoding: .utf8)) ?? ""
     if check && process.terminationStatus != 0 { fatalError("`\(command)` failed: \(out)") }
     return (process.terminationStatus, out)
 }
@@ -69,7 +73,7 @@ try """
     \(guestImage.isEmpty ? "" : "guest_image = \"\(guestImage)\"")
     """.write(toFile: dir + "/qemubox.toml", atomically: true, encoding: .utf8)
 let env = ["QEMUBOX_CONFIG": dir + "/qemubox.toml"]
-let containerd = sh("cd \(dir) && (containerd --config \(dir)/containerd.toml > \(dir)/containerd.log 2>&1 & echo $!)", env).1
+let containerd = sh("cd \(dir) && (containerd --config \(dir)/containerd.toml </dev/null > \(dir)/containerd.log 2>&1 & echo $!)", env).1
     .trimmingCharacters(in: .whitespacesAndNewlines)
 defer {
     sh("kill \(containerd); sleep 1; rm -rf \(dir)", check: false)
