@@ -21,6 +21,8 @@ let package = Package(
         .library(name: "OCISpec", targets: ["OCISpec"]),
         .library(name: "VsockTransport", targets: ["VsockTransport"]),
         .library(name: "EROFSImage", targets: ["EROFSImage"]),
+        .library(name: "QemuboxShim", targets: ["QemuboxShim"]),
+        .executable(name: "containerd-shim-qemubox-v1", targets: ["containerd-shim-qemubox-v1"]),
         .library(name: "GuestAgent", targets: ["GuestAgent"]),
         .executable(name: "vminitd", targets: ["vminitd"]),
     ],
@@ -29,6 +31,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // MARK: TTRPCCodec — the ttrpc wire protocol (leaf)
@@ -156,6 +159,7 @@ let package = Package(
             dependencies: [
                 "QMPClient", "CQemuboxSupport", "QemuboxAPI", "TTRPCCodec", "VsockTransport", "EROFSImage", "OCISpec",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -342,6 +346,39 @@ let package = Package(
         .testTarget(
             name: "GuestKernelTests",
             dependencies: ["TestSupport", "EROFSImage"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: QemuboxShim — the containerd shim v2 contract (start/delete, Task service, events)
+        .target(
+            name: "QemuboxShim",
+            dependencies: [
+                "QemuboxKit", "QemuboxAPI", "TTRPCCodec", "OCISpec", "VsockTransport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "containerd-shim-qemubox-v1",
+            dependencies: ["QemuboxShim"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "ShimBenchmark",
+            path: "Benchmarks/ShimBenchmark",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ShimTests",
+            dependencies: [
+                "QemuboxShim", "QemuboxKit", "QemuboxAPI", "TTRPCCodec", "TestSupport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: swiftSettings
         ),
 

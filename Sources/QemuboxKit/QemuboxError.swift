@@ -31,6 +31,8 @@ public struct QemuboxError: Error, Sendable, Hashable, CustomStringConvertible {
         case rootfs = "rootfs"
         /// The guest kernel or system image was not found.
         case guestAssetsMissing = "guest_assets_missing"
+        /// The configuration file (`/etc/qemubox/config.toml`) is unreadable or invalid.
+        case invalidConfiguration = "invalid_configuration"
     }
 
     /// Stable error code.

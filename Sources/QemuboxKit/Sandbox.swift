@@ -36,6 +36,7 @@ public final class Sandbox: Sendable {
                                commandLine: GuestAssets.commandLine(debug: configuration.debug)
                                    + configuration.extraKernelArguments))
         machine.memoryMiB = configuration.memoryMiB
+        machine.accelerator = configuration.accelerator
         machine.vcpus = configuration.vcpus
         machine.disks = [Disk(id: GuestAssets.systemDiskID, path: configuration.assets.systemImagePath, readOnly: true)]
             + extraDisks
@@ -115,6 +116,8 @@ public struct SandboxConfiguration: Sendable {
     public var memoryMiB: Int
     /// vCPUs.
     public var vcpus: Int
+    /// Accelerator preference (auto: KVM when it can run a standard guest, else TCG).
+    public var accelerator: AcceleratorPreference = .auto
     /// QEMU binary.
     public var qemuBinary: String
     /// Host facts (nil: probe this host).

@@ -2,6 +2,7 @@
 #define CQEMUBOX_SUPPORT_H
 
 #include <sys/types.h>
+#include <sys/xattr.h>  /* lgetxattr, removexattr: the rootfs writeback */
 
 /// Forks and execs `path` with `argv`/`envp`, returning 0 and the child's pid in
 /// `out_pid`, or an errno value (also exec failures, reported through a CLOEXEC pipe).

@@ -1,0 +1,166 @@
+import Foundation
+import TOMLKit
+
+/// qemubox's host configuration, read from `/etc/qemubox/config.toml` (or the
+/// file named by `QEMUBOX_CONFIG`). Every key is optional; unknown keys, wrong
+/// types and out-of-range values are errors that name the key and the file.
+///
+/// ```toml
+/// qemu = "qemu-system-x86_64"     # path or name on PATH
+/// kernel = ""                     # empty: GuestAssets defaults / QEMUBOX_KERNEL
+/// guest_image = ""                # empty: GuestAssets defaults / QEMUBOX_GUEST_IMAGE
+/// accelerator = "auto"            # auto | kvm | tcg
+/// vcpus = 1
+/// memory_mib = 256
+/// guest_overhead_mib = 128        # added to a container's memory limit
+/// writable_layer_mib = 1024       # sparse ext4 disk for the container's writes
+/// state_dir = "/run/qemubox"
+/// cache_dir = "/var/cache/qemubox/layers"
+/// boot_timeout_seconds = 60
+/// shutdown_timeout_seconds = 10
+/// log_level = "info"              # trace | debug | info | notice | warning | error | critical
+/// guest_debug = false
+/// ```
+public struct QemuboxConfiguration: Sendable, Hashable {
+    /// QEMU binary (path or name on PATH).
+    public var qemuBinary = "qemu-system-x86_64"
+    /// Guest kernel path (nil: ``GuestAssets/locate(environment:)``).
+    public var kernel: String?
+    /// Guest system image path (nil: ``GuestAssets/locate(environment:)``).
+    public var guestImage: String?
+    /// Accelerator preference.
+    public var accelerator: AcceleratorPreference = .auto
+    /// Default vCPUs per VM.
+    public var vcpus = 1
+    /// Default guest memory per VM.
+    public var memoryMiB = 256
+    /// Memory added to a container's memory limit for the guest itself.
+    public var guestOverheadMiB = 128
+    /// Size of the writable layer's sparse disk.
+    public var writableLayerMiB = 1024
+    /// Root of the shims' state (sockets, records, disks).
+    public var stateDirectory = "/run/qemubox"
+    /// Cache of EROFS images of snapshot layers.
+    public var cacheDirectory = "/var/cache/qemubox/layers"
+    /// Time for the VM to boot and its agent to answer.
+    public var bootTimeoutSeconds = 60
+    /// Time the guest gets to power off before QEMU is stopped harder.
+    public var shutdownTimeoutSeconds = 10
+    /// Log level name (swift-log's).
+    public var logLevel = "info"
+    /// Verbose agent logging on the guest console.
+    public var guestDebug = false
+
+    /// The default file.
+    public static let defaultPath = "/etc/qemubox/config.toml"
+    /// The environment variable naming another file.
+    public static let environmentVariable = "QEMUBOX_CONFIG"
+
+    /// The defaults.
+    public init() {}
+
+    /// Loads the file named by `QEMUBOX_CONFIG`, else `/etc/qemubox/config.toml`;
+    /// a missing default file means the defaults, a missing named file is an error.
+    public static func load(environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> QemuboxConfiguration
+    {
+        let named = environment[environmentVariable].flatMap { $0.isEmpty ? nil : $0 }
+        let path = named ?? defaultPath
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if named == nil && !FileManager.default.fileExists(atPath: path) { return QemuboxConfiguration() }
+            throw QemuboxError(.invalidConfiguration, "\(path): cannot read the configuration file")
+        }
+        return try parse(String(decoding: data, as: UTF8.self), source: path)
+    }
+
+    /// Parses and validates TOML text (`source` names it in errors).
+    public static func parse(_ text: String, source: String = "config.toml") throws -> QemuboxConfiguration {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw QemuboxError(.invalidConfiguration,
+                "\(source):\(error.source.begin.line):\(error.source.begin.column): \(error.description)")
+        } catch {
+            throw QemuboxError(.invalidConfiguration, "\(source): \(error)")
+        }
+        var configuration = QemuboxConfiguration()
+        for key in table.keys.sorted() {
+            guard let value = table[key] else { continue }
+            func string() throws -> String {
+                guard let s = value.string else { throw wrongType(key, "a string", value.type, source) }
+                return s
+            }
+            func int(_ range: ClosedRange<Int>) throws -> Int {
+                guard let i = value.int else { throw wrongType(key, "an integer", value.type, source) }
+                guard range.contains(i) else {
+                    throw QemuboxError(.invalidConfiguration,
+                        "\(source): \(key) = \(i) is out of range (\(range.lowerBound)…\(range.upperBound))")
+                }
+                return i
+            }
+            switch key {
+            case "qemu": configuration.qemuBinary = try string()
+            case "kernel": configuration.kernel = try string().nilIfEmpty
+            case "guest_image": configuration.guestImage = try string().nilIfEmpty
+            case "accelerator":
+                let name = try string()
+                guard let accelerator = AcceleratorPreference(rawValue: name) else {
+                    throw QemuboxError(.invalidConfiguration,
+                        "\(source): accelerator = \"\(name)\" is not one of auto, kvm, tcg")
+                }
+                configuration.accelerator = accelerator
+            case "vcpus": configuration.vcpus = try int(1...256)
+            case "memory_mib": configuration.memoryMiB = try int(64...1 << 20)
+            case "guest_overhead_mib": configuration.guestOverheadMiB = try int(0...1 << 16)
+            case "writable_layer_mib": configuration.writableLayerMiB = try int(0...1 << 24)
+            case "state_dir": configuration.stateDirectory = try string()
+            case "cache_dir": configuration.cacheDirectory = try string()
+            case "boot_timeout_seconds": configuration.bootTimeoutSeconds = try int(1...3600)
+            case "shutdown_timeout_seconds": configuration.shutdownTimeoutSeconds = try int(1...3600)
+            case "log_level": configuration.logLevel = try string()
+            case "guest_debug":
+                guard let b = value.bool else { throw wrongType(key, "a boolean", value.type, source) }
+                configuration.guestDebug = b
+            default:
+                throw QemuboxError(.invalidConfiguration, "\(source): unknown key \"\(key)\"")
+            }
+        }
+        try configuration.validate(source: source)
+        return configuration
+    }
+
+    /// Checks values that depend on each other or on the file system.
+    public func validate(source: String = "configuration") throws {
+        for (key, path) in [("state_dir", stateDirectory), ("cache_dir", cacheDirectory)] where !path.hasPrefix("/") {
+            throw QemuboxError(.invalidConfiguration, "\(source): \(key) = \"\(path)\" must be an absolute path")
+        }
+        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        guard levels.contains(logLevel) else {
+            throw QemuboxError(.invalidConfiguration,
+                "\(source): log_level = \"\(logLevel)\" is not one of \(levels.joined(separator: ", "))")
+        }
+        guard !qemuBinary.isEmpty else { throw QemuboxError(.invalidConfiguration, "\(source): qemu is empty") }
+        for (key, path) in [("kernel", kernel), ("guest_image", guestImage)] {
+            if let path, !FileManager.default.isReadableFile(atPath: path) {
+                throw QemuboxError(.invalidConfiguration, "\(source): \(key) = \"\(path)\" is not a readable file")
+            }
+        }
+    }
+
+    /// The guest kernel and system image: the configured paths, else the usual search.
+    public func assets(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GuestAssets {
+        var environment = environment
+        if let kernel { environment["QEMUBOX_KERNEL"] = kernel }
+        if let guestImage { environment["QEMUBOX_GUEST_IMAGE"] = guestImage }
+        return try GuestAssets.locate(environment: environment)
+    }
+}
+
+private func wrongType(_ key: String, _ expected: String, _ actual: TOMLType, _ source: String) -> QemuboxError {
+    QemuboxError(.invalidConfiguration, "\(source): \(key) must be \(expected), not a \(actual)")
+}
+
+extension String {
+    fileprivate var nilIfEmpty: String? { isEmpty ? nil : self }
+}

@@ -1,0 +1,203 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import QemuboxAPI
+import QemuboxKit
+import SwiftProtobuf
+import TTRPCCodec
+
+/// The entry point of `containerd-shim-qemubox-v1`: runs one shim action
+/// (`start`, `delete`, the daemon, or `-v`) and returns the process exit status.
+///
+/// ```swift
+/// exit(await QemuboxShim.main(Array(CommandLine.arguments.dropFirst())))
+/// ```
+public enum QemuboxShim {
+    /// The shim's version string.
+    public static let version = "0.1.0"
+    /// containerd's runtime name for this shim.
+    public static let runtimeName = "io.containerd.qemubox.v1"
+
+    /// Runs the action named by `arguments`; returns the exit status.
+    public static func main(_ arguments: [String],
+                            environment: [String: String] = ProcessInfo.processInfo.environment) async -> Int32 {
+        let parsed: ShimArguments
+        do {
+            parsed = try ShimArguments.parse(arguments)
+        } catch {
+            FileHandle.standardError.write(Data("containerd-shim-qemubox-v1: \(error)\n".utf8))
+            return 2
+        }
+        switch parsed.action {
+        case .version:
+            print("containerd-shim-qemubox-v1:\n  Version:  \(version)\n  Runtime:  \(runtimeName)")
+            return 0
+        case .start:
+            return report { try ShimStart.run(parsed, environment: environment) }
+        case .delete:
+            return await reportAsync { try await ShimDelete.run(parsed, environment: environment) }
+        case .serve:
+            return await reportAsync { try await ShimDaemon.run(parsed, environment: environment) }
+        }
+    }
+
+    static func report(_ body: () throws -> Void) -> Int32 {
+        do {
+            try body()
+            return 0
+        } catch {
+            FileHandle.standardError.write(Data("containerd-shim-qemubox-v1: \(error)\n".utf8))
+            return 1
+        }
+    }
+
+    static func reportAsync(_ body: () async throws -> Void) async -> Int32 {
+        do {
+            try await body()
+            return 0
+        } catch {
+            FileHandle.standardError.write(Data("containerd-shim-qemubox-v1: \(error)\n".utf8))
+            return 1
+        }
+    }
+
+    /// Loads the configuration (`QEMUBOX_CONFIG` or /etc/qemubox/config.toml).
+    static func configuration(_ environment: [String: String]) throws -> QemuboxConfiguration {
+        do {
+            return try QemuboxConfiguration.load(environment: environment)
+        } catch {
+            throw ShimError(.invalidArgument, "\(error)")
+        }
+    }
+}
+
+/// `start`: launch the daemon, wait until it listens, print its address.
+enum ShimStart {
+    static func run(_ arguments: ShimArguments, environment: [String: String]) throws {
+        let configuration = try QemuboxShim.configuration(environment)
+        var daemon = arguments
+        let paths = try ShimPaths(stateRoot: configuration.stateDirectory, namespace: arguments.namespace,
+                                  id: arguments.id)
+        daemon.socket = paths.socket
+        let address = "unix://" + paths.socket
+        do {
+            try FileManager.default.createDirectory(atPath: (paths.socket as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o711])
+            try FileManager.default.createDirectory(atPath: paths.stateDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw ShimError(.internal, "cannot create the state directory: \(error)")
+        }
+        if let record = ShimRecord.read(from: paths), kill(record.shimPid, 0) == 0,
+           FileManager.default.fileExists(atPath: paths.socket) {
+            // A shim for this task is already serving (containerd retried start).
+            print(address)
+            return
+        }
+        unlink(paths.socket)
+        let ready = try Spawn.pipe()
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(null) }
+        let environmentList = environment.map { "\($0.key)=\($0.value)" }
+        let pid: pid_t
+        do {
+            pid = try Spawn.run(Spawn.executablePath(), daemon.daemonArguments(), environment: environmentList,
+                                descriptors: [(null, 0), (null, 1), (null, 2), (ready.write, 3)], newSession: true)
+        } catch {
+            close(ready.read)
+            close(ready.write)
+            throw error
+        }
+        close(ready.write)
+        // The daemon writes "ok\n" once it listens, or an error line and exits.
+        var poller = pollfd(fd: ready.read, events: Int16(POLLIN), revents: 0)
+        var answer = [UInt8](repeating: 0, count: 4096)
+        var got = 0
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if poll(&poller, 1, 100) > 0 {
+                let n = answer.withUnsafeMutableBytes { read(ready.read, $0.baseAddress! + got, $0.count - got) }
+                if n <= 0 { break }
+                got += n
+                if answer[0..<got].contains(UInt8(ascii: "\n")) { break }
+            }
+        }
+        close(ready.read)
+        let text = String(decoding: answer[0..<got], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text == "ok" else {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            throw ShimError(.internal, "the shim daemon did not start: \(text.isEmpty ? "no answer" : text)")
+        }
+        // The daemon is in its own session; containerd reaps nothing of ours.
+        do {
+            try address.write(toFile: "address", atomically: true, encoding: .utf8)
+        } catch {
+            throw ShimError(.internal, "cannot write the address file in \(FileManager.default.currentDirectoryPath): \(error)")
+        }
+        print(address)
+    }
+}
+
+/// `delete`: finish the cleanup of a task whose shim died, print the DeleteResponse.
+enum ShimDelete {
+    static func run(_ arguments: ShimArguments, environment: [String: String]) async throws {
+        let configuration = try QemuboxShim.configuration(environment)
+        let paths = try ShimPaths(stateRoot: configuration.stateDirectory, namespace: arguments.namespace,
+                                  id: arguments.id)
+        if let fd = ShimLogHandler.openLogFIFO("log") {
+            ShimLogHandler.bootstrap(fd: fd, level: arguments.debug ? .debug : .info)
+        }
+        let logger = Logger(label: "qemubox.shim.delete")
+        try await cleanup(paths: paths, logger: logger)
+        var response = Containerd_Task_V2_DeleteResponse()
+        response.exitStatus = 128 + 9
+        response.exitedAt = Google_Protobuf_Timestamp(date: Date())
+        let bytes = try response.serializedData()
+        FileHandle.standardOutput.write(bytes)
+    }
+
+    /// Kills what the dead shim left (QEMU by its verified pid record), writes
+    /// the writable layer back, removes the state directory and the socket.
+    static func cleanup(paths: ShimPaths, logger: Logger) async throws {
+        let record = ShimRecord.read(from: paths)
+        if let record, record.shimPid > 0, record.shimPid != getpid(), isShimDaemon(record.shimPid, paths) {
+            kill(record.shimPid, SIGKILL)
+        }
+        do {
+            let outcome = try await VMStateRecord.cleanupStale(stateDirectory: paths.vmDirectory)
+            logger.info("delete: VM cleanup \(outcome)")
+        } catch {
+            logger.error("delete: VM cleanup failed: \(error)")
+        }
+        if let record, !record.writtenBack, let scratch = record.scratchImage, let target = record.writeback,
+           FileManager.default.fileExists(atPath: scratch) {
+            do {
+                try RootfsWriteback.run(scratchImage: scratch, into: target, workDirectory: paths.stateDirectory)
+            } catch {
+                logger.warning("delete: writing the writable layer back failed: \(error)")
+            }
+        }
+        unlink(paths.socket)
+        if FileManager.default.fileExists(atPath: paths.stateDirectory) {
+            do {
+                try FileManager.default.removeItem(atPath: paths.stateDirectory)
+            } catch {
+                throw ShimError(.internal, "cannot remove \(paths.stateDirectory): \(error)")
+            }
+        }
+        // Empty namespace directory: remove it too (ignore if others remain).
+        rmdir((paths.stateDirectory as NSString).deletingLastPathComponent)
+    }
+
+    /// Whether `pid` is the shim daemon for these paths (its command line names the socket).
+    static func isShimDaemon(_ pid: Int32, _ paths: ShimPaths) -> Bool {
+        guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        return raw.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == paths.socket }
+    }
+}

@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import QemuboxKit
+import TTRPCCodec
+
+/// The shim daemon: serves the Task API on the socket `start` chose, publishes
+/// events to containerd, and exits after `Shutdown` (or SIGTERM/SIGINT, which
+/// kill the VM first).
+enum ShimDaemon {
+    static func run(_ arguments: ShimArguments, environment: [String: String]) async throws {
+        signal(SIGPIPE, SIG_IGN)
+        let readyFD: Int32 = 3
+        let ready = fcntl(readyFD, F_GETFD) >= 0
+        func answer(_ text: String) {
+            guard ready else { return }
+            let line = Array((text + "\n").utf8)
+            _ = line.withUnsafeBytes { write(readyFD, $0.baseAddress, $0.count) }
+            close(readyFD)
+        }
+        let configuration: QemuboxConfiguration
+        let paths: ShimPaths
+        do {
+            configuration = try QemuboxShim.configuration(environment)
+            paths = try ShimPaths(stateRoot: configuration.stateDirectory, namespace: arguments.namespace,
+                                  id: arguments.id)
+        } catch {
+            answer("\(error)")
+            throw error
+        }
+        let level: Logger.Level = arguments.debug ? .debug : Logger.Level(rawValue: configuration.logLevel) ?? .info
+        if let fd = ShimLogHandler.openLogFIFO("log") {
+            ShimLogHandler.bootstrap(fd: fd, level: level)
+        } else {
+            ShimLogHandler.bootstrap(fd: 2, level: level)
+        }
+        var logger = Logger(label: "qemubox.shim")
+        logger[metadataKey: "id"] = "\(arguments.id)"
+        logger[metadataKey: "namespace"] = "\(arguments.namespace)"
+        let publisher = EventPublisher(address: environment["TTRPC_ADDRESS"] ?? "", namespace: arguments.namespace,
+                                       logger: logger)
+        let (stopped, stop) = AsyncStream<Void>.makeStream()
+        let service = ShimTaskService(context: ShimContext(
+            namespace: arguments.namespace, id: arguments.id, configuration: configuration, paths: paths,
+            publisher: publisher, logger: logger, onShutdown: { stop.yield() }))
+        var serverConfiguration = TTRPCServer.Configuration()
+        serverConfiguration.startsHandlersOnEventLoop = false
+        let server = TTRPCServer(services: [service.ttrpcService], configuration: serverConfiguration, logger: logger)
+        do {
+            try FileManager.default.createDirectory(atPath: paths.stateDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            try ShimRecord(namespace: arguments.namespace, id: arguments.id,
+                           bundle: FileManager.default.currentDirectoryPath, shimPid: getpid(),
+                           socket: arguments.socket).write(to: paths)
+            try await server.bind(unixDomainSocketPath: arguments.socket)
+        } catch {
+            answer("cannot serve on \(arguments.socket): \(error)")
+            throw error
+        }
+        answer("ok")
+        logger.info("serving", metadata: ["socket": "\(arguments.socket)", "version": "\(QemuboxShim.version)"])
+
+        // SIGTERM/SIGINT: stop the VM and leave.
+        let signals = [SIGTERM, SIGINT].map { number -> any DispatchSourceSignal in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler { stop.yield() }
+            source.resume()
+            return source
+        }
+        defer { for source in signals { source.cancel() } }
+
+        for await _ in stopped { break }
+        logger.info("shutting down")
+        await service.terminate()
+        await publisher.close(timeout: .seconds(5))
+        await server.shutdown(gracePeriod: .seconds(2))
+        unlink(arguments.socket)
+    }
+}
+
+extension ShimTaskService {
+    /// Ends the task hard if it still runs (the daemon is exiting): kills the VM,
+    /// closes stdio, removes the state directory.
+    func terminate() async {
+        if let container, !container.deleted {
+            self.container?.deleted = true
+            await container.sandbox.kill()
+            for task in container.background { task.cancel() }
+            for (_, process) in container.processes { await process.io.close() }
+            writeBack(container)
+        }
+        removeState()
+    }
+}

@@ -1,0 +1,105 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+
+/// A swift-log handler writing logrus-style text lines
+/// (`time="…" level=info msg="…" key=value`) to a descriptor: the bundle's `log`
+/// FIFO, which containerd reads and copies into its own log, or stderr.
+public struct ShimLogHandler: LogHandler {
+    /// Where lines go.
+    final class Sink: Sendable {
+        let fd: Int32
+        let lock = NIOLock()
+        init(fd: Int32) { self.fd = fd }
+        func write(_ line: String) {
+            lock.withLock {
+                var bytes = Array(line.utf8)
+                var offset = 0
+                while offset < bytes.count {
+                    let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { return }  // reader gone: drop the line rather than block
+                    offset += n
+                }
+            }
+        }
+    }
+
+    let sink: Sink
+    let label: String
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+
+    init(label: String, sink: Sink, level: Logger.Level) {
+        self.label = label
+        self.sink = sink
+        self.logLevel = level
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = metadata
+        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
+        let level = switch event.level {
+        case .trace, .debug: "debug"
+        case .info, .notice: "info"
+        case .warning: "warning"
+        case .error: "error"
+        case .critical: "fatal"
+        }
+        var line = "time=\"\(Self.timestamp())\" level=\(level) msg=\(Self.quote("\(event.message)"))"
+        for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+            line += " \(key)=\(Self.quote("\(value)"))"
+        }
+        line += " runtime=io.containerd.qemubox.v1\n"
+        sink.write(line)
+    }
+
+    static func quote(_ text: String) -> String {
+        if !text.isEmpty, text.allSatisfy({ $0.isLetter || $0.isNumber || "-._/:".contains($0) }) { return text }
+        var out = "\""
+        for c in text {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            default: out.append(c)
+            }
+        }
+        return out + "\""
+    }
+
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var t = time_t(now.tv_sec)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ", parts.tm_year + 1900, parts.tm_mon + 1,
+                      parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec, now.tv_nsec)
+    }
+
+    /// Opens the bundle's `log` FIFO for writing without blocking (containerd has
+    /// its read end open); nil when there is no reader or no FIFO.
+    static func openLogFIFO(_ path: String) -> Int32? {
+        let fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK)
+        return fd
+    }
+
+    /// Routes swift-log to `fd` (once per process).
+    static func bootstrap(fd: Int32, level: Logger.Level) {
+        let sink = Sink(fd: fd)
+        LoggingSystem.bootstrap { label in ShimLogHandler(label: label, sink: sink, level: level) }
+    }
+}

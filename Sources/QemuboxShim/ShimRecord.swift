@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import QemuboxKit
+
+/// Where one shim keeps its files, derived from the configuration's state
+/// directory, the namespace and the task id.
+public struct ShimPaths: Sendable, Hashable {
+    /// `<state>/<namespace>/<id>`: record, disks, the VM's directory.
+    public var stateDirectory: String
+    /// The socket containerd dials (`<state>/s/<digest>.sock`, short enough for `sun_path`).
+    public var socket: String
+
+    /// Paths for a task.
+    public init(stateRoot: String, namespace: String, id: String) throws {
+        stateDirectory = stateRoot + "/" + namespace + "/" + id
+        let digest = EROFSLayerCacheKey.digest(namespace + "/" + id)
+        socket = stateRoot + "/s/" + digest + ".sock"
+        guard socket.utf8.count < 108 else {
+            throw ShimError(.invalidArgument, "socket path \(socket) is too long for a unix socket; use a shorter state_dir")
+        }
+    }
+
+    /// The VM's own state directory (QEMU's record, console log, agent socket).
+    public var vmDirectory: String { stateDirectory + "/vm" }
+    /// The record file.
+    public var recordFile: String { stateDirectory + "/" + ShimRecord.fileName }
+}
+
+/// Digests for short file names.
+enum EROFSLayerCacheKey {
+    static func digest(_ text: String) -> String {
+        var a: UInt64 = 0xcbf2_9ce4_8422_2325, b: UInt64 = 0x8422_2325_cbf2_9ce4
+        for byte in text.utf8 {
+            a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+            b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 &+ 1
+        }
+        return String(format: "%016llx%016llx", a, b)
+    }
+}
+
+/// What a shim records in its state directory so that `delete` can clean up
+/// after the shim died: the VM's directory (QEMU's pid record lives there), the
+/// writable layer and where it goes back.
+public struct ShimRecord: Codable, Sendable, Hashable {
+    /// File name inside the state directory.
+    public static let fileName = "shim.json"
+
+    /// containerd namespace.
+    public var namespace: String
+    /// Task id.
+    public var id: String
+    /// The bundle.
+    public var bundle: String
+    /// The daemon's pid.
+    public var shimPid: Int32
+    /// The socket.
+    public var socket: String
+    /// The scratch disk with the writable layer, once created.
+    public var scratchImage: String?
+    /// Where the writable layer goes back.
+    public var writeback: RootfsWriteback.Target?
+    /// Set once the writable layer was written back (delete does not repeat it).
+    public var writtenBack: Bool = false
+
+    /// Writes the record atomically.
+    func write(to paths: ShimPaths) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: paths.stateDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            try JSONEncoder().encode(self).write(to: URL(fileURLWithPath: paths.recordFile), options: .atomic)
+        } catch {
+            throw ShimError(.internal, "cannot write \(paths.recordFile): \(error)")
+        }
+    }
+
+    /// Reads a record, nil when absent or unreadable.
+    static func read(from paths: ShimPaths) -> ShimRecord? {
+        guard let data = FileManager.default.contents(atPath: paths.recordFile) else { return nil }
+        return try? JSONDecoder().decode(ShimRecord.self, from: data)
+    }
+}

@@ -1,0 +1,210 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import QemuboxAPI
+import QemuboxKit
+import SwiftProtobuf
+import TTRPCCodec
+
+extension ShimTaskService {
+    // MARK: Delete
+
+    public func delete(_ request: Containerd_Task_V2_DeleteRequest, context _: TTRPCRequestContext) async throws
+        -> Containerd_Task_V2_DeleteResponse
+    {
+        let (container, process) = try requireProcess(request.id, request.execID)
+        if !request.execID.isEmpty {
+            guard process.exit != nil || !process.started else {
+                throw ShimError(.failedPrecondition, "exec \(request.execID) is still running")
+            }
+            if await vmAlive(container) {
+                _ = try? await container.sandbox.agent.task.delete(request)
+            }
+            await process.io.close()
+            self.container?.processes[request.execID] = nil
+            return deleteResponse(process)
+        }
+        if process.started && process.exit == nil {
+            throw ShimError(.failedPrecondition, "task \(request.id) is still running: kill it first")
+        }
+        for (execID, exec) in container.processes where !execID.isEmpty && exec.exit == nil && exec.started {
+            throw ShimError(.failedPrecondition, "exec \(execID) of task \(request.id) is still running")
+        }
+        self.container?.deleted = true
+        let deleteStarted = ContinuousClock.now
+        let sandbox = container.sandbox
+        if await vmAlive(container) {
+            _ = try? await sandbox.agent.task.delete(request)
+            do {
+                try await sandbox.releaseBundle(container.rootfs.plan)
+            } catch {
+                logger.warning("unmounting the rootfs in the guest failed: \(error)")
+            }
+            await sandbox.shutdown(reason: "task \(request.id) deleted",
+                                   timeout: .seconds(self.context.configuration.shutdownTimeoutSeconds))
+        }
+        for task in container.background { task.cancel() }
+        for (_, each) in container.processes { await each.io.close() }
+        writeBack(container)
+        let exit = self.container?.processes[""]?.exit ?? process.exit ?? Exit(status: 137, at: Date())
+        if !(self.container?.initExitPublished ?? true) { publishExit(execID: "", exit, pid: process.pid) }
+        removeState()
+        logger.info("deleted \(request.id)", metadata: ["delete_s": "\((ContinuousClock.now - deleteStarted).shimSeconds)"])
+        var event = Containerd_Events_TaskDelete()
+        event.containerID = request.id
+        event.pid = process.pid
+        event.exitStatus = exit.status
+        event.exitedAt = Google_Protobuf_Timestamp(date: exit.at)
+        context.publisher.publish(event)
+        var response = Containerd_Task_V2_DeleteResponse()
+        response.pid = process.pid
+        response.exitStatus = exit.status
+        response.exitedAt = Google_Protobuf_Timestamp(date: exit.at)
+        return response
+    }
+
+    func deleteResponse(_ process: Process) -> Containerd_Task_V2_DeleteResponse {
+        var response = Containerd_Task_V2_DeleteResponse()
+        response.pid = process.pid
+        let exit = process.exit ?? Exit(status: 137, at: Date())
+        response.exitStatus = exit.status
+        response.exitedAt = Google_Protobuf_Timestamp(date: exit.at)
+        return response
+    }
+
+    /// Copies the writable layer back into the snapshot (the VM is off by now).
+    func writeBack(_ container: Container) {
+        guard let scratch = container.rootfs.scratchImage, let target = container.rootfs.writeback else { return }
+        let started = ContinuousClock.now
+        do {
+            let entries = try RootfsWriteback.run(scratchImage: scratch, into: target,
+                                                  workDirectory: context.paths.stateDirectory)
+            if var record = ShimRecord.read(from: context.paths) {
+                record.writtenBack = true
+                try? record.write(to: context.paths)
+            }
+            logger.info("wrote the writable layer back", metadata: [
+                "entries": "\(entries)", "target": "\(target.directory)",
+                "seconds": "\((ContinuousClock.now - started).shimSeconds)"])
+        } catch {
+            logger.error("writing the writable layer back into \(target.directory) failed: \(error)")
+        }
+    }
+
+    /// Removes the state directory (disks, record); the socket goes with the server.
+    func removeState() {
+        try? FileManager.default.removeItem(atPath: context.paths.stateDirectory)
+    }
+
+    // MARK: background: guest events and VM death
+
+    func startBackground(_ sandbox: Sandbox) {
+        let events = Task { [weak self] in
+            do {
+                let stream = try await sandbox.agent.system.events(.init(), options: .init(timeout: nil))
+                for try await event in stream {
+                    await self?.handleGuestEvent(event)
+                }
+            } catch {
+                await self?.logger.debug("guest event stream ended: \(error)")
+            }
+        }
+        let watch = Task { [weak self] in
+            let reason = await sandbox.vm.waitForExit()
+            await self?.vmExited(reason)
+        }
+        container?.background = [events, watch]
+    }
+
+    func handleGuestEvent(_ event: Qemubox_Guest_V1_Event) {
+        guard let container else { return }
+        do {
+            if let exit = try ContainerdEvent.unpack(event.event, as: Containerd_Events_TaskExit.self) {
+                let execID = exit.id == container.id && container.processes[exit.id] == nil ? "" : exit.id
+                let at = exit.hasExitedAt ? exit.exitedAt.date : Date()
+                processExited(execID, Exit(status: exit.exitStatus, at: at))
+            } else if let oom = try ContainerdEvent.unpack(event.event, as: Containerd_Events_TaskOOM.self) {
+                var forwarded = oom
+                forwarded.containerID = container.id
+                context.publisher.publish(forwarded)
+            } else {
+                logger.debug("guest event \(event.topic)")
+            }
+        } catch {
+            logger.warning("undecodable guest event \(event.topic): \(error)")
+        }
+    }
+
+    /// The VM ended while the task was not deleted: every process still running
+    /// is reported exited (SIGKILL status), with the reason in the log.
+    func vmExited(_ reason: ExitReason) {
+        guard let container, !container.deleted else { return }
+        logger.error("the VM of task \(container.id) exited: \(reason)",
+                     metadata: ["console": "\(reason.consoleTail.suffix(800))"])
+        let now = Date()
+        for (execID, process) in container.processes where process.exit == nil && !execID.isEmpty {
+            processExited(execID, Exit(status: 128 + 9, at: now))
+        }
+        if container.processes[""]?.exit == nil {
+            processExited("", Exit(status: 128 + 9, at: now))
+        }
+    }
+
+    /// Records an exit, wakes waiters and publishes `TaskExit` (the init
+    /// process's after those of its execs).
+    func processExited(_ execID: String, _ exit: Exit) {
+        guard let process = container?.processes[execID], process.exit == nil else { return }
+        let waiters = process.waiters
+        update(execID) {
+            $0.exit = exit
+            $0.status = .stopped
+            $0.waiters = []
+        }
+        for waiter in waiters { waiter.resume(returning: exit) }
+        if !execID.isEmpty {
+            publishExit(execID: execID, exit, pid: process.pid)
+            return
+        }
+        Task { [weak self] in
+            // The guest reports the execs' exits as the container's PID namespace
+            // dies; give them a moment so that init's exit comes last.
+            let deadline = ContinuousClock.now + .seconds(3)
+            while let self, await self.hasRunningExecs(), ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            _ = await process.io.waitOutput(timeout: .seconds(2))
+            await self?.publishInitExit(exit, pid: process.pid)
+        }
+    }
+
+    func hasRunningExecs() -> Bool {
+        container?.processes.contains { !$0.key.isEmpty && $0.value.started && $0.value.exit == nil } ?? false
+    }
+
+    func publishInitExit(_ exit: Exit, pid: UInt32) {
+        guard let container, !container.initExitPublished else { return }
+        self.container?.initExitPublished = true
+        publishExit(execID: "", exit, pid: pid)
+    }
+
+    func publishExit(execID: String, _ exit: Exit, pid: UInt32) {
+        guard let container else { return }
+        if execID.isEmpty { self.container?.initExitPublished = true }
+        var event = Containerd_Events_TaskExit()
+        event.containerID = container.id
+        event.id = execID.isEmpty ? container.id : execID
+        event.pid = pid
+        event.exitStatus = exit.status
+        event.exitedAt = Google_Protobuf_Timestamp(date: exit.at)
+        context.publisher.publish(event)
+    }
+}
+
+extension Duration {
+    /// Seconds as a Double.
+    var shimSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

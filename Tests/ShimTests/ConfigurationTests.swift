@@ -1,0 +1,80 @@
+import Foundation
+import QemuboxKit
+import TestSupport
+import Testing
+
+@Suite struct ConfigurationTests {
+    @Test func defaultsWithoutAFile() throws {
+        let configuration = try QemuboxConfiguration.load(environment: [:])
+        if !FileManager.default.fileExists(atPath: QemuboxConfiguration.defaultPath) {
+            #expect(configuration == QemuboxConfiguration())
+        }
+        #expect(QemuboxConfiguration().stateDirectory == "/run/qemubox")
+        #expect(QemuboxConfiguration().accelerator == .auto)
+    }
+
+    @Test func parsesEveryKey() throws {
+        let configuration = try QemuboxConfiguration.parse("""
+            qemu = "/usr/bin/qemu-system-x86_64"
+            accelerator = "tcg"
+            vcpus = 2
+            memory_mib = 512
+            guest_overhead_mib = 64
+            writable_layer_mib = 2048
+            state_dir = "/run/qbx"
+            cache_dir = "/var/cache/qbx"
+            boot_timeout_seconds = 30
+            shutdown_timeout_seconds = 5
+            log_level = "debug"
+            guest_debug = true
+            kernel = ""
+            guest_image = ""
+            """)
+        #expect(configuration.qemuBinary == "/usr/bin/qemu-system-x86_64")
+        #expect(configuration.accelerator == .tcg)
+        #expect(configuration.vcpus == 2)
+        #expect(configuration.memoryMiB == 512)
+        #expect(configuration.guestOverheadMiB == 64)
+        #expect(configuration.writableLayerMiB == 2048)
+        #expect(configuration.stateDirectory == "/run/qbx")
+        #expect(configuration.cacheDirectory == "/var/cache/qbx")
+        #expect(configuration.bootTimeoutSeconds == 30)
+        #expect(configuration.shutdownTimeoutSeconds == 5)
+        #expect(configuration.logLevel == "debug")
+        #expect(configuration.guestDebug)
+        #expect(configuration.kernel == nil && configuration.guestImage == nil)
+    }
+
+    @Test(arguments: [
+        ("vcpus = \"two\"", "vcpus must be an integer"),
+        ("vcpus = 0", "vcpus = 0 is out of range"),
+        ("memory_mib = 1", "out of range"),
+        ("accelerator = \"hvf\"", "not one of auto, kvm, tcg"),
+        ("acelerator = \"tcg\"", "unknown key \"acelerator\""),
+        ("state_dir = \"relative\"", "must be an absolute path"),
+        ("log_level = \"loud\"", "log_level"),
+        ("kernel = \"/nonexistent/vmlinux\"", "not a readable file"),
+        ("guest_debug = 1", "must be a boolean"),
+        ("vcpus = ", "cfg.toml:1:"),
+    ])
+    func rejectsWithClearErrors(text: String, message: String) {
+        #expect {
+            try QemuboxConfiguration.parse(text, source: "cfg.toml")
+        } throws: { error in
+            guard let error = error as? QemuboxError else { return false }
+            return error.code == .invalidConfiguration && error.message.contains(message)
+                && error.message.hasPrefix("cfg.toml")
+        }
+    }
+
+    @Test func environmentNamesTheFile() async throws {
+        try await TemporaryDirectory.with { dir in
+            let path = dir + "/config.toml"
+            try "vcpus = 3\n".write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(try QemuboxConfiguration.load(environment: ["QEMUBOX_CONFIG": path]).vcpus == 3)
+            #expect(throws: QemuboxError.self) {
+                try QemuboxConfiguration.load(environment: ["QEMUBOX_CONFIG": dir + "/missing.toml"])
+            }
+        }
+    }
+}

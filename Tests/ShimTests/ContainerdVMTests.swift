@@ -1,0 +1,187 @@
+import Foundation
+import QemuboxKit
+import TestSupport
+import Testing
+
+/// containerd users' scenarios run in VMs by the shim (each compared with runc
+/// where cheap): a private containerd 1.6, the locally built busybox image.
+@Suite(.serialized) struct ContainerdVMTests {
+    static let qemubox = ContainerdShimTests.qemubox
+    static let runc = ContainerdShimTests.runc
+    static let image = PrivateContainerd.image
+
+    static func withVM(_ body: @Sendable @escaping (PrivateContainerd) async throws -> Void) async throws {
+        try await ConcurrencyLimit.vms.run {
+            try await ContainerdShimTests.withContainerd(body)
+        }
+    }
+
+    /// The status column of `ctr task ls` for `id` (nil when absent).
+    static func status(_ containerd: PrivateContainerd, _ id: String) async throws -> String? {
+        let out = try await containerd.ctrCheck("task ls")
+        for line in out.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            if fields.first == id { return fields.last }
+        }
+        return nil
+    }
+
+    static func waitStatus(_ containerd: PrivateContainerd, _ id: String, _ wanted: String,
+                           timeout: Duration = .seconds(60)) async -> Bool {
+        await eventually(timeout: timeout) { (try? await status(containerd, id)) == wanted }
+    }
+
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func runRmOutputAndExitCodesMatchRunc() async throws {
+        try await Self.withVM { containerd in
+            for (n, runtime) in [Self.runc, Self.qemubox].enumerated() {
+                let run = try await containerd.ctr("run --rm \(runtime) \(Self.image) rm\(n) sh -c 'echo out; echo err >&2; exit 7'")
+                #expect(run.status == 7, "\(runtime): \(run.stderr)")
+                #expect(run.stdout == "out\n", "\(runtime)")
+                #expect(run.stderr.contains("err"), "\(runtime)")
+                let ok = try await containerd.ctr("run --rm \(runtime) \(Self.image) ok\(n) true")
+                #expect(ok.status == 0, "\(runtime): \(ok.stderr)")
+            }
+        }
+    }
+
+    /// stdin from a file reaches the container and its end is the container's EOF.
+    /// (runc's shim does not pass ctr 1.6's stdin EOF on: `cat` would wait forever.)
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func stdinToEndOfFile() async throws {
+        try await Self.withVM { containerd in
+            let run = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) in1 sh -c 'cat; echo done'",
+                                               stdin: "line one\nline two\n", timeout: .seconds(90))
+            #expect(run.stdout == "line one\nline two\ndone\n", "\(run.stderr)")
+            #expect(run.status == 0)
+        }
+    }
+
+    @Test(.enabled(if: PrivateContainerd.vmAvailable && Prerequisite.tools("script")))
+    func terminal() async throws {
+        try await Self.withVM { containerd in
+            for (n, runtime) in [Self.runc, Self.qemubox].enumerated() {
+                let command = "ctr -a \(containerd.socket) -n \(containerd.namespace) run --rm -t \(runtime) \(Self.image) tty\(n) "
+                    + "sh -c 'tty; stty size; exit 4'"
+                let run = try await Shell.run("script -qec \"\(command)\" /dev/null")
+                #expect(run.stdout.contains("/dev/pts/"), "\(runtime): \(run.stdout) \(run.stderr)")
+                #expect(run.status == 4, "\(runtime)")
+            }
+        }
+    }
+
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func execPsMetricsPauseResumeKillDelete() async throws {
+        try await Self.withVM { containerd in
+            try await containerd.ctrCheck("run -d \(Self.qemubox) \(Self.image) d1 sleep 1000")
+            #expect(try await Self.status(containerd, "d1") == "RUNNING")
+            let exec = try await containerd.ctr("task exec --exec-id e1 d1 sh -c 'echo in-exec; exit 5'")
+            #expect(exec.stdout == "in-exec\n")
+            #expect(exec.status == 5)
+            let ps = try await containerd.ctrCheck("task ps d1")
+            #expect(ps.split(separator: "\n").count >= 2, "\(ps)")
+            let metrics = try await containerd.ctr("task metrics d1")
+            #expect(metrics.status == 0, "\(metrics.stderr)")
+            #expect(metrics.stdout.contains("memory") || metrics.stdout.contains("pids"), "\(metrics.stdout)")
+            try await containerd.ctrCheck("task pause d1")
+            #expect(try await Self.status(containerd, "d1") == "PAUSED")
+            try await containerd.ctrCheck("task resume d1")
+            #expect(try await Self.status(containerd, "d1") == "RUNNING")
+            try await containerd.ctrCheck("task kill -s SIGKILL d1")
+            #expect(await Self.waitStatus(containerd, "d1", "STOPPED"))
+            try await containerd.ctrCheck("task delete d1")
+            try await containerd.ctrCheck("container rm d1")
+        }
+    }
+
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func twoContainersAndKillAll() async throws {
+        try await ConcurrencyLimit.vms.run {
+            try await Self.withVM { containerd in
+                try await containerd.ctrCheck("run -d \(Self.qemubox) \(Self.image) t1 sleep 1000")
+                try await containerd.ctrCheck("run -d \(Self.qemubox) \(Self.image) t2 sh -c 'sleep 1000 & sleep 1000'")
+                #expect(try await Self.status(containerd, "t1") == "RUNNING")
+                #expect(try await Self.status(containerd, "t2") == "RUNNING")
+                #expect(try await containerd.ctrCheck("task exec --exec-id x t1 hostname").isEmpty == false)
+                try await containerd.ctrCheck("task kill --all -s SIGKILL t2")
+                #expect(await Self.waitStatus(containerd, "t2", "STOPPED"))
+                #expect(try await Self.status(containerd, "t1") == "RUNNING")
+                try await containerd.ctrCheck("task kill -s SIGKILL t1")
+                #expect(await Self.waitStatus(containerd, "t1", "STOPPED"))
+                for id in ["t1", "t2"] {
+                    try await containerd.ctrCheck("task delete \(id)")
+                    try await containerd.ctrCheck("container rm \(id)")
+                }
+            }
+        }
+    }
+
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func writesPersistIntoTheSnapshotLikeRunc() async throws {
+        try await Self.withVM { containerd in
+            for (n, runtime) in [Self.runc, Self.qemubox].enumerated() {
+                let id = "persist\(n)"
+                let run = try await containerd.ctr(
+                    "run \(runtime) \(Self.image) \(id) sh -c 'echo kept-\(n) > /kept.txt; rm /etc/hostname; mkdir -p /home/new'")
+                #expect(run.status == 0, "\(runtime): \(run.stderr)")
+                let found = try await Shell.check("""
+                    cd \(containerd.dir)/root/io.containerd.snapshotter.v1.overlayfs/snapshots
+                    for d in */fs; do [ -f $d/kept.txt ] && grep -q kept-\(n) $d/kept.txt && \
+                      { cat $d/kept.txt; stat -c '%F %t:%T' $d/etc/hostname; ls -d $d/home/new; }; done | sed 's|^[0-9]*/fs||'
+                    """)
+                #expect(found == "kept-\(n)\ncharacter special file 0:0\n/home/new\n", "\(runtime): \(found)")
+                try await containerd.ctrCheck("container rm \(id)")
+            }
+        }
+    }
+
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func taskSurvivesAContainerdRestart() async throws {
+        try await Self.withVM { containerd in
+            try await containerd.ctrCheck("run -d \(Self.qemubox) \(Self.image) r1 sleep 1000")
+            await containerd.stop()
+            try await containerd.start()
+            #expect(try await Self.status(containerd, "r1") == "RUNNING")
+            let exec = try await containerd.ctr("task exec --exec-id after r1 echo alive")
+            #expect(exec.stdout == "alive\n", "\(exec.stderr)")
+            try await containerd.ctrCheck("task kill -s SIGKILL r1")
+            #expect(await Self.waitStatus(containerd, "r1", "STOPPED"))
+            try await containerd.ctrCheck("task delete r1")
+            try await containerd.ctrCheck("container rm r1")
+        }
+    }
+
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func shimKilledWithSIGKILL() async throws {
+        try await Self.withVM { containerd in
+            try await containerd.ctrCheck("run -d \(Self.qemubox) \(Self.image) k1 sleep 1000")
+            let shims = containerd.leftoverProcesses().filter { pid in
+                let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+                return cmd.contains("containerd-shim-qemubox-v1") && cmd.contains("k1")
+            }
+            try #require(shims.count == 1)
+            kill(shims[0], SIGKILL)
+            // containerd notices the dead shim, runs its `delete` and drops the task (as with runc).
+            #expect(await eventually(timeout: .seconds(60)) {
+                let status = try? await Self.status(containerd, "k1")
+                return status == nil || status == "STOPPED"
+            })
+            _ = try? await containerd.ctr("task delete k1")
+            try await containerd.ctrCheck("container rm k1")
+        }
+    }
+
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func qemuKilledWithSIGKILL() async throws {
+        try await Self.withVM { containerd in
+            try await containerd.ctrCheck("run -d \(Self.qemubox) \(Self.image) k2 sleep 1000")
+            let record = try VMStateRecord.read(from: containerd.stateRoot + "/\(containerd.namespace)/k2/vm")
+            let pid = try #require(record?.pid)
+            kill(pid, SIGKILL)
+            #expect(await Self.waitStatus(containerd, "k2", "STOPPED"))
+            let deleted = try await containerd.ctr("task delete k2")
+            #expect(deleted.status == 0, "\(deleted.stderr)")
+            try await containerd.ctrCheck("container rm k2")
+        }
+    }
+}

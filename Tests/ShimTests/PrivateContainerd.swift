@@ -1,0 +1,186 @@
+import Foundation
+import QemuboxKit
+import TestSupport
+
+/// A private containerd 1.6 for one test: its own root, state, sockets and opt
+/// directory under `dir`, the CRI plugin off, qemubox's shim on its PATH (opt/bin)
+/// and qemubox configured by `QEMUBOX_CONFIG` (inherited by the shims).
+final class PrivateContainerd: @unchecked Sendable {
+    let dir: String
+    let environment: [String: String]
+    private var containerdPid: Int32?
+    static let image = "docker.io/library/qemubox-busybox:latest"
+    /// A namespace of its own: runc keeps state per namespace under /run/containerd/runc.
+    let namespace = "qbx" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+
+    var socket: String { dir + "/c.sock" }
+    var stateRoot: String { dir + "/qb" }
+
+    static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// The shim binary of this build.
+    static var shimBinary: String? {
+        let candidates = [
+            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path,
+            packageRoot + "/.build/debug",
+        ].map { $0 + "/containerd-shim-qemubox-v1" }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// The guest image this clone built (packaging/build-guest-image.sh), if any.
+    static var guestImage: String? {
+        if let path = ProcessInfo.processInfo.environment["QEMUBOX_GUEST_IMAGE"] { return path }
+        let built = packageRoot + "/.build-guest/qemubox-guest.erofs"
+        return FileManager.default.isReadableFile(atPath: built) ? built : nil
+    }
+
+    /// Whether containerd and its tools can run here (root, containerd, ctr, runc).
+    static var available: Bool {
+        guard Prerequisite.tools("containerd", "ctr", "runc", "containerd-shim-runc-v2", "busybox") else { return false }
+        if Prerequisite.isCI { return true }
+        guard Prerequisite.isRoot else {
+            FileHandle.standardError.write(Data("SKIP: containerd tests need root\n".utf8))
+            return false
+        }
+        return shimBinary != nil
+    }
+
+    /// Whether VMs can boot here too (guest kernel and image present), or CI.
+    static var vmAvailable: Bool {
+        guard available else { return false }
+        if Prerequisite.isCI { return true }
+        do {
+            var environment = ProcessInfo.processInfo.environment
+            if let guestImage { environment["QEMUBOX_GUEST_IMAGE"] = guestImage }
+            _ = try GuestAssets.locate(environment: environment)
+            return Prerequisite.tools("qemu-system-x86_64", "mkfs.ext4")
+        } catch {
+            FileHandle.standardError.write(Data("SKIP: \(error)\n".utf8))
+            return false
+        }
+    }
+
+    init(dir: String, qemubox extra: String = "") throws {
+        self.dir = dir
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir + "/opt/bin", withIntermediateDirectories: true)
+        guard let shim = Self.shimBinary else { throw PeerError("containerd-shim-qemubox-v1 is not built") }
+        try fm.createSymbolicLink(atPath: dir + "/opt/bin/containerd-shim-qemubox-v1", withDestinationPath: shim)
+        try """
+            version = 2
+            root = "\(dir)/root"
+            state = "\(dir)/state"
+            disabled_plugins = ["io.containerd.grpc.v1.cri"]
+            [grpc]
+              address = "\(dir)/c.sock"
+            [ttrpc]
+              address = "\(dir)/c.sock.ttrpc"
+            [plugins."io.containerd.internal.v1.opt"]
+              path = "\(dir)/opt"
+
+            """.write(toFile: dir + "/containerd.toml", atomically: true, encoding: .utf8)
+        var qemubox = """
+            state_dir = "\(dir)/qb"
+            cache_dir = "\(dir)/cache"
+            writable_layer_mib = 256
+            boot_timeout_seconds = 60
+
+            """
+        if let image = Self.guestImage { qemubox += "guest_image = \"\(image)\"\n" }
+        try (qemubox + extra).write(toFile: dir + "/qemubox.toml", atomically: true, encoding: .utf8)
+        environment = ["QEMUBOX_CONFIG": dir + "/qemubox.toml"]
+    }
+
+    /// Starts containerd (in the background of a shell that exits at once, so
+    /// init reaps it) and waits until it answers.
+    func start() async throws {
+        let binary = Prerequisite.which("containerd") ?? "/usr/bin/containerd"
+        let out = try await Shell.check(
+            "cd \(dir) && { \(binary) --config \(dir)/containerd.toml --log-level debug </dev/null >>\(dir)/containerd.log 2>&1 & echo $!; }",
+            environment: environment)
+        guard let pid = Int32(out.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw PeerError("cannot start containerd: \(out)")
+        }
+        containerdPid = pid
+        let up = await eventually(timeout: .seconds(30)) {
+            (try? await Shell.run("ctr -a \(self.socket) version", timeout: .seconds(10)).status) == 0
+        }
+        guard up else { throw PeerError("containerd did not come up: \(log())") }
+    }
+
+    /// Imports the busybox test image.
+    func importImage() async throws {
+        try await Shell.check("python3 \(Self.packageRoot)/scripts/make-busybox-image.py \(dir)/image.tar")
+        try await ctrCheck("image import \(dir)/image.tar")
+    }
+
+    /// `ctr -a SOCK -n qbx ARGS` (a shell fragment).
+    func ctr(_ arguments: String, stdin: String? = nil, timeout: Duration = .seconds(180)) async throws -> Shell.Result {
+        try await Shell.run("ctr -a \(socket) -n \(namespace) \(arguments)", stdin: stdin, timeout: timeout)
+    }
+
+    @discardableResult
+    func ctrCheck(_ arguments: String) async throws -> String {
+        let result = try await ctr(arguments)
+        guard result.status == 0 else {
+            throw PeerError("ctr \(arguments) exited \(result.status): \(result.stderr)")
+        }
+        return result.stdout
+    }
+
+    func log() -> String {
+        (try? String(contentsOfFile: dir + "/containerd.log", encoding: .utf8)).map { String($0.suffix(4000)) } ?? ""
+    }
+
+    /// Stops containerd (SIGTERM, then SIGKILL), leaving its shims running.
+    func stop() async {
+        guard let pid = containerdPid else { return }
+        containerdPid = nil
+        kill(pid, SIGTERM)
+        if !(await eventually(timeout: .seconds(10)) { kill(pid, 0) != 0 }) {
+            kill(pid, SIGKILL)
+            _ = await eventually(timeout: .seconds(10)) { kill(pid, 0) != 0 }
+        }
+    }
+
+    /// Pids of processes whose command line mentions this instance's directory
+    /// (its shims and their QEMUs), excluding containerd itself.
+    func leftoverProcesses() -> [Int32] {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        return entries.compactMap(Int32.init).filter { pid in
+            guard pid != getpid(), let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            let text = String(decoding: raw.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+            return text.contains(dir) && pid != containerdPid
+        }
+    }
+
+    /// Mounts under this instance's directory.
+    func mounts() -> [String] {
+        let text = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 1 && fields[1].hasPrefix(dir) ? String(fields[1]) : nil
+        }
+    }
+
+    /// Stops containerd and everything it started for this test (by pid), unmounts.
+    func tearDown() async {
+        _ = try? await ctr("task ls -q").stdout.split(separator: "\n").asyncForEach { id in
+            _ = try? await self.ctr("task kill -s SIGKILL \(id)")
+        }
+        await stop()
+        for pid in leftoverProcesses() { kill(pid, SIGKILL) }
+        for mount in mounts().reversed() { _ = try? await Shell.run("umount -l \(mount)") }
+        rmdir("/run/containerd/runc/" + namespace)
+    }
+}
+
+extension Sequence where Element: Sendable {
+    func asyncForEach(_ body: (Element) async throws -> Void) async rethrows {
+        for element in self { try await body(element) }
+    }
+}
