@@ -1,6 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import NIOCore
-import NIOFoundationCompat
 
 /// The client side of one ttrpc connection. Event-loop confined: every method
 /// runs on the channel's event loop.
@@ -214,7 +217,7 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         if !frame.flags.contains(.noData) {
-            let payload = Data(buffer: frame.payload)
+            let payload = Data(frame.payload.readableBytesView)
             if case .dropped = messages.yield(payload) {
                 finish(call, with: TTRPCError(
                     .resourceExhausted, "stream \(frame.streamID): receive buffer full, consumer too slow"))

@@ -1,7 +1,10 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import NIOCore
-import NIOFoundationCompat
 
 /// The server side of one ttrpc connection. Event-loop confined.
 ///
@@ -240,7 +243,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         if !frame.flags.contains(.noData) {
-            if case .dropped = inbound.yield(Data(buffer: frame.payload)) {
+            if case .dropped = inbound.yield(Data(frame.payload.readableBytesView)) {
                 finish(call, result: .failure(TTRPCError(
                     .resourceExhausted, "stream \(id): receive buffer full, handler too slow")))
                 return
