@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import NIOCore
+import NIOFoundationEssentialsCompat
 
 /// The client side of one ttrpc connection. Event-loop confined: every method
 /// runs on the channel's event loop.
@@ -217,7 +218,7 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         if !frame.flags.contains(.noData) {
-            let payload = Data(frame.payload.readableBytesView)
+            let payload = Data(buffer: frame.payload)
             if case .dropped = messages.yield(payload) {
                 finish(call, with: TTRPCError(
                     .resourceExhausted, "stream \(frame.streamID): receive buffer full, consumer too slow"))

@@ -5,6 +5,7 @@ import Foundation
 #endif
 import Logging
 import NIOCore
+import NIOFoundationEssentialsCompat
 
 /// The server side of one ttrpc connection. Event-loop confined.
 ///
@@ -243,7 +244,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         if !frame.flags.contains(.noData) {
-            if case .dropped = inbound.yield(Data(frame.payload.readableBytesView)) {
+            if case .dropped = inbound.yield(Data(buffer: frame.payload)) {
                 finish(call, result: .failure(TTRPCError(
                     .resourceExhausted, "stream \(id): receive buffer full, handler too slow")))
                 return
