@@ -1,7 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import QemuboxAPI
 
 /// Reading a container's cgroup v2 files into containerd's `io.containerd.cgroups.v2.Metrics`.
@@ -43,7 +47,7 @@ public enum CgroupStats {
 
     /// Parses a single value file; `max` is `UInt64.max`.
     public static func parseSingle(_ text: String) -> UInt64? {
-        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        let trimmed = text.trimmedWhitespace()
         return trimmed == "max" ? UInt64.max : UInt64(trimmed)
     }
 

@@ -2,7 +2,13 @@
 import Glibc
 #endif
 import CGuestAgentSupport
+import Dispatch
+import NIOConcurrencyHelpers
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Running a helper program (crun) and collecting its status and output, with
 /// the ``Reaper`` as the only `waitpid` caller.
@@ -107,8 +113,7 @@ enum Command {
 /// Runs blocking `body` on a new thread and returns its result.
 func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
-        let thread = Thread { continuation.resume(returning: body()) }
-        thread.start()
+        PosixThread.start { continuation.resume(returning: body()) }
     }
 }
 
@@ -130,7 +135,7 @@ func blockingAwait<T: Sendable>(_ body: @escaping @Sendable () async throws -> T
 
 /// A tiny lock-protected box for handing one value between threads.
 final class NIOLockedBox<T>: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private var value: T
     init(_ value: T) { self.value = value }
     func set(_ newValue: T) { lock.lock(); value = newValue; lock.unlock() }

@@ -1,7 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import QemuboxAPI
 
 /// Mounting and unmounting for System/Mount and PID 1.
@@ -13,7 +17,7 @@ enum Mounter {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: sysBlock)) ?? []
         for name in names.sorted() {
             guard let text = try? String(contentsOfFile: "\(sysBlock)/\(name)/serial", encoding: .utf8) else { continue }
-            if text.trimmingCharacters(in: .whitespacesAndNewlines) == serial { return "/dev/\(name)" }
+            if text.trimmedWhitespace() == serial { return "/dev/\(name)" }
         }
         throw GuestAgentError(.notFound, "no disk with serial \(serial) (disks: \(names.sorted().joined(separator: ", ")))")
     }

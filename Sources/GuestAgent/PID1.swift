@@ -2,7 +2,11 @@
 import Glibc
 #endif
 import CGuestAgentSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The duties of the guest's PID 1: the early mounts, cgroup v2 with its
 /// controllers enabled, signals, and powering off (with the reason on the
@@ -172,7 +176,7 @@ public enum PID1 {
 
     /// Waits for the handled signals on a thread: SIGTERM, SIGINT and SIGPWR power off.
     static func watchSignals(onShutdown: @escaping @Sendable (String) -> Void) {
-        let thread = Thread {
+        PosixThread.start(name: "signals") {
             while true {
                 let signal = handledSignals.withUnsafeBufferPointer { qb_wait_signal($0.baseAddress, CInt($0.count)) }
                 switch signal {
@@ -184,7 +188,6 @@ public enum PID1 {
                 }
             }
         }
-        thread.start()
     }
 
     /// Sets up the guest as PID 1: console, mounts, cgroups. Exits via

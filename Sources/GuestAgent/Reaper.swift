@@ -1,8 +1,13 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import NIOConcurrencyHelpers
+import Dispatch
 
 /// Collects the exit status of every child of the agent (as PID 1 that is every
 /// orphan of the guest too) with `waitpid(-1)` on a thread of its own, and hands
@@ -45,9 +50,7 @@ public final class Reaper: Sendable {
             return !state.started
         }
         guard first else { return }
-        let thread = Thread { [self] in loop() }
-        thread.name = "vminitd-reaper"
-        thread.start()
+        PosixThread.start(name: "vminitd-reaper") { [self] in loop() }
     }
 
     /// The current sequence; pass it to ``wait(pid:since:)`` for a process
@@ -116,20 +119,16 @@ public final class Reaper: Sendable {
 
 /// A flag with a condition: set by spawners, awaited by the idle reaper.
 private final class SpawnSignal: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var flag = false
+    private let semaphore = DispatchSemaphore(value: 0)
 
     func signal() {
-        condition.lock()
-        flag = true
-        condition.signal()
-        condition.unlock()
+        semaphore.signal()
     }
 
+    /// Returns when signalled (now or since the last wait) or after `seconds`;
+    /// several signals before a wait count as one.
     func wait(seconds: Double) {
-        condition.lock()
-        if !flag { _ = condition.wait(until: Date(timeIntervalSinceNow: seconds)) }
-        flag = false
-        condition.unlock()
+        _ = semaphore.wait(timeout: .now() + .nanoseconds(Int(seconds * 1_000_000_000)))
+        while semaphore.wait(timeout: .now()) == .success {}
     }
 }

@@ -2,7 +2,11 @@
 import Glibc
 #endif
 import CGuestAgentSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The OCI runtime (crun) as the agent drives it. Every container's state
 /// lives under ``root``; crun always uses `pivot_root`.
@@ -35,7 +39,7 @@ struct Runtime: Sendable {
     }
 
     static func failure(_ what: String, status: UInt32, message: String) -> GuestAgentError {
-        let text = message.trimmingCharacters(in: .whitespacesAndNewlines)
+        let text = message.trimmedWhitespace()
         let code: GuestAgentError.Code = text.contains("does not exist") || text.contains("No such") ? .notFound : .internal
         return GuestAgentError(code, "\(what): crun exited with \(status)\(text.isEmpty ? "" : ": \(text)")")
     }
@@ -82,7 +86,7 @@ struct Runtime: Sendable {
             master = nil
         }
         guard let text = try? String(contentsOfFile: pidFile, encoding: .utf8),
-              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 else {
+              let pid = Int32(text.trimmedWhitespace()), pid > 0 else {
             if let master { close(master) }
             throw GuestAgentError(.internal, "\(what): crun wrote no pid file")
         }
@@ -92,12 +96,15 @@ struct Runtime: Sendable {
     /// The message of crun's last log line (`--log` writes JSON-ish or plain lines).
     static func lastLogMessage(_ log: String) -> String {
         guard let line = log.split(separator: "\n").last(where: { !$0.isEmpty }) else { return "" }
-        if let data = line.data(using: .utf8),
-           let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-           let msg = object["msg"] as? String {
-            return msg
+        if let entry = try? JSONDecoder().decode(LogEntry.self, from: Data(line.utf8)) {
+            return entry.msg
         }
         return String(line)
+    }
+
+    /// The one field of a crun log line vminitd reports.
+    private struct LogEntry: Decodable {
+        let msg: String
     }
 }
 
@@ -147,7 +154,7 @@ final class ConsoleSocket: Sendable {
         listener = fd
         let result = self.result
         let done = self.done
-        let thread = Thread {
+        PosixThread.start(name: "console-socket") {
             let connection = qb_accept_cloexec(fd)
             if connection >= 0 {
                 let master = qb_recv_fd(connection)
@@ -156,7 +163,6 @@ final class ConsoleSocket: Sendable {
             }
             done.open()
         }
-        thread.start()
     }
 
     /// The received master, waiting up to `timeout`; closes the socket.

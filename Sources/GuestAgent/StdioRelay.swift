@@ -2,7 +2,11 @@
 import Glibc
 #endif
 import CGuestAgentSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -120,7 +124,7 @@ final class ProcessIO: Sendable {
             finished()
             return
         }
-        let thread = Thread {
+        PosixThread.start(name: "stdio-out") {
             var buffer = [UInt8](repeating: 0, count: 32 * 1024)
             while true {
                 let n = read(fd, &buffer, buffer.count)
@@ -137,11 +141,10 @@ final class ProcessIO: Sendable {
             _ = try? blockingAwait { try await stream.stream.closeWrite() }
             finished()
         }
-        thread.start()
     }
 
     private func startInput(stream: AgentStream) {
-        let thread = Thread { [self] in
+        PosixThread.start(name: "stdio-in") { [self] in
             while true {
                 guard let chunk = try? blockingAwait({ try await stream.read() }) else { break }
                 let ok = fds.withLockedValue { fds -> Bool in
@@ -161,7 +164,6 @@ final class ProcessIO: Sendable {
             }
             closeStdin()
         }
-        thread.start()
     }
 
     /// Closes the process's stdin (EOF for a pipe; the agent's copy for a pty).

@@ -2,7 +2,11 @@
 import Glibc
 #endif
 import CGuestAgentSupport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import NIOConcurrencyHelpers
 import QemuboxAPI
 import SwiftProtobuf

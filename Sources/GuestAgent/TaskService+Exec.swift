@@ -1,7 +1,12 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import OCISpec
 import QemuboxAPI
 import SwiftProtobuf
 import TTRPCCodec
@@ -16,7 +21,7 @@ extension TaskService {
         guard request.hasSpec, !request.spec.value.isEmpty else {
             throw GuestAgentError(.invalidArgument, "exec \(request.execID): no process spec")
         }
-        guard (try? JSONSerialization.jsonObject(with: request.spec.value)) is [String: Any] else {
+        guard case .object = try? JSONDecoder().decode(JSONValue.self, from: request.spec.value) else {
             throw GuestAgentError(.invalidArgument, "exec \(request.execID): the process spec is not a JSON object")
         }
         // Reserve the id first, so a duplicate fails before streams are claimed.

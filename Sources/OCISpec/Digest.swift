@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A content digest, `algorithm:encoded` (e.g. `sha256:` + 64 lowercase hex).
 ///

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// An image configuration (`application/vnd.oci.image.config.v1+json`): the
 /// default execution parameters and the layer chain of an image.

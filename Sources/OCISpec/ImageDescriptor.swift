@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// An OCI content descriptor: what a blob is, its digest and size.
 public struct ImageDescriptor: OCIObject {

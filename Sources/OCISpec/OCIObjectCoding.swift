@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A coding key for arbitrary object member names.
 struct AnyCodingKey: CodingKey, Hashable {

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The one error type of `OCISpec`: a stable ``Code``, the JSON path of the
 /// offending value (e.g. `linux.namespaces[2].type`, empty for the document

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -95,8 +99,17 @@ enum OCIFile {
         do {
             return try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw OCISpecError(.io, path: "", "cannot read \(path): \(error.localizedDescription)")
+            throw OCISpecError(.io, path: "", "cannot read \(path): \(describe(error))")
         }
+    }
+
+    /// The system's text for a file error (e.g. "No such file or directory"); FoundationEssentials
+    /// has no `localizedDescription`.
+    static func describe(_ error: any Error) -> String {
+        if let posix = (error as? CocoaError)?.underlying as? POSIXError ?? error as? POSIXError {
+            return String(cString: strerror(posix.code.rawValue))
+        }
+        return "\(error)"
     }
 
     static func writeAtomically(_ data: Data, to path: String) throws(OCISpecError) {

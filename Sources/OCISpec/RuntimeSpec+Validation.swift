@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 extension RuntimeSpec {
     /// Checks the spec against the rules of the runtime specification that

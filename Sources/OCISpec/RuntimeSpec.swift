@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// An OCI runtime specification `config.json` (runtime-spec 1.0.x / 1.1),
 /// decoded losslessly: every member this model does not know is kept in
