@@ -151,8 +151,9 @@ final class ProcessIO: Sendable {
                     guard fds.stdinWriter >= 0 else { return false }
                     return chunk.withUnsafeReadableBytes { raw in
                         var offset = 0
+                        guard let base = raw.baseAddress else { return true }
                         while offset < raw.count {
-                            let n = write(fds.stdinWriter, raw.baseAddress! + offset, raw.count - offset)
+                            let n = write(fds.stdinWriter, base + offset, raw.count - offset)
                             if n < 0, errno == EINTR { continue }
                             guard n > 0 else { return false }
                             offset += n

@@ -101,8 +101,9 @@ public final class SystemService: QemuboxGuestV1SystemService, Sendable {
         var ok = true
         request.data.withUnsafeBytes { raw in
             var offset = 0
+            guard let base = raw.baseAddress else { return }
             while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                let n = write(fd, base + offset, raw.count - offset)
                 if n < 0, errno == EINTR { continue }
                 guard n > 0 else { ok = false; return }
                 offset += n

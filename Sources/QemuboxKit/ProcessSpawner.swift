@@ -75,7 +75,11 @@ private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeM
     var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
     pointers.append(nil)
     defer { for p in pointers { free(p) } }
-    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    return pointers.withUnsafeBufferPointer { buffer in
+        // Never empty (the terminating nil), so the base address exists.
+        guard let base = buffer.baseAddress else { preconditionFailure("empty argv") }
+        return body(base)
+    }
 }
 
 /// How a child process ended, from `waitpid`.

@@ -120,7 +120,10 @@ enum ShimStart {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if poll(&poller, 1, 100) > 0 {
-                let n = answer.withUnsafeMutableBytes { read(ready.read, $0.baseAddress! + got, $0.count - got) }
+                let n = answer.withUnsafeMutableBytes { raw -> Int in
+                    guard let base = raw.baseAddress else { return 0 }
+                    return read(ready.read, base + got, raw.count - got)
+                }
                 if n <= 0 { break }
                 got += n
                 if answer[0..<got].contains(UInt8(ascii: "\n")) { break }

@@ -19,7 +19,10 @@ public struct ShimLogHandler: LogHandler {
                 var bytes = Array(line.utf8)
                 var offset = 0
                 while offset < bytes.count {
-                    let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+                    let n = bytes.withUnsafeMutableBytes { raw -> Int in
+                        guard let base = raw.baseAddress else { return 0 }
+                        return Glibc.write(fd, base + offset, raw.count - offset)
+                    }
                     if n < 0 && errno == EINTR { continue }
                     if n <= 0 { return }  // reader gone: drop the line rather than block
                     offset += n

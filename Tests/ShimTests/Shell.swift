@@ -33,8 +33,8 @@ enum Shell {
         let base = FileManager.default.temporaryDirectory.path + "/qbx-shell-\(UUID().uuidString)"
         defer { for suffix in [".in", ".out", ".err"] { unlink(base + suffix) } }
         try Data((stdin ?? "").utf8).write(to: URL(fileURLWithPath: base + ".in"))
-        FileManager.default.createFile(atPath: base + ".out", contents: nil)
-        FileManager.default.createFile(atPath: base + ".err", contents: nil)
+        _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
+        _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
         let input = open(stdin == nil ? "/dev/null" : base + ".in", O_RDONLY | O_CLOEXEC)
         let out = open(base + ".out", O_WRONLY | O_CLOEXEC)
         let err = open(base + ".err", O_WRONLY | O_CLOEXEC)
