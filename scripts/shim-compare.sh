@@ -7,39 +7,7 @@
 # Needs root, containerd, runc, busybox-static, the guest kernel and image
 # (QEMUBOX_GUEST_IMAGE or .build-guest/qemubox-guest.erofs).
 set -uo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-shim="${SHIM:-$root/.build/debug/containerd-shim-qemubox-v1}"
-image_file="${QEMUBOX_GUEST_IMAGE:-$root/.build-guest/qemubox-guest.erofs}"
-dir="$(mktemp -d /tmp/qbx-cmp.XXXXXX)"
-mkdir -p "$dir/opt/bin"
-ln -s "$shim" "$dir/opt/bin/containerd-shim-qemubox-v1"
-cat >"$dir/containerd.toml" <<TOML
-version = 2
-root = "$dir/root"
-state = "$dir/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$dir/c.sock"
-[ttrpc]
-  address = "$dir/c.sock.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$dir/opt"
-TOML
-cat >"$dir/qemubox.toml" <<TOML
-state_dir = "$dir/qb"
-cache_dir = "$dir/cache"
-writable_layer_mib = 256
-guest_image = "$image_file"
-TOML
-QEMUBOX_CONFIG="$dir/qemubox.toml" containerd --config "$dir/containerd.toml" >"$dir/containerd.log" 2>&1 &
-cpid=$!
-cleanup() { kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-for _ in $(seq 100); do ctr -a "$dir/c.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
-python3 "$root/scripts/make-busybox-image.py" "$dir/image.tar" >/dev/null
-ctr -a "$dir/c.sock" -n cmp image import "$dir/image.tar" >/dev/null
-IMG=docker.io/library/qemubox-busybox:latest
-C="ctr -a $dir/c.sock -n cmp"
+source "$(dirname "$0")/lib/private-containerd.sh"
 
 # name|command (RUNTIME and ID substituted); output is stdout+stderr with newlines shown as ⏎.
 scenarios=(

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `ctr run --rm IMAGE true` latency, runc vs qemubox, in one run against one
+# private containerd 1.6 (interleaved, after one warm-up each; the first qemubox
+# run also converts the image's layer to EROFS, later ones hit the cache).
+# Prints each run, the medians and the ratio, and the shim's own timing lines
+# (boot, agent, create, start, delete) for the breakdown.
+#
+#   scripts/bench-ctr-run.sh [RUNS]     (default 7)
+set -uo pipefail
+runs="${1:-7}"
+source "$(dirname "$0")/lib/private-containerd.sh"
+now() { date +%s.%N; }
+declare -a runc_t qbx_t
+n=0
+one() { # one RUNTIME → seconds
+    n=$((n + 1))
+    local t0 t1
+    t0=$(now)
+    $C run --rm --runtime "$1" "$IMG" "bench$n" true >/dev/null 2>&1 || echo "run $n with $1 failed" >&2
+    t1=$(now)
+    echo "$t1 - $t0" | bc
+}
+one io.containerd.runc.v2 >/dev/null
+cold=$(one io.containerd.qemubox.v1)
+echo "qemubox first run (layer → EROFS, cold cache): ${cold}s"
+for i in $(seq "$runs"); do
+    r=$(one io.containerd.runc.v2); q=$(one io.containerd.qemubox.v1)
+    runc_t+=("$r"); qbx_t+=("$q")
+    echo "run $i: runc ${r}s, qemubox ${q}s"
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+mr=$(median "${runc_t[@]}"); mq=$(median "${qbx_t[@]}")
+echo "median of $runs: runc ${mr}s, qemubox ${mq}s, ratio $(echo "scale=1; $mq / $mr" | bc)x"
+echo "shim timing lines (last run):"
+grep -E "in its VM|delete_s|started bench" "$dir/containerd.log" 2>/dev/null | tail -3 || true

@@ -1,0 +1,41 @@
+# Sourced by scripts that drive a private containerd 1.6 with runc and qemubox:
+# starts containerd with its own root, state, sockets and opt dir in a temp dir
+# (CRI disabled), qemubox configured through $dir/qemubox.toml, imports a
+# busybox image, and removes everything on exit. Sets: dir, C (the ctr command
+# line), IMG. Needs root, containerd, ctr, runc, busybox-static, python3, the
+# shim ($SHIM or .build/debug/containerd-shim-qemubox-v1), the guest kernel and
+# image (QEMUBOX_GUEST_IMAGE or .build-guest/qemubox-guest.erofs).
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+shim="${SHIM:-$root/.build/debug/containerd-shim-qemubox-v1}"
+image_file="${QEMUBOX_GUEST_IMAGE:-$root/.build-guest/qemubox-guest.erofs}"
+[ -x "$shim" ] || { echo "no shim at $shim (swift build --product containerd-shim-qemubox-v1)" >&2; exit 1; }
+dir="$(mktemp -d /tmp/qbx-ctrd.XXXXXX)"
+mkdir -p "$dir/opt/bin"
+ln -s "$shim" "$dir/opt/bin/containerd-shim-qemubox-v1"
+cat >"$dir/containerd.toml" <<TOML
+version = 2
+root = "$dir/root"
+state = "$dir/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$dir/c.sock"
+[ttrpc]
+  address = "$dir/c.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$dir/opt"
+TOML
+cat >"$dir/qemubox.toml" <<TOML
+state_dir = "$dir/qb"
+cache_dir = "$dir/cache"
+writable_layer_mib = 256
+guest_image = "$image_file"
+TOML
+QEMUBOX_CONFIG="$dir/qemubox.toml" containerd --config "$dir/containerd.toml" >"$dir/containerd.log" 2>&1 &
+cpid=$!
+private_containerd_cleanup() { kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null; rm -rf "$dir"; }
+trap private_containerd_cleanup EXIT
+for _ in $(seq 100); do ctr -a "$dir/c.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
+python3 "$root/scripts/make-busybox-image.py" "$dir/image.tar" >/dev/null
+ctr -a "$dir/c.sock" -n bench image import "$dir/image.tar" >/dev/null
+IMG=docker.io/library/qemubox-busybox:latest
+C="ctr -a $dir/c.sock -n bench"
