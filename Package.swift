@@ -370,11 +370,6 @@ let package = Package(
             dependencies: ["QemuboxShim"],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(
-            name: "ShimBenchmark",
-            path: "Benchmarks/ShimBenchmark",
-            swiftSettings: swiftSettings
-        ),
         .testTarget(
             name: "ShimTests",
             dependencies: [
