@@ -39,7 +39,7 @@ if environment["QEMUBOX_GUEST_IMAGE"] == nil {
     environment["QEMUBOX_GUEST_IMAGE"] = packageRoot + "/.build-guest/qemubox-guest.erofs"
 }
 let assets = try GuestAssets.locate(environment: environment)
-let work = try BundleRunner.makeTemporaryDirectoryForBenchmark()
+let work = try BundleRunner.makeTemporaryDirectory()
 defer { try? FileManager.default.removeItem(atPath: work) }
 
 // The floor's initramfs: busybox + an /init that prints and powers off.

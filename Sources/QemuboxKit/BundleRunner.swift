@@ -166,10 +166,8 @@ public enum BundleRunner {
         }
     }
 
-    /// A fresh private directory under `TMPDIR` (benchmarks and examples).
-    public static func makeTemporaryDirectoryForBenchmark() throws -> String { try makeTemporaryDirectory() }
-
-    static func makeTemporaryDirectory() throws -> String {
+    /// A fresh private (0700) directory under `TMPDIR`, where runs keep their files by default.
+    public static func makeTemporaryDirectory() throws -> String {
         let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
         var template = Array((base + "/qemubox-run.XXXXXX").utf8CString)
         guard let path = template.withUnsafeMutableBufferPointer({ buffer in buffer.baseAddress.flatMap { mkdtemp($0) } })

@@ -79,7 +79,8 @@ public struct RootfsPlan: Sendable {
             throw QemuboxError(.rootfs, "cannot create \(path): \(String(cString: strerror(errno)))")
         }
         let mkfs = Process()
-        mkfs.executableURL = URL(fileURLWithPath: findExecutable("mkfs.ext4") ?? "/sbin/mkfs.ext4")
+        mkfs.executableURL = URL(fileURLWithPath: VirtualMachine.findExecutable("mkfs.ext4", fallbackDirectories: ["/usr/sbin", "/sbin"])
+            ?? "/sbin/mkfs.ext4")
         mkfs.arguments = ["-q", "-F", "-O", "^has_journal", "-E", "lazy_itable_init=1,root_owner=0:0", "-L", "scratch", path]
         let errors = Pipe()
         mkfs.standardError = errors
@@ -94,13 +95,6 @@ public struct RootfsPlan: Sendable {
         guard mkfs.terminationStatus == 0 else {
             throw QemuboxError(.rootfs, "mkfs.ext4 \(path) failed: \(String(decoding: message, as: UTF8.self))")
         }
-    }
-
-    static func findExecutable(_ name: String) -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        return (path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"])
-            .map { $0 + "/" + name }
-            .first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     static func guestMount(_ type: String, _ source: String, _ target: String, _ options: [String])

@@ -32,12 +32,18 @@ extension VirtualMachine {
             }
             return name
         }
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        for dir in path.split(separator: ":") {
-            let candidate = "\(dir)/\(name)"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        guard let found = Self.findExecutable(name) else {
+            throw QemuboxError(.spawnFailed, "\(name) not found on PATH")
         }
-        throw QemuboxError(.spawnFailed, "\(name) not found on PATH")
+        return found
+    }
+
+    /// The first executable `name` on PATH, then in `fallbackDirectories`.
+    static func findExecutable(_ name: String, fallbackDirectories: [String] = []) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        return (path.split(separator: ":").map(String.init) + fallbackDirectories)
+            .map { "\($0)/\(name)" }
+            .first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     func withTimeout<T: Sendable>(_ timeout: Duration, _ what: String,
