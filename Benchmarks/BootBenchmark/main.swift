@@ -1,8 +1,10 @@
 // BootBenchmark: seconds from "go" to a container's first output byte with the
 // qemubox guest (BundleRunner: rootfs → EROFS, VM boot, vminitd, crun), against
 // the floor: the same kernel on the same machine type booting a busybox
-// initramfs whose /init prints a line and powers off. Median of N runs each,
-// interleaved, in one process; prints both and the ratio.
+// initramfs whose /init prints a line and powers off. qemubox runs twice per
+// round: cold (boot) and warm (restored from a VM template saved before the
+// timed runs). Median of N runs each, interleaved, in one process; prints the
+// medians and the ratios to the floor.
 //
 //   swift run -c release BootBenchmark [RUNS]
 // Needs the guest kernel and image (scripts/install-deps.sh), qemu, busybox-static.
@@ -66,12 +68,15 @@ func floorRun(_ index: Int) async throws -> Double {
     return elapsed
 }
 
-func qemuboxRun(_ index: Int) async throws -> (first: Double, boot: Double, phases: BundleRunResult.Phases) {
+func qemuboxRun(_ index: Int, templates: VMTemplateStore? = nil) async throws
+    -> (first: Double, boot: Double, phases: BundleRunResult.Phases)
+{
     var fds: [Int32] = [0, 0]
     guard pipe(&fds) == 0 else { throw QemuboxError(.system, "pipe") }
     var options = BundleRunOptions(bundle: work + "/bundle", assets: assets, containerID: "bench\(index)")
     options.stdout = fds[1]
     options.writableBytes = 64 << 20
+    options.templates = templates
     let start = ContinuousClock.now
     let readEnd = fds[0]
     // A plain thread, not the cooperative pool, blocks on the pipe.
@@ -94,21 +99,32 @@ func qemuboxRun(_ index: Int) async throws -> (first: Double, boot: Double, phas
     return (first, result.bootSeconds, result.phases)
 }
 
+// Warm start: the template is saved once, before the timed runs (its cost is reported apart).
+let templates = VMTemplateStore(directory: work + "/templates")
+let saveStarted = ContinuousClock.now
+_ = try await qemuboxRun(-1, templates: templates)
+let saveSeconds = seconds(ContinuousClock.now - saveStarted)
+
+func report(_ name: String, _ series: [(first: Double, boot: Double, phases: BundleRunResult.Phases)], floor f: Double) {
+    let p = series.map(\.phases)
+    print(String(format: "%@ phases (median): rootfs %.2f s, boot %.2f s, create %.2f s, start %.2f s, first output at %.2f s",
+                 name, median(p.map(\.rootfs)), median(p.map(\.boot)), median(p.map(\.create)),
+                 median(p.map(\.start)), median(p.compactMap(\.firstOutput))))
+    let q = median(series.map(\.first))
+    print(String(format: "median of %d: floor %.2f s, %@ bundle → first output %.2f s (agent up %.2f s), ratio %.2fx",
+                 series.count, f, name, q, median(series.map(\.boot)), q / f))
+}
+
 var floor: [Double] = []
-var qemubox: [Double] = []
-var boots: [Double] = []
-var phases: [BundleRunResult.Phases] = []
+var cold: [(first: Double, boot: Double, phases: BundleRunResult.Phases)] = []
+var warm: [(first: Double, boot: Double, phases: BundleRunResult.Phases)] = []
 for i in 0..<runs {
     floor.append(try await floorRun(i))
-    let q = try await qemuboxRun(i)
-    qemubox.append(q.first)
-    boots.append(q.boot)
-    phases.append(q.phases)
-    print(String(format: "run %d: floor %.2f s, qemubox %.2f s (agent up after %.2f s)", i + 1, floor.last!, q.first, q.boot))
+    cold.append(try await qemuboxRun(i))
+    warm.append(try await qemuboxRun(runs + i, templates: templates))
+    print(String(format: "run %d: floor %.2f s, cold %.2f s (agent up after %.2f s), warm %.2f s (agent up after %.2f s)",
+                 i + 1, floor[i], cold[i].first, cold[i].boot, warm[i].first, warm[i].boot))
 }
-let f = median(floor), q = median(qemubox)
-print(String(format: "phases (median): rootfs %.2f s, boot %.2f s, create %.2f s, start %.2f s, first output at %.2f s",
-             median(phases.map(\.rootfs)), median(phases.map(\.boot)), median(phases.map(\.create)),
-             median(phases.map(\.start)), median(phases.compactMap(\.firstOutput))))
-print(String(format: "median of %d: floor %.2f s, qemubox bundle → first output %.2f s (agent up %.2f s), ratio %.2fx",
-             runs, f, q, median(boots), q / f))
+print(String(format: "template saved (first warm run, boot + save + restore + run) in %.2f s", saveSeconds))
+report("cold", cold, floor: median(floor))
+report("warm", warm, floor: median(floor))

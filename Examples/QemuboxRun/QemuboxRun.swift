@@ -2,7 +2,7 @@
 // with the container's exit code. stdout and stderr stream out separately, `-i`
 // streams stdin in, `-t` gives a terminal (raw mode, window resizes follow).
 //
-//   qemubox-run [-i] [-t] [--memory MiB] [--cpus N] [--kernel K] [--image I] BUNDLE
+//   qemubox-run [-i] [-t] [--warm] [--memory MiB] [--cpus N] [--kernel K] [--image I] BUNDLE
 import ArgumentParser
 import Foundation
 import Logging
@@ -26,6 +26,8 @@ struct QemuboxRun: AsyncParsableCommand {
     @Option(help: "Container id.") var id = "bundle"
     @Option(help: "Keep the VM's files (console.log, disks) in this directory instead of a temporary one.")
     var stateDir: String?
+    @Flag(help: "Warm start: restore a saved guest instead of booting (the first run saves it).") var warm = false
+    @Option(help: "Where warm-start templates are kept.") var templateDir = VMTemplateStore.defaultDirectory
     @Flag(help: "Verbose agent logging on the guest console, debug logging here.") var debug = false
     @Flag(help: "Print boot and run times to stderr when done.") var timings = false
     @Argument(help: "The bundle directory.") var bundle: String
@@ -41,6 +43,7 @@ struct QemuboxRun: AsyncParsableCommand {
         options.writableBytes = UInt64(writableMiB) << 20
         options.debug = debug
         options.stateDirectory = stateDir
+        options.templates = warm ? VMTemplateStore(directory: templateDir) : nil
         options.terminal = tty ? true : nil
         options.stdin = interactive ? 0 : nil
         var logger = Logger(label: "qemubox-run")

@@ -6,7 +6,10 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <linux/random.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/reboot.h>
@@ -125,4 +128,39 @@ unsigned long long qb_total_memory(void) {
     struct sysinfo info;
     if (sysinfo(&info) != 0) return 0;
     return (unsigned long long)info.totalram * info.mem_unit;
+}
+
+int qb_flush_block_device(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = ioctl(fd, BLKFLSBUF, 0);
+    int err = errno;
+    close(fd);
+    errno = err;
+    return rc;
+}
+
+int qb_add_entropy_and_reseed(const unsigned char *bytes, int count) {
+    if (count < 0 || count > 4096) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct rand_pool_info *info = malloc(sizeof(*info) + (size_t)count);
+    if (info == NULL) return -1;
+    info->entropy_count = count * 8;
+    info->buf_size = count;
+    memcpy(info->buf, bytes, (size_t)count);
+    int fd = open("/dev/random", O_WRONLY | O_CLOEXEC);
+    int rc = -1;
+    if (fd >= 0) {
+        rc = ioctl(fd, RNDADDENTROPY, info);
+        if (rc == 0) rc = ioctl(fd, RNDRESEEDCRNG);
+        int err = errno;
+        close(fd);
+        errno = err;
+    }
+    int err = errno;
+    free(info);
+    errno = err;
+    return rc;
 }

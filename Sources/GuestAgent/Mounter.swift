@@ -22,6 +22,18 @@ enum Mounter {
         throw GuestAgentError(.notFound, "no disk with serial \(serial) (disks: \(names.sorted().joined(separator: ", ")))")
     }
 
+    /// `/dev/vdX` of every virtio disk except the one holding `/` (the system image).
+    static func dataDisks(sysBlock: String = "/sys/block") -> [String] {
+        var root = stat()
+        let rootDevice = stat("/", &root) == 0 ? root.st_dev : 0
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: sysBlock)) ?? []
+        return names.sorted().filter { $0.hasPrefix("vd") }.compactMap { name in
+            var info = stat()
+            guard stat("/dev/\(name)", &info) == 0 else { return nil }
+            return info.st_rdev == rootDevice ? nil : "/dev/\(name)"
+        }
+    }
+
     /// Performs one mount, creating the target.
     static func mount(type: String, source: String, target: String, options: [String]) throws {
         guard target.hasPrefix("/") else { throw GuestAgentError(.invalidArgument, "mount target \(target) is not absolute") }

@@ -61,6 +61,31 @@ public final class SystemService: QemuboxGuestV1SystemService, Sendable {
         return Google_Protobuf_Empty()
     }
 
+    public func restored(_ request: Qemubox_Guest_V1_RestoredRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        guard request.entropy.count >= 32, request.entropy.count <= 4096 else {
+            throw GuestAgentError(.invalidArgument, "Restored needs 32 to 4096 bytes of entropy, got \(request.entropy.count)")
+        }
+        if request.hasTime {
+            var spec = timespec(tv_sec: Int(request.time.seconds), tv_nsec: Int(request.time.nanos))
+            guard clock_settime(CLOCK_REALTIME, &spec) == 0 else { throw GuestAgentError.system("clock_settime") }
+        }
+        let seeded = request.entropy.withUnsafeBytes { raw -> Int32 in
+            qb_add_entropy_and_reseed(raw.bindMemory(to: UInt8.self).baseAddress, Int32(raw.count))
+        }
+        guard seeded == 0 else { throw GuestAgentError.system("reseed the CRNG") }
+        if !request.hostname.isEmpty {
+            let name = Array(request.hostname.utf8)
+            guard name.count <= 64, sethostname(request.hostname, name.count) == 0 else {
+                throw GuestAgentError.system("sethostname \(request.hostname)")
+            }
+        }
+        for device in Mounter.dataDisks() where qb_flush_block_device(device) != 0 {
+            throw GuestAgentError.system("drop the cached blocks of \(device)")
+        }
+        PID1.log("restored from a template snapshot: clock set, CRNG reseeded, disk caches dropped")
+        return Google_Protobuf_Empty()
+    }
+
     public func mount(_ request: Qemubox_Guest_V1_MountRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         var done: [String] = []
         do {

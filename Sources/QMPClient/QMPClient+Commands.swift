@@ -93,3 +93,49 @@ extension QMPClient {
         try await execute("human-monitor-command", arguments: ["command-line": .string(line)], as: String.self)
     }
 }
+
+/// Migration: what saving and restoring a machine (snapshot, template clone) needs.
+extension QMPClient {
+    /// `migrate-set-capabilities`: e.g. `["x-ignore-shared": true]` (RAM in a shared
+    /// memory-backend-file is left out of the stream). Set on both ends before migrating.
+    public func migrateSetCapabilities(_ capabilities: [String: Bool]) async throws {
+        let list: [JSONValue] = capabilities.keys.sorted().map { name in
+            .object(["capability": .string(name), "state": .bool(capabilities[name] ?? false)])
+        }
+        _ = try await execute("migrate-set-capabilities", arguments: ["capabilities": .array(list)])
+    }
+
+    /// `migrate`: start an outgoing migration to `uri` (`exec:…`, `unix:…`, `fd:…`);
+    /// returns at once, completion shows in ``queryMigrate()``.
+    public func migrate(uri: String) async throws {
+        _ = try await execute("migrate", arguments: ["uri": .string(uri)])
+    }
+
+    /// `migrate-incoming`: start the incoming side of a QEMU started with `-incoming defer`.
+    public func migrateIncoming(uri: String) async throws {
+        _ = try await execute("migrate-incoming", arguments: ["uri": .string(uri)])
+    }
+
+    /// `query-migrate`: the migration's status.
+    public func queryMigrate() async throws -> MigrationInfo {
+        try await execute("query-migrate", as: MigrationInfo.self)
+    }
+
+    /// Polls ``queryMigrate()`` every `interval` until the migration has ended;
+    /// throws ``QMPError`` with code `.commandFailed` when it failed or was cancelled,
+    /// `.timeout` after `timeout`.
+    public func waitForMigration(timeout: Duration = .seconds(60), interval: Duration = .milliseconds(2)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let info = try await queryMigrate()
+            if info.status == "completed" { return }
+            if info.isFinished {
+                throw QMPError(.commandFailed, "migration \(info.status ?? "?"): \(info.errorDescription ?? "no reason given")")
+            }
+            guard ContinuousClock.now < deadline else {
+                throw QMPError(.timeout, "migration still \(info.status ?? "not started") after \(timeout)")
+            }
+            try await Task.sleep(for: interval)
+        }
+    }
+}

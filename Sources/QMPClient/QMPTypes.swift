@@ -124,3 +124,19 @@ public struct ChardevAddResult: Sendable, Hashable, Decodable {
     /// The pty path for a `pty` backend.
     public var pty: String?
 }
+
+/// `query-migrate`: the state of the last (or current) outgoing or incoming migration.
+public struct MigrationInfo: Sendable, Hashable, Decodable {
+    /// `none`, `setup`, `active`, `device`, `completed`, `failed`, `cancelled`, … (nil before any migration).
+    public var status: String?
+    /// QEMU's reason when `status` is `failed`.
+    public var errorDescription: String?
+
+    /// Whether the migration has ended (successfully or not).
+    public var isFinished: Bool { ["completed", "failed", "cancelled"].contains(status ?? "") }
+
+    enum CodingKeys: String, CodingKey {
+        case status
+        case errorDescription = "error-desc"
+    }
+}

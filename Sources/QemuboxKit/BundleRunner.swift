@@ -72,6 +72,7 @@ public enum BundleRunner {
                                                      vcpus: options.vcpus, debug: options.debug,
                                                      removeStateDirectoryOnExit: ownsState, logger: options.logger)
             configuration.qemuBinary = options.qemuBinary
+            configuration.templates = options.templates
             let box = try await Sandbox.start(configuration, extraDisks: plan.disks)
             sandbox = box
             let booted = ContinuousClock.now
@@ -223,6 +224,8 @@ public struct BundleRunOptions: Sendable {
     public var stateDirectory: String?
     /// Verbose agent logging on the guest console.
     public var debug: Bool
+    /// Warm start: restore a saved guest from this store instead of booting (nil: boot).
+    public var templates: VMTemplateStore?
     /// Called for every guest event (exit, OOM, exec started).
     public var onEvent: (@Sendable (Qemubox_Guest_V1_Event) -> Void)?
     /// Logger.
@@ -243,6 +246,7 @@ public struct BundleRunOptions: Sendable {
         self.qemuBinary = "qemu-system-x86_64"
         self.stateDirectory = nil
         self.debug = false
+        self.templates = nil
         self.onEvent = nil
         self.logger = Logger(label: "qemubox.run")
     }

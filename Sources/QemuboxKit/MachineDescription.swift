@@ -28,6 +28,9 @@ public struct MachineDescription: Sendable, Hashable {
     public var maxMemoryMiB: Int?
     /// DIMM slots available when ``maxMemoryMiB`` is set.
     public var memorySlots: Int
+    /// Boot memory backed by a file (`memory-backend-file`) instead of anonymous
+    /// memory: what saving a template (shared) and cloning it (private) need.
+    public var memoryFile: MemoryFile?
     /// CPU model (`-cpu`); nil = QEMU's default for TCG, `host` for KVM.
     public var cpuModel: String?
     /// Kernel, initrd and command line.
@@ -63,6 +66,7 @@ public struct MachineDescription: Sendable, Hashable {
         self.memoryMiB = memoryMiB
         self.maxMemoryMiB = maxMemoryMiB
         self.memorySlots = memorySlots
+        self.memoryFile = nil
         self.cpuModel = cpuModel
         self.disks = disks
         self.nics = nics
@@ -126,6 +130,9 @@ public struct Disk: Sendable, Hashable {
     public var cache: Cache
     /// AIO engine.
     public var aio: AIO
+    /// When set, the disk has no file: QEMU's `null-co` driver of this many bytes,
+    /// reading zeros (a template's placeholder slot). ``path`` is ignored.
+    public var emptyBytes: UInt64?
 
     /// Creates a disk.
     public init(id: String, path: String, readOnly: Bool = true, format: String = "raw",
@@ -136,6 +143,29 @@ public struct Disk: Sendable, Hashable {
         self.format = format
         self.cache = cache
         self.aio = aio
+        self.emptyBytes = nil
+    }
+
+    /// A placeholder without a file (`null-co`, reads zeros), writable, `bytes` long.
+    public static func empty(id: String, bytes: UInt64) -> Disk {
+        var disk = Disk(id: id, path: "", readOnly: false)
+        disk.emptyBytes = bytes
+        return disk
+    }
+}
+
+/// Guest RAM in a host file.
+public struct MemoryFile: Sendable, Hashable {
+    /// The file (created at the memory size if absent).
+    public var path: String
+    /// `share=on`: guest writes land in the file (a template being booted and saved).
+    /// `share=off`: the file is mapped copy-on-write and never written (a clone).
+    public var shared: Bool
+
+    /// Creates a memory file description.
+    public init(path: String, shared: Bool) {
+        self.path = path
+        self.shared = shared
     }
 }
 

@@ -34,14 +34,17 @@ public enum QEMUCommandLine {
         return words.joined(separator: " ")
     }
 
-    /// The argv after the binary name.
-    public static func arguments(for m: ResolvedMachine) -> [String] {
+    /// The argv after the binary name. `incoming`: start waiting for an incoming
+    /// migration (`-incoming defer`, see ``VMConfiguration/restoreState``).
+    public static func arguments(for m: ResolvedMachine, incoming: Bool = false) -> [String] {
         let d = m.description
         let microvm = m.machineType == .microvm
         let bus = microvm ? "device" : "pci"
         var a: [String] = []
         a += ["-name", "\(d.name),process=qemubox-\(d.name)"]
-        a += ["-M", microvm ? "microvm,x-option-roms=off,isa-serial=on,rtc=on" : "q35"]
+        var machine = microvm ? "microvm,x-option-roms=off,isa-serial=on,rtc=on" : "q35"
+        if d.memoryFile != nil { machine += ",memory-backend=qemubox-ram" }
+        a += ["-M", machine]
         switch m.host.accelerator.accelerator {
         case .kvm: a += ["-accel", "kvm", "-cpu", d.cpuModel ?? "host"]
         case .tcg:
@@ -55,6 +58,10 @@ public enum QEMUCommandLine {
         var mem = "\(d.memoryMiB)M"
         if let max = d.maxMemoryMiB, max > d.memoryMiB { mem += ",slots=\(d.memorySlots),maxmem=\(max)M" }
         a += ["-m", mem]
+        if let file = d.memoryFile {
+            a += ["-object", "memory-backend-file,id=qemubox-ram,size=\(d.memoryMiB)M,mem-path=\(file.path)"
+                + ",share=\(file.shared ? "on" : "off")"]
+        }
         a += ["-kernel", d.kernel.kernelPath]
         if let initrd = d.kernel.initrdPath { a += ["-initrd", initrd] }
         a += ["-append", kernelCommandLine(for: m)]
@@ -67,8 +74,13 @@ public enum QEMUCommandLine {
             a += ["-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-\(bus),rng=rng0"]
         }
         for disk in d.disks {
-            var drive = "file=\(disk.path),if=none,id=\(disk.id),format=\(disk.format)"
-            drive += ",cache=\(disk.cache.rawValue),aio=\(disk.aio.rawValue)"
+            var drive: String
+            if let bytes = disk.emptyBytes {
+                drive = "driver=null-co,size=\(bytes),read-zeroes=on,if=none,id=\(disk.id)"
+            } else {
+                drive = "file=\(disk.path),if=none,id=\(disk.id),format=\(disk.format)"
+                drive += ",cache=\(disk.cache.rawValue),aio=\(disk.aio.rawValue)"
+            }
             if disk.readOnly { drive += ",readonly=on" }
             a += ["-drive", drive, "-device", "virtio-blk-\(bus),drive=\(disk.id),serial=\(disk.id)"]
         }
@@ -93,6 +105,7 @@ public enum QEMUCommandLine {
         if let v = d.vsock {
             a += ["-device", "vhost-vsock-\(bus),guest-cid=\(v.guestCID)"]
         }
+        if incoming { a += ["-incoming", "defer"] }
         return a
     }
 }

@@ -20,6 +20,8 @@ import TOMLKit
 /// shutdown_timeout_seconds = 10
 /// log_level = "info"              # trace | debug | info | notice | warning | error | critical
 /// guest_debug = false
+/// warm_start = false              # restore a saved guest instead of booting (Documentation/warm-start.md)
+/// template_dir = "/var/cache/qemubox/templates"
 /// ```
 public struct QemuboxConfiguration: Sendable, Hashable {
     /// QEMU binary (path or name on PATH).
@@ -50,6 +52,10 @@ public struct QemuboxConfiguration: Sendable, Hashable {
     public var logLevel = "info"
     /// Verbose agent logging on the guest console.
     public var guestDebug = false
+    /// Warm start: restore VMs from a saved template instead of booting them.
+    public var warmStart = false
+    /// Where warm-start templates are kept.
+    public var templateDirectory = VMTemplateStore.defaultDirectory
 
     /// The default file.
     public static let defaultPath = "/etc/qemubox/config.toml"
@@ -122,6 +128,10 @@ public struct QemuboxConfiguration: Sendable, Hashable {
             case "guest_debug":
                 guard let b = value.bool else { throw wrongType(key, "a boolean", value.type, source) }
                 configuration.guestDebug = b
+            case "warm_start":
+                guard let b = value.bool else { throw wrongType(key, "a boolean", value.type, source) }
+                configuration.warmStart = b
+            case "template_dir": configuration.templateDirectory = try string()
             default:
                 throw QemuboxError(.invalidConfiguration, "\(source): unknown key \"\(key)\"")
             }
@@ -132,7 +142,8 @@ public struct QemuboxConfiguration: Sendable, Hashable {
 
     /// Checks values that depend on each other or on the file system.
     public func validate(source: String = "configuration") throws {
-        for (key, path) in [("state_dir", stateDirectory), ("cache_dir", cacheDirectory)] where !path.hasPrefix("/") {
+        for (key, path) in [("state_dir", stateDirectory), ("cache_dir", cacheDirectory),
+                           ("template_dir", templateDirectory)] where !path.hasPrefix("/") {
             throw QemuboxError(.invalidConfiguration, "\(source): \(key) = \"\(path)\" must be an absolute path")
         }
         let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -146,6 +157,11 @@ public struct QemuboxConfiguration: Sendable, Hashable {
                 throw QemuboxError(.invalidConfiguration, "\(source): \(key) = \"\(path)\" is not a readable file")
             }
         }
+    }
+
+    /// The template store when ``warmStart`` is on.
+    public var templates: VMTemplateStore? {
+        warmStart ? VMTemplateStore(directory: templateDirectory) : nil
     }
 
     /// The guest kernel and system image: the configured paths, else the usual search.

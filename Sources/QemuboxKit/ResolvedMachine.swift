@@ -64,9 +64,14 @@ public struct ResolvedMachine: Sendable, Hashable {
             guard ok else { throw bad("\(what) id '\(id)' must start with a letter and use [A-Za-z0-9._-]") }
             guard ids.insert(id).inserted else { throw bad("duplicate id '\(id)'") }
         }
+        if let file = d.memoryFile, file.path.isEmpty || file.path.contains(",") {
+            throw bad("memory file: path empty or has a comma")
+        }
         for disk in d.disks {
             try checkID(disk.id, "disk")
-            guard !disk.path.isEmpty, !disk.path.contains(",") else { throw bad("disk \(disk.id): path empty or has a comma") }
+            guard disk.emptyBytes != nil || (!disk.path.isEmpty && !disk.path.contains(",")) else {
+                throw bad("disk \(disk.id): path empty or has a comma")
+            }
             if disk.aio == .native && !disk.cache.isDirect {
                 throw bad("disk \(disk.id): aio=native needs cache=none or directsync (O_DIRECT)")
             }

@@ -26,20 +26,53 @@ public final class Sandbox: Sendable {
     }
 
     /// Boots the VM with the system image first and `extraDisks` after it, waits
-    /// for the agent to answer and sets the guest clock. On failure everything is
-    /// released and the error carries the console's last lines.
+    /// for the agent to answer and sets the guest clock. With
+    /// ``SandboxConfiguration/templates`` set, restores a saved guest instead (saving
+    /// one first if the store has none for this configuration) unless the disks
+    /// outnumber the template's slots; a template that fails to restore is removed
+    /// (the next start saves a new one) and the error says so. On failure everything
+    /// is released and the error carries the console's last lines.
     public static func start(_ configuration: SandboxConfiguration, extraDisks: [Disk] = []) async throws -> Sandbox {
+        if let store = configuration.templates {
+            if extraDisks.count <= store.slots {
+                let template = try await store.template(for: configuration)
+                do {
+                    return try await boot(configuration, disks: try template.slotDisks(extraDisks),
+                                          memoryFile: MemoryFile(path: template.memoryPath, shared: false),
+                                          restore: template)
+                } catch {
+                    // A template that does not restore (damaged, or saved by a QEMU that
+                    // changed in place) is dropped, so the next start saves a new one.
+                    store.remove(template)
+                    throw QemuboxError(.startFailed, "restoring the VM template \(template.directory) failed; "
+                        + "it was removed and the next start saves a new one: \(error)")
+                }
+            }
+            configuration.logger.info("cold boot: more disks than template slots",
+                                      metadata: ["disks": "\(extraDisks.count)", "slots": "\(store.slots)"])
+        }
+        return try await boot(configuration, disks: extraDisks, memoryFile: nil, restore: nil)
+    }
+
+    /// The kernel command line of a sandbox (also part of a template's key).
+    static func commandLine(_ configuration: SandboxConfiguration) -> [String] {
+        GuestAssets.commandLine(debug: configuration.debug) + configuration.extraKernelArguments
+    }
+
+    /// Boots (or, with `restore`, restores) the machine and connects to the agent.
+    static func boot(_ configuration: SandboxConfiguration, disks: [Disk], memoryFile: MemoryFile?,
+                     restore template: VMTemplate?) async throws -> Sandbox {
         let agentSocket = configuration.stateDirectory + "/agent.sock"
         var machine = MachineDescription(
             name: configuration.name,
             kernel: KernelBoot(kernelPath: configuration.assets.kernelPath, initrdPath: configuration.assets.initrdPath,
-                               commandLine: GuestAssets.commandLine(debug: configuration.debug)
-                                   + configuration.extraKernelArguments))
+                               commandLine: commandLine(configuration)))
         machine.memoryMiB = configuration.memoryMiB
         machine.accelerator = configuration.accelerator
         machine.vcpus = configuration.vcpus
+        machine.memoryFile = memoryFile
         machine.disks = [Disk(id: GuestAssets.systemDiskID, path: configuration.assets.systemImagePath, readOnly: true)]
-            + extraDisks
+            + disks
         machine.serialPorts = [SerialPort(name: GuestAgentProtocol.portName, socketPath: agentSocket)]
         var vmConfiguration = VMConfiguration(stateDirectory: configuration.stateDirectory,
                                               qemuBinary: configuration.qemuBinary,
@@ -47,6 +80,7 @@ public final class Sandbox: Sendable {
                                               removeStateDirectoryOnExit: configuration.removeStateDirectoryOnExit,
                                               logger: configuration.logger)
         vmConfiguration.hostFacts = configuration.hostFacts
+        vmConfiguration.restoreState = template?.statePath
         let vm = VirtualMachine(machine, configuration: vmConfiguration)
         let connected = NIOLockedValueBox<GuestAgentConnection?>(nil)
         do {
@@ -55,13 +89,22 @@ public final class Sandbox: Sendable {
                                                                    timeout: configuration.agentTimeout)
                 connected.withLockedValue { $0 = agent }
                 _ = try await agent.system.ping(.init(), options: .init(timeout: .seconds(30)))
+                if template != nil {
+                    // Before anything else: a clone must not run on the template's clock and CRNG state.
+                    var request = Qemubox_Guest_V1_RestoredRequest()
+                    request.time = .init(date: Date())
+                    var generator = SystemRandomNumberGenerator()
+                    request.entropy = Data((0..<64).map { _ in UInt8.random(in: 0...255, using: &generator) })
+                    _ = try await agent.system.restored(request, options: .init(timeout: .seconds(30)))
+                }
             }
         } catch {
             if let agent = connected.withLockedValue({ $0 }) { await agent.close() }
             let live = await vm.consoleTail
             let console = live.isEmpty ? (await vm.exit?.consoleTail ?? "") : live
             let tail = console.split(separator: "\n").suffix(20).joined(separator: "\n")
-            throw QemuboxError(.agentUnavailable, "\(configuration.name): the guest agent did not come up: \(error)"
+            let what = template.map { "restored from \($0.directory)" } ?? "booted"
+            throw QemuboxError(.agentUnavailable, "\(configuration.name) (\(what)): the guest agent did not come up: \(error)"
                 + (tail.isEmpty ? "" : "\nconsole:\n\(tail)"))
         }
         guard let agent = connected.withLockedValue({ $0 }) else {
@@ -69,12 +112,14 @@ public final class Sandbox: Sendable {
             throw QemuboxError(.agentUnavailable, "\(configuration.name): no agent connection after start")
         }
         let sandbox = Sandbox(vm: vm, agent: agent, configuration: configuration)
-        do {
-            var time = Qemubox_Guest_V1_SetTimeRequest()
-            time.time = .init(date: Date())
-            _ = try await agent.system.setTime(time)
-        } catch {
-            configuration.logger.warning("cannot set the guest clock: \(error)")
+        if template == nil {
+            do {
+                var time = Qemubox_Guest_V1_SetTimeRequest()
+                time.time = .init(date: Date())
+                _ = try await agent.system.setTime(time)
+            } catch {
+                configuration.logger.warning("cannot set the guest clock: \(error)")
+            }
         }
         return sandbox
     }
@@ -130,6 +175,8 @@ public struct SandboxConfiguration: Sendable {
     public var removeStateDirectoryOnExit: Bool
     /// Words appended to the kernel command line (later words win, e.g. `init=`).
     public var extraKernelArguments: [String] = []
+    /// Warm start: restore a saved guest from this store instead of booting (nil: always boot).
+    public var templates: VMTemplateStore?
     /// Logger.
     public var logger: Logger
 

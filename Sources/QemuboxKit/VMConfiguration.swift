@@ -19,6 +19,12 @@ public struct VMConfiguration: Sendable {
     public var removeStateDirectoryOnExit: Bool
     /// Logger.
     public var logger: Logger
+    /// Restore instead of boot: the migration stream written by
+    /// ``VirtualMachine/saveState(to:timeout:)`` of a machine with the same
+    /// description (devices in the same order) whose RAM is the description's
+    /// ``MemoryFile`` (mapped private here, so the file stays as saved). QEMU starts
+    /// with `-incoming defer`, loads the state and only then resumes.
+    public var restoreState: String?
 
     /// Creates a configuration.
     public init(stateDirectory: String, qemuBinary: String = "qemu-system-x86_64", hostFacts: HostFacts? = nil,

@@ -157,7 +157,8 @@ public actor VirtualMachine {
         let env = ProcessInfo.processInfo.environment.filter { $0.key == "PATH" || $0.key.hasPrefix("LC_") || $0.key == "LANG" }
             .map { "\($0.key)=\($0.value)" }
         let pid = try await ProcessSpawner.shared.spawn(.init(
-            path: binary, arguments: QEMUCommandLine.arguments(for: resolved), environment: env,
+            path: binary, arguments: QEMUCommandLine.arguments(for: resolved, incoming: configuration.restoreState != nil),
+            environment: env,
             descriptors: descriptors, networkNamespace: netns))
         let process = ChildProcess(pid: pid)
         self.process = process
@@ -195,6 +196,9 @@ public actor VirtualMachine {
         qmp = client
         eventPump = Task { [weak self] in
             for await event in client.events { await self?.handle(event) }
+        }
+        if let state = configuration.restoreState {
+            try await loadState(state, client)
         }
         do {
             try await client.cont()
@@ -256,7 +260,7 @@ public actor VirtualMachine {
     }
 
     /// QEMU's stderr: from the exit reason once finished (the file is gone then), else the file.
-    private func stderrTail() -> String {
+    func stderrTail() -> String {
         if let exitReason { return exitReason.qemuStderrTail }
         return stderrFileTail()
     }

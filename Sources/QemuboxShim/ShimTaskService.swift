@@ -140,6 +140,7 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
                 agentTimeout: .seconds(configuration.bootTimeoutSeconds), debug: configuration.guestDebug,
                 logger: logger)
             sandboxConfiguration.accelerator = configuration.accelerator
+            sandboxConfiguration.templates = configuration.templates
             let box = try await Sandbox.start(sandboxConfiguration, extraDisks: rootfs.plan.disks)
             sandbox = box
             let booted = ContinuousClock.now

@@ -79,7 +79,8 @@ enum Fixture {
     /// Runs a bundle with BundleRunner, capturing stdout and stderr in files;
     /// `stdin` (if any) is fed from a file.
     static func run(_ bundle: String, in directory: String, stdin: Data? = nil, terminal: Bool? = nil,
-                    writableBytes: UInt64 = 256 << 20, memoryMiB: Int = 256, assets: GuestAssets? = nil) async throws
+                    writableBytes: UInt64 = 256 << 20, memoryMiB: Int = 256, assets: GuestAssets? = nil,
+                    templates: VMTemplateStore? = nil) async throws
         -> Output
     {
         var options = BundleRunOptions(bundle: bundle, assets: try assets ?? Fixture.assets(),
@@ -87,6 +88,7 @@ enum Fixture {
         options.terminal = terminal
         options.writableBytes = writableBytes
         options.memoryMiB = memoryMiB
+        options.templates = templates
         options.stateDirectory = directory + "/state-" + options.containerID
         let outPath = directory + "/stdout", errPath = directory + "/stderr", inPath = directory + "/stdin"
         let out = open(outPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)

@@ -45,6 +45,16 @@ import Testing
         #expect(taps.map(\.target) == [5, 6])
     }
 
+    @Test func templateCloneMicrovm() throws {
+        var m = MachineDescription(name: "clone", kernel: Self.kernel,
+                                   disks: [Disk(id: "rootfs0", path: "/img/root.erofs"),
+                                           .empty(id: "qemubox-slot1", bytes: 1 << 40)])
+        m.memoryFile = MemoryFile(path: "/t/memory", shared: false)
+        try check("microvm-template-clone", m)
+        let argv = QEMUCommandLine.arguments(for: try ResolvedMachine(m, host: Self.tcg), incoming: true)
+        #expect(argv.suffix(2) == ["-incoming", "defer"])
+    }
+
     @Test func hotplugCeilingPicksQ35() throws {
         let m = MachineDescription(name: "hp", kernel: Self.kernel, vcpus: 1, maxVCPUs: 4,
                                    memoryMiB: 256, maxMemoryMiB: 2048, memorySlots: 4,

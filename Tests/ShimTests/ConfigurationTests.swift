@@ -27,6 +27,8 @@ import Testing
             shutdown_timeout_seconds = 5
             log_level = "debug"
             guest_debug = true
+            warm_start = true
+            template_dir = "/var/cache/qbx/templates"
             kernel = ""
             guest_image = ""
             """)
@@ -38,6 +40,8 @@ import Testing
         #expect(configuration.writableLayerMiB == 2048)
         #expect(configuration.stateDirectory == "/run/qbx")
         #expect(configuration.cacheDirectory == "/var/cache/qbx")
+        #expect(configuration.templates == VMTemplateStore(directory: "/var/cache/qbx/templates"))
+        #expect(QemuboxConfiguration().templates == nil)
         #expect(configuration.bootTimeoutSeconds == 30)
         #expect(configuration.shutdownTimeoutSeconds == 5)
         #expect(configuration.logLevel == "debug")
@@ -55,6 +59,8 @@ import Testing
         ("log_level = \"loud\"", "log_level"),
         ("kernel = \"/nonexistent/vmlinux\"", "not a readable file"),
         ("guest_debug = 1", "must be a boolean"),
+        ("warm_start = \"yes\"", "must be a boolean"),
+        ("template_dir = \"templates\"", "must be an absolute path"),
         ("vcpus = ", "cfg.toml:1:"),
     ])
     func rejectsWithClearErrors(text: String, message: String) {

@@ -45,6 +45,29 @@ import Testing
         }
     }
 
+    /// `warm_start = true`: the first task saves a template, later ones restore it;
+    /// output, exit codes and the writable layer behave as with a boot.
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func warmStartRestoresTemplate() async throws {
+        try await ConcurrencyLimit.vms.run {
+            try await TemporaryDirectory.with(prefix: "qbx-templates") { templates in
+                try await ContainerdShimTests.withContainerd(qemubox: "warm_start = true\ntemplate_dir = \"\(templates)\"\n") { containerd in
+                    for n in 0..<2 {
+                        let run = try await containerd.ctr(
+                            "run --rm \(Self.qemubox) \(Self.image) warm\(n) sh -c 'echo w\(n) > /f; cat /f; exit \(n + 3)'")
+                        #expect(run.status == Int32(n + 3), "\(run.stderr)")
+                        #expect(run.stdout == "w\(n)\n", "\(run.stderr)")
+                    }
+                    let saved = try FileManager.default.contentsOfDirectory(atPath: templates).filter { !$0.hasSuffix(".lock") }
+                    #expect(saved.count == 1, "templates: \(saved)")
+                    for name in saved {
+                        #expect(FileManager.default.fileExists(atPath: templates + "/" + name + "/complete"))
+                    }
+                }
+            }
+        }
+    }
+
     /// stdin from a file reaches the container and its end is the container's EOF.
     /// (runc's shim does not pass ctr 1.6's stdin EOF on: `cat` would wait forever.)
     @Test(.enabled(if: PrivateContainerd.vmAvailable))

@@ -43,5 +43,12 @@ int qb_accept_cloexec(int listener);
 
 /// Total RAM in bytes (sysinfo), or 0.
 unsigned long long qb_total_memory(void);
+/// Writes back and drops the cached blocks of the block device at `path`
+/// (BLKFLSBUF). Returns 0 or -1 with errno set.
+int qb_flush_block_device(const char *path);
+/// Mixes `count` bytes into the kernel's input pool crediting 8 bits each
+/// (RNDADDENTROPY on /dev/random), then forces a reseed of the CRNG
+/// (RNDRESEEDCRNG). Returns 0 or -1 with errno set.
+int qb_add_entropy_and_reseed(const unsigned char *bytes, int count);
 
 #endif

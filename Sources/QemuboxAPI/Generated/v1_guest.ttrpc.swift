@@ -19,6 +19,8 @@ public protocol QemuboxGuestV1SystemService: Sendable {
     func ping(_ request: Qemubox_Guest_V1_PingRequest, context: TTRPCRequestContext) async throws -> Qemubox_Guest_V1_PingResponse
     /// `qemubox.guest.v1.System/SetTime`.
     func setTime(_ request: Qemubox_Guest_V1_SetTimeRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
+    /// `qemubox.guest.v1.System/Restored`.
+    func restored(_ request: Qemubox_Guest_V1_RestoredRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
     /// `qemubox.guest.v1.System/Mount`.
     func mount(_ request: Qemubox_Guest_V1_MountRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
     /// `qemubox.guest.v1.System/Unmount`.
@@ -47,6 +49,10 @@ extension QemuboxGuestV1SystemService {
 
     public func setTime(_ request: Qemubox_Guest_V1_SetTimeRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/SetTime is not implemented")
+    }
+
+    public func restored(_ request: Qemubox_Guest_V1_RestoredRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/Restored is not implemented")
     }
 
     public func mount(_ request: Qemubox_Guest_V1_MountRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
@@ -79,6 +85,7 @@ extension QemuboxGuestV1SystemService {
             "Info": .unary(Qemubox_Guest_V1_InfoRequest.self, Qemubox_Guest_V1_InfoResponse.self) { [self] in try await self.info($0, context: $1) },
             "Ping": .unary(Qemubox_Guest_V1_PingRequest.self, Qemubox_Guest_V1_PingResponse.self) { [self] in try await self.ping($0, context: $1) },
             "SetTime": .unary(Qemubox_Guest_V1_SetTimeRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.setTime($0, context: $1) },
+            "Restored": .unary(Qemubox_Guest_V1_RestoredRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.restored($0, context: $1) },
             "Mount": .unary(Qemubox_Guest_V1_MountRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.mount($0, context: $1) },
             "Unmount": .unary(Qemubox_Guest_V1_UnmountRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.unmount($0, context: $1) },
             "Mkdir": .unary(Qemubox_Guest_V1_MkdirRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.mkdir($0, context: $1) },
@@ -110,6 +117,11 @@ public struct QemuboxGuestV1SystemClient: Sendable {
     /// Calls `qemubox.guest.v1.System/SetTime`.
     public func setTime(_ request: Qemubox_Guest_V1_SetTimeRequest, options: TTRPCCallOptions = TTRPCCallOptions()) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         try await client.call(service: "qemubox.guest.v1.System", method: "SetTime", request: request, as: SwiftProtobuf.Google_Protobuf_Empty.self, options: options)
+    }
+
+    /// Calls `qemubox.guest.v1.System/Restored`.
+    public func restored(_ request: Qemubox_Guest_V1_RestoredRequest, options: TTRPCCallOptions = TTRPCCallOptions()) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        try await client.call(service: "qemubox.guest.v1.System", method: "Restored", request: request, as: SwiftProtobuf.Google_Protobuf_Empty.self, options: options)
     }
 
     /// Calls `qemubox.guest.v1.System/Mount`.
