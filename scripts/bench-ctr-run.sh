@@ -5,8 +5,15 @@
 # Prints each run, the medians and the ratio, and the shim's own timing lines
 # (boot, agent, create, start, delete) for the breakdown.
 #
-#   scripts/bench-ctr-run.sh [RUNS]     (default 7)
+# With --warm the shim restores VMs from a template (warm_start = true); the
+# first qemubox run then also boots and saves the template.
+#
+#   scripts/bench-ctr-run.sh [--warm] [RUNS]     (default 7)
 set -uo pipefail
+if [ "${1:-}" = "--warm" ]; then
+    export PRIVATE_CONTAINERD_WARM=1
+    shift
+fi
 runs="${1:-7}"
 source "$(dirname "$0")/lib/private-containerd.sh"
 now() { date +%s.%N; }
@@ -22,7 +29,7 @@ one() { # one RUNTIME → seconds
 }
 one io.containerd.runc.v2 >/dev/null
 cold=$(one io.containerd.qemubox.v1)
-echo "qemubox first run (layer → EROFS, cold cache): ${cold}s"
+echo "qemubox first run (layer → EROFS, cold cache${PRIVATE_CONTAINERD_WARM:+, template saved}): ${cold}s"
 for i in $(seq "$runs"); do
     r=$(one io.containerd.runc.v2); q=$(one io.containerd.qemubox.v1)
     runc_t+=("$r"); qbx_t+=("$q")

@@ -107,12 +107,12 @@ let saveSeconds = seconds(ContinuousClock.now - saveStarted)
 
 func report(_ name: String, _ series: [(first: Double, boot: Double, phases: BundleRunResult.Phases)], floor f: Double) {
     let p = series.map(\.phases)
-    print(String(format: "%@ phases (median): rootfs %.2f s, boot %.2f s, create %.2f s, start %.2f s, first output at %.2f s",
-                 name, median(p.map(\.rootfs)), median(p.map(\.boot)), median(p.map(\.create)),
+    print(name + String(format: " phases (median): rootfs %.2f s, boot %.2f s, create %.2f s, start %.2f s, first output at %.2f s",
+                 median(p.map(\.rootfs)), median(p.map(\.boot)), median(p.map(\.create)),
                  median(p.map(\.start)), median(p.compactMap(\.firstOutput))))
     let q = median(series.map(\.first))
-    print(String(format: "median of %d: floor %.2f s, %@ bundle → first output %.2f s (agent up %.2f s), ratio %.2fx",
-                 series.count, f, name, q, median(series.map(\.boot)), q / f))
+    print(String(format: "median of %d: floor %.2f s, ", series.count, f) + name
+        + String(format: " bundle → first output %.2f s (agent up %.2f s), ratio %.2fx", q, median(series.map(\.boot)), q / f))
 }
 
 var floor: [Double] = []

@@ -30,6 +30,9 @@ cache_dir = "$dir/cache"
 writable_layer_mib = 256
 guest_image = "$image_file"
 TOML
+if [ "${PRIVATE_CONTAINERD_WARM:-0}" = 1 ]; then
+    printf 'warm_start = true\ntemplate_dir = "%s"\n' "$dir/templates" >>"$dir/qemubox.toml"
+fi
 QEMUBOX_CONFIG="$dir/qemubox.toml" containerd --config "$dir/containerd.toml" >"$dir/containerd.log" 2>&1 &
 cpid=$!
 private_containerd_cleanup() { kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null; rm -rf "$dir"; }
