@@ -87,7 +87,8 @@ public enum CgroupStats {
         if let current = files("pids.current").flatMap(parseSingle) {
             var pids = Io_Containerd_Cgroups_V2_PidsStat()
             pids.current = current
-            if let limit = files("pids.max").flatMap(parseSingle) { pids.limit = limit == .max ? 0 : limit }
+            // "max" is UInt64.max, as containerd's cgroups v2 manager reports it.
+            if let limit = files("pids.max").flatMap(parseSingle) { pids.limit = limit }
             metrics.pids = pids
         }
         if let text = files("cpu.stat") {
