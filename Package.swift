@@ -117,7 +117,7 @@ let package = Package(
         .testTarget(
             name: "GuestAgentTests",
             dependencies: [
-                "GuestAgent", "QemuboxAPI", "TTRPCCodec", "VsockTransport", "OCISpec", "TestSupport",
+                "GuestAgent", "QemuboxAPI", "QemuboxKit", "TTRPCCodec", "VsockTransport", "OCISpec", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],

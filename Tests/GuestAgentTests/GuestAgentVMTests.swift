@@ -197,7 +197,7 @@ struct GuestAgentVMTests {
             try await withAgentVM(directory: dir) { vm, agent in
                 _ = try await agent.system.shutdown(.with { $0.reason = "test says bye" })
                 #expect(await vm.waitForExit(seconds: 30))
-                #expect(vm.console.contains("vminitd: powering off: test says bye"))
+                #expect(await vm.console.contains("vminitd: powering off: test says bye"))
             }
         }
     }

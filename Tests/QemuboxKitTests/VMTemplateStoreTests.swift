@@ -11,8 +11,8 @@ import TestSupport
     }
 
     @Test("the key follows every input that shapes the saved guest")
-    func keyInputs() throws {
-        try TemporaryDirectory.with { dir in
+    func keyInputs() async throws {
+        try await TemporaryDirectory.with { dir in
             for file in ["vmlinux", "guest.erofs"] {
                 try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/" + file))
             }
