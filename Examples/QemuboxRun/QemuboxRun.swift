@@ -26,6 +26,8 @@ struct QemuboxRun: AsyncParsableCommand {
     @Option(help: "Container id.") var id = "bundle"
     @Option(help: "Keep the VM's files (console.log, disks) in this directory instead of a temporary one.")
     var stateDir: String?
+    @Option(name: .customLong("kernel-arg"), help: "Append a word to the guest kernel's command line (repeatable).")
+    var kernelArguments: [String] = []
     @Flag(help: "Warm start: restore a saved guest instead of booting (the first run saves it).") var warm = false
     @Option(help: "Where warm-start templates are kept.") var templateDir = VMTemplateStore.defaultDirectory
     @Flag(help: "Verbose agent logging on the guest console, debug logging here.") var debug = false
@@ -43,6 +45,7 @@ struct QemuboxRun: AsyncParsableCommand {
         options.writableBytes = UInt64(writableMiB) << 20
         options.debug = debug
         options.stateDirectory = stateDir
+        options.extraKernelArguments = kernelArguments
         options.templates = warm ? VMTemplateStore(directory: templateDir) : nil
         options.terminal = tty ? true : nil
         options.stdin = interactive ? 0 : nil

@@ -87,10 +87,9 @@ public final class GuestAgent: Sendable {
         }
     }
 
-    /// The whole guest as PID 1: mounts, cgroups, reaper, signals, the agent.
+    /// The guest as PID 1 after ``PID1/prepare()``: reaper, signals, the agent.
     /// Never returns; anything fatal powers the VM off with the reason on the console.
-    public static func runAsPID1() async -> Never {
-        let controllers = PID1.setUp()
+    public static func runAsPID1(controllers: [String]) async -> Never {
         Reaper.shared.start()
         let shutdown: @Sendable (String) -> Void = { reason in PID1.powerOff(reason: reason) }
         PID1.watchSignals(onShutdown: shutdown)

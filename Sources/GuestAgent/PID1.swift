@@ -190,9 +190,12 @@ public enum PID1 {
         }
     }
 
-    /// Sets up the guest as PID 1: console, mounts, cgroups. Exits via
-    /// ``fatal(_:)`` on failure.
-    static func setUp() -> [String] {
+    /// Sets up the guest as PID 1: console, signal mask, mounts, cgroups; returns
+    /// the cgroup controllers enabled. Call it first, from a synchronous `main`,
+    /// before any thread exists: threads inherit the signal mask, and libdispatch's
+    /// worker-pool monitor reads `/proc/<tid>/stat` and aborts the process (SIGILL)
+    /// when `/proc` is not mounted yet. Powers off via ``fatal(_:)`` on failure.
+    public static func prepare() -> [String] {
         ensureConsole()
         blockSignals()
         do {

@@ -73,6 +73,7 @@ public enum BundleRunner {
                                                      removeStateDirectoryOnExit: ownsState, logger: options.logger)
             configuration.qemuBinary = options.qemuBinary
             configuration.templates = options.templates
+            configuration.extraKernelArguments = options.extraKernelArguments
             let box = try await Sandbox.start(configuration, extraDisks: plan.disks)
             sandbox = box
             let booted = ContinuousClock.now
@@ -226,6 +227,8 @@ public struct BundleRunOptions: Sendable {
     public var debug: Bool
     /// Warm start: restore a saved guest from this store instead of booting (nil: boot).
     public var templates: VMTemplateStore?
+    /// Words appended to the guest kernel's command line (e.g. `loglevel=7`).
+    public var extraKernelArguments: [String]
     /// Called for every guest event (exit, OOM, exec started).
     public var onEvent: (@Sendable (Qemubox_Guest_V1_Event) -> Void)?
     /// Logger.
@@ -247,6 +250,7 @@ public struct BundleRunOptions: Sendable {
         self.stateDirectory = nil
         self.debug = false
         self.templates = nil
+        self.extraKernelArguments = []
         self.onEvent = nil
         self.logger = Logger(label: "qemubox.run")
     }

@@ -95,7 +95,8 @@ public struct VMTemplateStore: Sendable, Hashable {
     public func template(for configuration: SandboxConfiguration) async throws -> VMTemplate {
         let key = try key(for: configuration)
         let template = VMTemplate(directory: directory + "/" + key, slots: slots)
-        if isComplete(template) { return template }
+        let memoryBytes = Int64(configuration.memoryMiB) << 20
+        if isComplete(template, memoryBytes: memoryBytes) { return template }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
@@ -105,7 +106,12 @@ public struct VMTemplateStore: Sendable, Hashable {
         let lock = try FileLock(path: directory + "/" + key + ".lock")
         defer { lock.release() }
         try await lock.acquire()
-        if isComplete(template) { return template }
+        if isComplete(template, memoryBytes: memoryBytes) { return template }
+        // Under the key's lock nobody else builds it: what a crashed build left is garbage.
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names where name.hasPrefix(key + ".tmp-") {
+            try? FileManager.default.removeItem(atPath: directory + "/" + name)
+        }
         try await create(template, configuration: configuration)
         return template
     }
@@ -116,9 +122,15 @@ public struct VMTemplateStore: Sendable, Hashable {
         try? FileManager.default.removeItem(atPath: template.directory)
     }
 
-    /// Whether the template's files are all there (the marker is written last).
-    func isComplete(_ template: VMTemplate) -> Bool {
-        FileManager.default.fileExists(atPath: template.directory + "/complete")
+    /// Whether the template's files are all there: the marker (written last), the
+    /// state, and the RAM file at the memory size (QEMU would create a missing one
+    /// empty and restore a guest without memory).
+    func isComplete(_ template: VMTemplate, memoryBytes: Int64) -> Bool {
+        var st = stat()
+        guard FileManager.default.fileExists(atPath: template.directory + "/complete"),
+              stat(template.statePath, &st) == 0, st.st_size > 0,
+              stat(template.memoryPath, &st) == 0, Int64(st.st_size) == memoryBytes else { return false }
+        return true
     }
 
     /// Boots a guest with placeholder slots and its RAM in a shared file, waits until

@@ -10,7 +10,7 @@ struct WarmStartTests {
     /// wall clock and 16 bytes of /dev/urandom.
     static let probe = ["sh", "-c", "cat /marker; echo written > /w; cat /w; date +%s; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo"]
 
-    @Test("clones get their own disks, the host's clock and a reseeded CRNG; a broken template is removed with a clear error",
+    @Test("clones get their own disks, the host's clock and a reseeded CRNG; a broken template is replaced",
           .enabled(if: Fixture.available))
     func restoreClones() async throws {
         try await ConcurrencyLimit.vms.run {
@@ -55,6 +55,14 @@ struct WarmStartTests {
                     "\(error)".contains("restoring the VM template") && "\(error)".contains("removed")
                 }
                 #expect(!FileManager.default.fileExists(atPath: template.directory))
+
+                // The next start saves a new one; a template missing its RAM file is rebuilt too.
+                let three = try await Fixture.run(first, in: dir, templates: store)
+                #expect(three.status == 0 && three.stdoutText.hasPrefix("bundle-one\n"), "\(three.stderrText)")
+                try FileManager.default.removeItem(atPath: template.memoryPath)
+                let four = try await Fixture.run(second, in: dir, templates: store)
+                #expect(four.status == 0 && four.stdoutText.hasPrefix("bundle-two\n"), "\(four.stderrText)")
+                #expect(FileManager.default.fileExists(atPath: template.memoryPath))
             }
         }
     }
