@@ -11,7 +11,9 @@
 #include <linux/fs.h>
 #include <linux/random.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
@@ -163,4 +165,27 @@ int qb_add_entropy_and_reseed(const unsigned char *bytes, int count) {
     free(info);
     errno = err;
     return rc;
+}
+
+static const int qb_pid1_signals[] = {SIGTERM, SIGINT, SIGPWR, SIGHUP, SIGUSR1, SIGUSR2};
+
+int qb_pid1_handled_signal(int index) {
+    if (index < 0 || index >= (int)(sizeof(qb_pid1_signals) / sizeof(qb_pid1_signals[0]))) return 0;
+    return qb_pid1_signals[index];
+}
+
+/* Before main, in PID 1 only (vminitd; in any other process linking this library
+ * it does nothing): mount /proc and block the signals PID 1 waits for. The Swift
+ * runtime has libdispatch worker threads running before main's first statement;
+ * libdispatch's pool monitor reads /proc/<tid>/stat and aborts the process
+ * (SIGILL) when it cannot, and threads inherit the signal mask only if it is set
+ * before they are created. */
+__attribute__((constructor)) static void qb_pid1_before_main(void) {
+    if (getpid() != 1) return;
+    mkdir("/proc", 0555);
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; qb_pid1_handled_signal(i) != 0; i++) sigaddset(&set, qb_pid1_handled_signal(i));
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
 }

@@ -166,7 +166,15 @@ public enum PID1 {
     }
 
     /// Signals PID 1 handles itself (blocked in every thread, taken by ``watchSignals(onShutdown:)``).
-    static let handledSignals: [CInt] = [SIGTERM, SIGINT, SIGPWR, SIGHUP, SIGUSR1, SIGUSR2]
+    static let handledSignals: [CInt] = {
+        var list: [CInt] = []
+        var signal = qb_pid1_handled_signal(0)
+        while signal != 0 {
+            list.append(signal)
+            signal = qb_pid1_handled_signal(CInt(list.count))
+        }
+        return list
+    }()
 
     /// Blocks the handled signals (before any thread is started) and ignores SIGPIPE.
     static func blockSignals() {
@@ -191,10 +199,11 @@ public enum PID1 {
     }
 
     /// Sets up the guest as PID 1: console, signal mask, mounts, cgroups; returns
-    /// the cgroup controllers enabled. Call it first, from a synchronous `main`,
-    /// before any thread exists: threads inherit the signal mask, and libdispatch's
-    /// worker-pool monitor reads `/proc/<tid>/stat` and aborts the process (SIGILL)
-    /// when `/proc` is not mounted yet. Powers off via ``fatal(_:)`` on failure.
+    /// the cgroup controllers enabled. `/proc` and the signal mask are already in
+    /// place when it runs: CGuestAgentSupport sets them up before `main` in PID 1,
+    /// before any thread exists (threads inherit the mask; libdispatch's worker-pool
+    /// monitor reads `/proc/<tid>/stat` and aborts the process, SIGILL, without
+    /// `/proc`). Powers off via ``fatal(_:)`` on failure.
     public static func prepare() -> [String] {
         ensureConsole()
         blockSignals()

@@ -43,6 +43,9 @@ int qb_accept_cloexec(int listener);
 
 /// Total RAM in bytes (sysinfo), or 0.
 unsigned long long qb_total_memory(void);
+/// The `index`-th signal PID 1 handles (blocked before main, then waited for),
+/// 0 past the end. Before main, PID 1 also mounts /proc (see support.c).
+int qb_pid1_handled_signal(int index);
 /// Writes back and drops the cached blocks of the block device at `path`
 /// (BLKFLSBUF). Returns 0 or -1 with errno set.
 int qb_flush_block_device(const char *path);
