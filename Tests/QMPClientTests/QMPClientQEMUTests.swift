@@ -6,14 +6,15 @@ import TestSupport
 /// QMPClient against a real QEMU (`-M none`, paused: no guest needed for the protocol).
 @Suite(.serialized) struct QMPClientQEMUTests {
     /// Runs QEMU with a QMP unix socket in a temp dir; kills and reaps it afterwards.
-    private func withQEMU(_ body: @escaping @Sendable (QMPClient, QEMUProcess) async throws -> Void) async throws {
+    private func withQEMU(arguments: @escaping @Sendable (String) -> [String] = { _ in ["-M", "none"] },
+                          _ body: @escaping @Sendable (QMPClient, QEMUProcess) async throws -> Void) async throws {
         try await ConcurrencyLimit.vms.run {
             try await TemporaryDirectory.with { dir in
                 let socket = dir + "/qmp.sock"
                 let qemu = Process()
                 qemu.executableURL = URL(fileURLWithPath: Prerequisite.which("qemu-system-x86_64") ?? "/usr/bin/qemu-system-x86_64")
-                qemu.arguments = ["-M", "none", "-nodefaults", "-no-user-config", "-display", "none", "-S",
-                                  "-qmp", "unix:\(socket),server=on,wait=off"]
+                qemu.arguments = arguments(dir) + ["-nodefaults", "-no-user-config", "-display", "none", "-S",
+                                                   "-qmp", "unix:\(socket),server=on,wait=off"]
                 qemu.standardInput = FileHandle.nullDevice
                 try qemu.run()
                 defer {
@@ -29,6 +30,39 @@ import TestSupport
                 try await body(qmp, QEMUProcess(process: qemu))
                 await qmp.close()
             }
+        }
+    }
+
+    /// A machine whose RAM is a shared file, saved with x-ignore-shared; then a
+    /// restore from a stream that is not one fails with QEMU's reason.
+    @Test(.enabled(if: Prerequisite.tools("qemu-system-x86_64")))
+    func migrationSaveAndFailedRestore() async throws {
+        let state = FileManager.default.temporaryDirectory.path + "/qmp-migration-\(UInt32.random(in: 0...UInt32.max))"
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        try await withQEMU(arguments: { dir in
+            ["-M", "microvm,x-option-roms=off,memory-backend=ram", "-m", "32M",
+             "-object", "memory-backend-file,id=ram,size=32M,mem-path=\(dir)/memory,share=on"]
+        }) { qmp, _ in
+            #expect(try await qmp.queryMigrate().status == nil)
+            try await qmp.migrateSetCapabilities(["x-ignore-shared": true])
+            try await qmp.migrate(uri: "exec:cat > \(state)")
+            try await qmp.waitForMigration(timeout: .seconds(30))
+            let info = try await qmp.queryMigrate()
+            #expect(info.status == "completed" && info.isFinished)
+            let size = (try FileManager.default.attributesOfItem(atPath: state)[.size] as? Int) ?? 0
+            // Device state only: far less than the 32 MiB of RAM left in the shared file.
+            #expect(size > 0 && size < 8 << 20, "state is \(size) bytes")
+        }
+        try Data("not a migration stream".utf8).write(to: URL(fileURLWithPath: state))
+        try await withQEMU(arguments: { dir in
+            ["-M", "microvm,x-option-roms=off,memory-backend=ram", "-m", "32M", "-incoming", "defer",
+             "-object", "memory-backend-file,id=ram,size=32M,mem-path=\(dir)/memory,share=off"]
+        }) { qmp, _ in
+            try await qmp.migrateSetCapabilities(["x-ignore-shared": true])
+            try await qmp.migrateIncoming(uri: "exec:cat \(state)")
+            let failure = await #expect(throws: QMPError.self) { try await qmp.waitForMigration(timeout: .seconds(30)) }
+            // QEMU 7.2 exits when an incoming migration fails (later ones may report `failed`).
+            #expect(failure?.code == .connectionClosed || failure?.code == .commandFailed, "\(String(describing: failure))")
         }
     }
 
