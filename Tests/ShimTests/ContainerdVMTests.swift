@@ -68,6 +68,46 @@ import Testing
         }
     }
 
+    /// `--log-uri file://…` and `binary://…` (a logging driver that gets the streams on
+    /// fds 3 and 4 and closes fd 5 when ready) receive what the container writes, as with runc.
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func logURIsFileAndBinaryMatchRunc() async throws {
+        try await Self.withVM { containerd in
+            let logger = containerd.dir + "/logger.sh"
+            try """
+                #!/bin/sh
+                echo "$CONTAINER_NAMESPACE/$CONTAINER_ID" > "$1.id"
+                exec 5>&-
+                cat <&3 > "$1.out" &
+                cat <&4 > "$1.err" &
+                wait
+
+                """.write(toFile: logger, atomically: true, encoding: .utf8)
+            chmod(logger, 0o755)
+            let command = "sh -c 'echo to-out; echo to-err >&2; exit 5'"
+            for (n, runtime) in [Self.runc, Self.qemubox].enumerated() {
+                let file = containerd.dir + "/file\(n).log"
+                let run = try await containerd.ctr("run --rm --log-uri file://\(file) \(runtime) \(Self.image) lf\(n) \(command)")
+                #expect(run.status == 5, "\(runtime): \(run.stderr)")
+                // The shims copy asynchronously: the file is complete shortly after ctr returns.
+                let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+                let logged = await eventually(timeout: .seconds(10)) {
+                    read(file).contains("to-out\n") && read(file).contains("to-err\n")
+                }
+                #expect(logged, "\(runtime) file://: \(read(file).debugDescription)")
+
+                let base = containerd.dir + "/bin\(n)"
+                let binary = try await containerd.ctr("run --rm --log-uri 'binary://\(logger)?\(base)' \(runtime) \(Self.image) lb\(n) \(command)")
+                #expect(binary.status == 5, "\(runtime): \(binary.stderr)")
+                let delivered = await eventually(timeout: .seconds(10)) {
+                    read(base + ".out") == "to-out\n" && read(base + ".err") == "to-err\n"
+                }
+                #expect(delivered, "\(runtime) binary://: \(read(base + ".out").debugDescription) \(read(base + ".err").debugDescription)")
+                #expect(read(base + ".id") == "\(containerd.namespace)/lb\(n)\n", "\(runtime) binary:// environment")
+            }
+        }
+    }
+
     /// stdin from a file reaches the container and its end is the container's EOF.
     /// (runc's shim does not pass ctr 1.6's stdin EOF on: `cat` would wait forever.)
     @Test(.enabled(if: PrivateContainerd.vmAvailable))
