@@ -214,10 +214,14 @@ import Testing
         }
     }
 
+    /// A SIGKILLed shim takes its VM down (PDEATHSIG); containerd runs `shim delete`,
+    /// which stops what is left and writes the writable layer back into the snapshot.
     @Test(.enabled(if: PrivateContainerd.vmAvailable))
     func shimKilledWithSIGKILL() async throws {
         try await Self.withVM { containerd in
             try await containerd.ctrCheck("run -d \(Self.qemubox) \(Self.image) k1 sleep 1000")
+            // A write the guest has synced to its writable disk is written back by `shim delete`.
+            try await containerd.ctrCheck("task exec --exec-id w k1 sh -c 'echo crash-kept > /crash.txt; sync'")
             let shims = containerd.leftoverProcesses().filter { pid in
                 let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
                 return cmd.contains("containerd-shim-qemubox-v1") && cmd.contains("k1")
@@ -230,6 +234,11 @@ import Testing
                 return status == nil || status == "STOPPED"
             })
             _ = try? await containerd.ctr("task delete k1")
+            let found = try await Shell.check("""
+                cd \(containerd.dir)/root/io.containerd.snapshotter.v1.overlayfs/snapshots
+                cat */fs/crash.txt 2>/dev/null || true
+                """)
+            #expect(found == "crash-kept\n", "snapshot after the shim's crash: \(found.debugDescription)")
             try await containerd.ctrCheck("container rm k1")
         }
     }
