@@ -71,6 +71,11 @@ public struct VMTemplateStore: Sendable, Hashable {
 
     /// The key of the template `configuration` would restore from.
     public func key(for configuration: SandboxConfiguration) throws -> String {
+        Self.key(identity: try identity(for: configuration))
+    }
+
+    /// What the key is made of, a line each; the lines naming files are `NAME=PATH:SIZE:MTIME`.
+    func identity(for configuration: SandboxConfiguration) throws -> [String] {
         let name = configuration.qemuBinary
         guard let binary = name.contains("/") ? name : VirtualMachine.findExecutable(name) else {
             throw QemuboxError(.spawnFailed, "\(name) not found on PATH")
@@ -81,19 +86,61 @@ public struct VMTemplateStore: Sendable, Hashable {
         for (name, path) in [("kernel", configuration.assets.kernelPath), ("initrd", configuration.assets.initrdPath),
                              ("image", configuration.assets.systemImagePath), ("qemu", binary)] {
             guard let path else { continue }
-            var st = stat()
-            guard stat(path, &st) == 0 else {
+            guard let stamp = Self.fileStamp(path) else {
                 throw QemuboxError(.guestAssetsMissing, "\(name) \(path): \(String(cString: strerror(errno)))")
             }
-            identity.append("\(name)=\(path):\(st.st_size):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)")
+            identity.append("\(name)=\(path):\(stamp)")
         }
-        return String(format: "%016llx", EROFSLayerCache.fnv1a64(identity.joined(separator: "\n")))
+        return identity
+    }
+
+    static func key(identity: [String]) -> String {
+        String(format: "%016llx", EROFSLayerCache.fnv1a64(identity.joined(separator: "\n")))
+    }
+
+    /// `SIZE:MTIME` of a file, nil if it cannot be read.
+    static func fileStamp(_ path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return "\(st.st_size):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+    }
+
+    /// Removes templates that can never be restored again: a kernel, initrd, system
+    /// image or QEMU binary they were saved with has changed or is gone (the key
+    /// would differ), or they carry no readable identity. Runs after every new
+    /// template; safe to call any time. Returns how many were removed.
+    @discardableResult
+    public func pruneStale() -> Int {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: directory) else { return 0 }
+        var removed = 0
+        for name in names where name.count == 16 && name.allSatisfy(\.isHexDigit) {
+            let path = directory + "/" + name
+            let lines = (try? String(contentsOfFile: path + "/identity", encoding: .utf8))?
+                .split(separator: "\n").map(String.init) ?? []
+            let current = !lines.isEmpty && lines.allSatisfy { line in
+                guard let equals = line.firstIndex(of: "="), ["kernel", "initrd", "image", "qemu"].contains(line[..<equals])
+                else { return true }
+                let value = line[line.index(after: equals)...]
+                // PATH:SIZE:MTIME; the path itself may contain colons.
+                let parts = value.split(separator: ":", omittingEmptySubsequences: false)
+                guard parts.count >= 3 else { return false }
+                let file = parts.dropLast(2).joined(separator: ":")
+                return Self.fileStamp(file) == parts.suffix(2).joined(separator: ":")
+            }
+            if !current, (try? fm.removeItem(atPath: path)) != nil {
+                unlink(path + ".lock")
+                removed += 1
+            }
+        }
+        return removed
     }
 
     /// The template for `configuration`: the saved one, or a new one booted and
     /// saved now (seconds; one process at a time per key, others wait on a lock).
     public func template(for configuration: SandboxConfiguration) async throws -> VMTemplate {
-        let key = try key(for: configuration)
+        let identity = try identity(for: configuration)
+        let key = Self.key(identity: identity)
         let template = VMTemplate(directory: directory + "/" + key, slots: slots)
         let memoryBytes = Int64(configuration.memoryMiB) << 20
         if isComplete(template, memoryBytes: memoryBytes) { return template }
@@ -112,7 +159,9 @@ public struct VMTemplateStore: Sendable, Hashable {
         for name in names where name.hasPrefix(key + ".tmp-") {
             try? FileManager.default.removeItem(atPath: directory + "/" + name)
         }
-        try await create(template, configuration: configuration)
+        try await create(template, identity: identity, configuration: configuration)
+        let pruned = pruneStale()
+        if pruned > 0 { configuration.logger.info("removed stale VM templates", metadata: ["count": "\(pruned)"]) }
         return template
     }
 
@@ -136,7 +185,7 @@ public struct VMTemplateStore: Sendable, Hashable {
     /// Boots a guest with placeholder slots and its RAM in a shared file, waits until
     /// the agent answers (and has run `crun --version`, so crun is paged in), lets
     /// the agent go back to waiting for a host, saves the state and quits QEMU.
-    private func create(_ template: VMTemplate, configuration: SandboxConfiguration) async throws {
+    private func create(_ template: VMTemplate, identity: [String], configuration: SandboxConfiguration) async throws {
         let fm = FileManager.default
         let work = template.directory + ".tmp-\(getpid())"
         try? fm.removeItem(atPath: work)
@@ -179,7 +228,8 @@ public struct VMTemplateStore: Sendable, Hashable {
         let note = "template for \(configuration.assets.kernelPath) + \(configuration.assets.systemImagePath), "
             + "\(configuration.memoryMiB) MiB, \(configuration.vcpus) vCPU, \(slots) slots; "
             + String(format: "booted and saved in %.2f s\n", seconds)
-        guard fm.createFile(atPath: work + "/complete", contents: Data(note.utf8)),
+        guard fm.createFile(atPath: work + "/identity", contents: Data((identity.joined(separator: "\n") + "\n").utf8)),
+              fm.createFile(atPath: work + "/complete", contents: Data(note.utf8)),
               rename(work, template.directory) == 0 else {
             throw QemuboxError(.stateDirectory, "cannot move \(work) to \(template.directory): \(String(cString: strerror(errno)))")
         }

@@ -35,6 +35,35 @@ import TestSupport
         }
     }
 
+    @Test("templates whose kernel, image or QEMU changed are pruned; current ones stay")
+    func pruneStale() async throws {
+        try await TemporaryDirectory.with { dir in
+            for file in ["vmlinux", "guest.erofs"] {
+                try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/" + file))
+            }
+            let store = VMTemplateStore(directory: dir + "/templates")
+            let fm = FileManager.default
+            func plant(_ name: String, _ identity: [String]?) throws {
+                try fm.createDirectory(atPath: store.directory + "/" + name, withIntermediateDirectories: true)
+                if let identity {
+                    try (identity.joined(separator: "\n") + "\n").write(toFile: store.directory + "/" + name + "/identity",
+                                                                         atomically: true, encoding: .utf8)
+                }
+                fm.createFile(atPath: store.directory + "/" + name + ".lock", contents: nil)
+            }
+            try plant("aaaaaaaaaaaaaaaa", try store.identity(for: configuration(dir)))
+            // The image is rebuilt: the first template can never be restored again.
+            try Data("rebuilt".utf8).write(to: URL(fileURLWithPath: dir + "/guest.erofs"))
+            try plant("bbbbbbbbbbbbbbbb", try store.identity(for: configuration(dir)))
+            try plant("cccccccccccccccc", nil)
+            try plant("not-a-template", nil)
+            #expect(store.pruneStale() == 2)
+            let left = try fm.contentsOfDirectory(atPath: store.directory).sorted()
+            #expect(left == ["bbbbbbbbbbbbbbbb", "bbbbbbbbbbbbbbbb.lock", "not-a-template", "not-a-template.lock"])
+            #expect(store.pruneStale() == 0)
+        }
+    }
+
     @Test("a clone's disks fill the slots in order, the rest are empty placeholders")
     func slots() throws {
         let template = VMTemplate(directory: "/t", slots: 3)
