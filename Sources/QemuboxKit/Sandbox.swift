@@ -139,6 +139,18 @@ public final class Sandbox: Sendable {
         return exit
     }
 
+    /// Ends QEMU at once (QMP `quit`, SIGKILL if that does not work) without the
+    /// guest's power-off, and closes the agent connection: for a guest that holds
+    /// nothing worth saving any more (its container deleted and its disks synced and
+    /// unmounted, e.g. after ``releaseBundle(_:)``). Saves the ~0.3 s of a guest
+    /// power-off under TCG.
+    @discardableResult
+    public func discard() async -> ExitReason {
+        let exit = await vm.stop(StopPolicy(guestRequest: nil, powerdownTimeout: .zero, quitTimeout: .seconds(5)))
+        await agent.close()
+        return exit
+    }
+
     /// Kills QEMU at once and releases everything.
     @discardableResult
     public func kill() async -> ExitReason {

@@ -38,12 +38,16 @@ extension ShimTaskService {
         if await vmAlive(container) {
             _ = try? await sandbox.agent.task.delete(request)
             do {
+                // Unmounted (after a sync) means the writable layer is on its disk: the VM
+                // has nothing left to save and is ended at once.
                 try await sandbox.releaseBundle(container.rootfs.plan)
+                await sandbox.discard()
             } catch {
                 logger.warning("unmounting the rootfs in the guest failed: \(error)")
+                // The guest's own power-off syncs and unmounts what it can.
+                await sandbox.shutdown(reason: "task \(request.id) deleted",
+                                       timeout: .seconds(self.context.configuration.shutdownTimeoutSeconds))
             }
-            await sandbox.shutdown(reason: "task \(request.id) deleted",
-                                   timeout: .seconds(self.context.configuration.shutdownTimeoutSeconds))
         }
         for task in container.background { task.cancel() }
         for (_, each) in container.processes { await each.io.close() }
