@@ -66,4 +66,33 @@ struct WarmStartTests {
             }
         }
     }
+
+    @Test("two clones of one template run at the same time", .enabled(if: Fixture.available))
+    func concurrentClones() async throws {
+        // Both VM slots: the two clones run side by side and nothing else does.
+        try await ConcurrencyLimit.vms.run {
+            try await ConcurrencyLimit.vms.run {
+                try await TemporaryDirectory.with { dir in
+                    let store = VMTemplateStore(directory: dir + "/templates", slots: 2)
+                    var bundles: [String] = []
+                    for n in 0..<2 {
+                        let bundle = try Fixture.bundle(in: dir, name: "b\(n)",
+                                                        ["sh", "-c", "cat /marker; echo w > /w; cat /w"])
+                        try "clone-\(n)\n".write(toFile: bundle + "/rootfs/marker", atomically: true, encoding: .utf8)
+                        bundles.append(bundle)
+                    }
+                    // Saves the template first, so that the two below both restore.
+                    _ = try await store.template(for: SandboxConfiguration(name: "t", assets: try Fixture.assets(),
+                                                                           stateDirectory: dir + "/t"))
+                    try FileManager.default.createDirectory(atPath: dir + "/0", withIntermediateDirectories: true)
+                    try FileManager.default.createDirectory(atPath: dir + "/1", withIntermediateDirectories: true)
+                    async let first = Fixture.run(bundles[0], in: dir + "/0", templates: store)
+                    async let second = Fixture.run(bundles[1], in: dir + "/1", templates: store)
+                    let (a, b) = try await (first, second)
+                    #expect(a.status == 0 && a.stdoutText == "clone-0\nw\n", "\(a.stdoutText) \(a.stderrText)")
+                    #expect(b.status == 0 && b.stdoutText == "clone-1\nw\n", "\(b.stdoutText) \(b.stderrText)")
+                }
+            }
+        }
+    }
 }
