@@ -57,14 +57,16 @@ public struct VMTemplate: Sendable, Hashable {
 public struct VMTemplateStore: Sendable, Hashable {
     /// The store's directory (created on demand, 0700).
     public var directory: String
-    /// Data-disk slots of new templates.
+    /// Data-disk slots of new templates. The default, 16, leaves room on microvm (24
+    /// virtio-mmio transports, three taken by the RNG, the system disk and the agent's
+    /// port) and costs nothing measurable at restore (0.40 s against 0.39 s with 8).
     public var slots: Int
 
     /// The default store, beside the guest kernel cache.
     public static let defaultDirectory = "/var/cache/qemubox/templates"
 
     /// Creates a store in `directory`.
-    public init(directory: String = VMTemplateStore.defaultDirectory, slots: Int = 8) {
+    public init(directory: String = VMTemplateStore.defaultDirectory, slots: Int = 16) {
         self.directory = directory
         self.slots = slots
     }
