@@ -116,13 +116,7 @@ public enum BundleRunner {
             var delete = Containerd_Task_V2_DeleteRequest()
             delete.id = options.containerID
             _ = try? await box.agent.task.delete(delete)
-            do {
-                // Synced and unmounted: nothing left in the guest worth a power-off.
-                try await box.releaseBundle(plan)
-                await box.discard()
-            } catch {
-                await box.shutdown(reason: "container \(options.containerID) exited with \(exit.exitStatus)")
-            }
+            await box.stop(releasing: plan, reason: "container \(options.containerID) exited with \(exit.exitStatus)")
             sandbox = nil
             if ownsState { try? FileManager.default.removeItem(atPath: stateDirectory) }
             let exited = ContinuousClock.now

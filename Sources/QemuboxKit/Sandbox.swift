@@ -141,14 +141,30 @@ public final class Sandbox: Sendable {
 
     /// Ends QEMU at once (QMP `quit`, SIGKILL if that does not work) without the
     /// guest's power-off, and closes the agent connection: for a guest that holds
-    /// nothing worth saving any more (its container deleted and its disks synced and
-    /// unmounted, e.g. after ``releaseBundle(_:)``). Saves the ~0.3 s of a guest
-    /// power-off under TCG.
+    /// nothing worth saving any more. Saves the ~0.3 s of a guest power-off under TCG.
     @discardableResult
     public func discard() async -> ExitReason {
         let exit = await vm.stop(StopPolicy(guestRequest: nil, powerdownTimeout: .zero, quitTimeout: .seconds(5)))
         await agent.close()
         return exit
+    }
+
+    /// Ends the VM once its container is deleted: unmounts `plan`'s rootfs in the guest
+    /// (which syncs the writable layer to its disk), then ``discard()``s the VM; if the
+    /// unmount fails, the guest's own power-off (``shutdown(reason:timeout:)``) syncs
+    /// and unmounts what it can. Returns the unmount's error, if any.
+    @discardableResult
+    public func stop(releasing plan: RootfsPlan, reason: String, timeout: Duration = .seconds(10)) async
+        -> (any Error)?
+    {
+        do {
+            try await releaseBundle(plan)
+            await discard()
+            return nil
+        } catch {
+            await shutdown(reason: reason, timeout: timeout)
+            return error
+        }
     }
 
     /// Kills QEMU at once and releases everything.

@@ -37,16 +37,9 @@ extension ShimTaskService {
         let sandbox = container.sandbox
         if await vmAlive(container) {
             _ = try? await sandbox.agent.task.delete(request)
-            do {
-                // Unmounted (after a sync) means the writable layer is on its disk: the VM
-                // has nothing left to save and is ended at once.
-                try await sandbox.releaseBundle(container.rootfs.plan)
-                await sandbox.discard()
-            } catch {
+            if let error = await sandbox.stop(releasing: container.rootfs.plan, reason: "task \(request.id) deleted",
+                                              timeout: .seconds(self.context.configuration.shutdownTimeoutSeconds)) {
                 logger.warning("unmounting the rootfs in the guest failed: \(error)")
-                // The guest's own power-off syncs and unmounts what it can.
-                await sandbox.shutdown(reason: "task \(request.id) deleted",
-                                       timeout: .seconds(self.context.configuration.shutdownTimeoutSeconds))
             }
         }
         for task in container.background { task.cancel() }
