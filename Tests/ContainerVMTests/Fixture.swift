@@ -16,12 +16,7 @@ enum Fixture {
     /// The guest assets: the environment's, else the image this clone built
     /// (packaging/build-guest-image.sh) and the cached guest kernel.
     static func assets() throws -> GuestAssets {
-        var environment = ProcessInfo.processInfo.environment
-        let built = packageRoot + "/.build-guest/qemubox-guest.erofs"
-        if environment["QEMUBOX_GUEST_IMAGE"] == nil, FileManager.default.isReadableFile(atPath: built) {
-            environment["QEMUBOX_GUEST_IMAGE"] = built
-        }
-        return try GuestAssets.locate(environment: environment)
+        try GuestAssets.locate(environment: GuestImage.environment())
     }
 
     /// True when the guest can boot here (or under CI, where a missing piece must fail).

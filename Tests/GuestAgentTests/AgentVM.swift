@@ -9,12 +9,7 @@ import VsockTransport
 enum GuestArtifacts {
     /// QemuboxKit's lookup, preferring the image this clone built (packaging/build-guest-image.sh).
     static func assets() throws -> GuestAssets {
-        var environment = ProcessInfo.processInfo.environment
-        let built = "\(GoPeer.repositoryRoot)/.build-guest/qemubox-guest.erofs"
-        if environment["QEMUBOX_GUEST_IMAGE"] == nil, FileManager.default.isReadableFile(atPath: built) {
-            environment["QEMUBOX_GUEST_IMAGE"] = built
-        }
-        return try GuestAssets.locate(environment: environment)
+        try GuestAssets.locate(environment: GuestImage.environment())
     }
 
     /// Whether the VM tests can run (under CI they run and fail loudly).
@@ -51,11 +46,7 @@ final class AgentVM: Sendable {
 
     /// Waits for QEMU to exit (true) within `seconds`.
     func waitForExit(seconds: Double) async -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while await sandbox.vm.exit == nil, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return await sandbox.vm.exit != nil
+        await eventually(timeout: .milliseconds(Int(seconds * 1000))) { await sandbox.vm.exit != nil }
     }
 }
 

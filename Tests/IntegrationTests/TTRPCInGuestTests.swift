@@ -48,18 +48,7 @@ struct TTRPCInGuestTests {
 
                 // Echo streams on the same session while ttrpc calls run.
                 async let echoed = YamuxTestPeer.echoMany(session, count: 16, maxSize: 32 * 1024)
-                let ok = try await withThrowingTaskGroup(of: Bool.self) { group in
-                    for index in 0..<100 {
-                        group.addTask {
-                            var request = EchoRequest()
-                            request.payload = Data("call-\(index)".utf8)
-                            return try await client.call(service: echoServiceName, method: "Echo", request: request,
-                                                         as: EchoResponse.self).payload == request.payload
-                        }
-                    }
-                    return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
-                }
-                #expect(ok == 100)
+                #expect(try await EchoCalls.concurrent(client, count: 100) == 100)
                 #expect(try await echoed == 16)
 
                 var failing = EchoRequest()
@@ -70,16 +59,7 @@ struct TTRPCInGuestTests {
                                               as: EchoResponse.self)
                 }
 
-                var count = CountRequest()
-                count.count = 50
-                count.size = 16 << 10
-                var received = 0
-                for try await message in try await client.serverStream(service: echoServiceName, method: "Count",
-                                                                       request: count, as: CountResponse.self) {
-                    #expect(message.index == Int64(received) && message.payload.count == 16 << 10)
-                    received += 1
-                }
-                #expect(received == 50)
+                #expect(try await EchoCalls.countStream(client, count: 50, size: 16 << 10) == 50)
                 try await client.close()
                 await session.close()
             }

@@ -76,29 +76,8 @@ struct TTRPCOverYamuxTests {
             #expect(reply.payload == request.payload)
             #expect(reply.metadata.map(\.key) == ["k"])
 
-            let ok = try await withThrowingTaskGroup(of: Bool.self) { group in
-                for index in 0..<200 {
-                    group.addTask {
-                        var request = EchoRequest()
-                        request.payload = Data("call-\(index)".utf8)
-                        return try await client.call(service: echoServiceName, method: "Echo", request: request,
-                                                     as: EchoResponse.self).payload == request.payload
-                    }
-                }
-                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
-            }
-            #expect(ok == 200)
-
-            var count = CountRequest()
-            count.count = 100
-            count.size = 32 << 10
-            var messages = 0
-            for try await message in try await client.serverStream(service: echoServiceName, method: "Count",
-                                                                   request: count, as: CountResponse.self) {
-                #expect(message.index == Int64(messages) && message.payload.count == 32 << 10)
-                messages += 1
-            }
-            #expect(messages == 100)
+            #expect(try await EchoCalls.concurrent(client, count: 200) == 200)
+            #expect(try await EchoCalls.countStream(client, count: 100, size: 32 << 10) == 100)
 
             try await bulk.value
             #expect(try await sink.value == bulkSize)

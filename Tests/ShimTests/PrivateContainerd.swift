@@ -32,11 +32,7 @@ final class PrivateContainerd: @unchecked Sendable {
     }
 
     /// The guest image this clone built (packaging/build-guest-image.sh), if any.
-    static var guestImage: String? {
-        if let path = ProcessInfo.processInfo.environment["QEMUBOX_GUEST_IMAGE"] { return path }
-        let built = packageRoot + "/.build-guest/qemubox-guest.erofs"
-        return FileManager.default.isReadableFile(atPath: built) ? built : nil
-    }
+    static var guestImage: String? { GuestImage.environment()["QEMUBOX_GUEST_IMAGE"] }
 
     /// Whether containerd and its tools can run here (root, containerd, ctr, runc).
     static var available: Bool {
