@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "QemuboxAPI", targets: ["QemuboxAPI"]),
         .library(name: "QMPClient", targets: ["QMPClient"]),
         .library(name: "QemuboxKit", targets: ["QemuboxKit"]),
+        .library(name: "CNIRunner", targets: ["CNIRunner"]),
         .library(name: "OCISpec", targets: ["OCISpec"]),
         .library(name: "VsockTransport", targets: ["VsockTransport"]),
         .library(name: "EROFSImage", targets: ["EROFSImage"]),
@@ -151,6 +152,21 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: CNIRunner — CNI plugin execution, result cache, network namespaces (leaf)
+        .target(
+            name: "CNIRunner",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "CNIRunnerTests",
+            dependencies: ["CNIRunner", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: QemuboxKit — host side (VM layer: description, argv, launch, supervision)
         .target(
             name: "CQemuboxSupport",
@@ -160,6 +176,7 @@ let package = Package(
             name: "QemuboxKit",
             dependencies: [
                 "QMPClient", "CQemuboxSupport", "QemuboxAPI", "TTRPCCodec", "VsockTransport", "EROFSImage", "OCISpec",
+                "CNIRunner",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "NIOCore", package: "swift-nio"),

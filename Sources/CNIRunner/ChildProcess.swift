@@ -1,0 +1,300 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs one short-lived child process (a CNI plugin, `ip`, `tc`) on a dedicated thread:
+/// feeds stdin, collects bounded stdout/stderr, kills the whole process group on timeout,
+/// on cancellation of the calling task, or when stdout exceeds its limit.
+///
+/// Nothing here blocks Swift's cooperative pool: the spawn, the poll loop and the wait run on
+/// a thread of their own, bridged with a continuation.
+enum ChildProcess {
+    /// How a run ended.
+    struct Output: Sendable {
+        /// The exit status, when the process exited.
+        var exitStatus: Int32?
+        /// The signal that ended it, when it was killed.
+        var signal: Int32?
+        /// Standard output (at most the limit).
+        var stdout = Data()
+        /// The tail of standard error (at most the limit).
+        var stderr = Data()
+        /// Why the runner stopped the process, if it did.
+        var stopReason: StopReason?
+
+        var succeeded: Bool { exitStatus == 0 && stopReason == nil }
+
+        /// The tail of stderr as text, trimmed, for error messages.
+        var stderrText: String {
+            String(decoding: stderr.suffix(2048), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        /// "exit status 3" / "killed by signal 9".
+        var statusText: String {
+            if let exitStatus { return "exit status \(exitStatus)" }
+            if let signal { return "killed by signal \(signal)" }
+            return "unknown status"
+        }
+    }
+
+    /// Why the runner ended a process early.
+    enum StopReason: Sendable, Equatable {
+        case timeout, cancelled, outputTooLarge
+    }
+
+    /// Runs `executable` (an absolute path) with `arguments` (argv[1...]) and `environment`
+    /// ("K=V" strings), writing `input` to its stdin.
+    static func run(executable: String, arguments: [String], environment: [String], input: Data,
+                    timeout: Duration, stdoutLimit: Int = 1 << 20, stderrLimit: Int = 64 << 10) async throws -> Output {
+        let control = Control()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Output, any Error>) in
+                let thread = Thread {
+                    continuation.resume(with: Result {
+                        try runBlocking(executable: executable, arguments: arguments, environment: environment, input: input,
+                                        timeout: timeout, stdoutLimit: stdoutLimit, stderrLimit: stderrLimit, control: control)
+                    })
+                }
+                thread.name = "cni-child"
+                thread.start()
+            }
+        } onCancel: {
+            control.stop(.cancelled)
+        }
+    }
+
+    /// Shared between the worker thread, the timeout timer and the cancellation handler.
+    final class Control: @unchecked Sendable {
+        private let lock = NSLock()
+        private var pid: pid_t = 0
+        private var reaped = false
+        private var wakeFD: Int32 = -1
+        private(set) var reason: StopReason?
+
+        /// Records the running child and the descriptor that wakes the poll loop; kills the
+        /// child at once if a stop was requested before it existed.
+        func started(pid: pid_t, wakeFD: Int32) {
+            lock.lock()
+            defer { lock.unlock() }
+            self.pid = pid
+            self.wakeFD = wakeFD
+            if reason != nil { killLocked() }
+        }
+
+        /// Kills the process group (unless already reaped) and wakes the poll loop.
+        func stop(_ why: StopReason) {
+            lock.lock()
+            defer { lock.unlock() }
+            if reason == nil { reason = why }
+            killLocked()
+        }
+
+        /// Called once the child has exited but before it is reaped, so its pid (and
+        /// process group id) cannot have been reused when ``stop(_:)`` signals it.
+        func exited() {
+            lock.lock()
+            reaped = true
+            wakeFD = -1
+            lock.unlock()
+        }
+
+        var stopReason: StopReason? {
+            lock.lock()
+            defer { lock.unlock() }
+            return reason
+        }
+
+        private func killLocked() {
+            guard pid > 0, !reaped else { return }
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)
+            if wakeFD >= 0 {
+                var byte: UInt8 = 1
+                _ = write(wakeFD, &byte, 1)
+            }
+        }
+    }
+
+    private static func runBlocking(executable: String, arguments: [String], environment: [String], input: Data,
+                                    timeout: Duration, stdoutLimit: Int, stderrLimit: Int, control: Control) throws -> Output {
+        // A write to a plugin that exited without reading stdin must give EPIPE, not kill the
+        // process: block SIGPIPE on this (short-lived) thread only.
+        var pipeSignal = sigset_t()
+        sigemptyset(&pipeSignal)
+        sigaddset(&pipeSignal, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipeSignal, nil)
+
+        let stdinPipe = try makePipe(), stdoutPipe = try makePipe(), stderrPipe = try makePipe(), wakePipe = try makePipe()
+        var parentFDs = [stdinPipe.write, stdoutPipe.read, stderrPipe.read, wakePipe.read, wakePipe.write]
+        var childFDs = [stdinPipe.read, stdoutPipe.write, stderrPipe.write]
+        defer { for fd in parentFDs + childFDs where fd >= 0 { close(fd) } }
+
+        let pid = try spawn(executable: executable, arguments: arguments, environment: environment,
+                            stdin: stdinPipe.read, stdout: stdoutPipe.write, stderr: stderrPipe.write)
+        for fd in childFDs { close(fd) }
+        childFDs = []
+        control.started(pid: pid, wakeFD: wakePipe.write)
+
+        let timer = DispatchWorkItem { control.stop(.timeout) }
+        let nanoseconds = timeout.components.seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        let total = nanoseconds.overflow ? Int64.max : nanoseconds.partialValue &+ timeout.components.attoseconds / 1_000_000_000
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: total)), execute: timer)
+        defer { timer.cancel() }
+
+        var output = Output()
+        var stdinFD = stdinPipe.write
+        _ = fcntl(stdinFD, F_SETFL, fcntl(stdinFD, F_GETFL) | O_NONBLOCK)
+        var written = 0
+        if input.isEmpty {
+            close(stdinFD)
+            stdinFD = -1
+        }
+        var outOpen = true, errOpen = true
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        loop: while outOpen || errOpen {
+            var fds = [pollfd(fd: stdoutPipe.read, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: stderrPipe.read, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: wakePipe.read, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)]
+            if !outOpen { fds[0].fd = -1 }
+            if !errOpen { fds[1].fd = -1 }
+            let ready = poll(&fds, nfds_t(fds.count), -1)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                control.stop(.cancelled)
+                break
+            }
+            if fds[2].revents != 0 { break loop }
+            if stdinFD >= 0, fds[3].revents != 0 {
+                let count = input.withUnsafeBytes { raw -> Int in
+                    guard let base = raw.baseAddress else { return 0 }
+                    return write(stdinFD, base + written, min(raw.count - written, 65536))
+                }
+                if count > 0 { written += count }
+                if written >= input.count || (count < 0 && errno != EAGAIN && errno != EINTR) {
+                    close(stdinFD)
+                    stdinFD = -1
+                }
+            }
+            if outOpen, fds[0].revents != 0 {
+                let count = read(stdoutPipe.read, &buffer, buffer.count)
+                if count > 0 {
+                    output.stdout.append(contentsOf: buffer[0..<count])
+                    if output.stdout.count > stdoutLimit {
+                        output.stdout = output.stdout.prefix(stdoutLimit)
+                        control.stop(.outputTooLarge)
+                        break loop
+                    }
+                } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+                    outOpen = false
+                }
+            }
+            if errOpen, fds[1].revents != 0 {
+                let count = read(stderrPipe.read, &buffer, buffer.count)
+                if count > 0 {
+                    output.stderr.append(contentsOf: buffer[0..<count])
+                    if output.stderr.count > 2 * stderrLimit { output.stderr = Data(output.stderr.suffix(stderrLimit)) }
+                } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+                    errOpen = false
+                }
+            }
+        }
+        if stdinFD >= 0 { close(stdinFD) }
+        parentFDs.removeAll { $0 == stdinPipe.write }
+        if output.stderr.count > stderrLimit { output.stderr = Data(output.stderr.suffix(stderrLimit)) }
+
+        // Wait without reaping, mark it exited, then reap: the group is never signalled
+        // after its id could be reused.
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0, errno == EINTR {}
+        control.exited()
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        if status & 0x7F == 0 {
+            output.exitStatus = (status >> 8) & 0xFF
+        } else {
+            output.signal = status & 0x7F
+        }
+        output.stopReason = control.stopReason
+        return output
+    }
+
+    private static func makePipe() throws -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        if let pipe2 = LibC.pipe2 {
+            guard pipe2(&fds, O_CLOEXEC) == 0 else {
+                throw CNIError(.system, "pipe2: \(String(cString: strerror(errno)))")
+            }
+        } else {
+            guard pipe(&fds) == 0 else {
+                throw CNIError(.system, "pipe: \(String(cString: strerror(errno)))")
+            }
+            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        }
+        return (fds[0], fds[1])
+    }
+
+    private static func spawn(executable: String, arguments: [String], environment: [String],
+                              stdin: Int32, stdout: Int32, stderr: Int32) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        if let closeFrom = LibC.addCloseFrom { _ = closeFrom(&actions, 3) }
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM] {
+            sigaddset(&defaults, signal)
+        }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = ([executable] + arguments).map { strdup($0) }
+        let envp = environment.map { strdup($0) }
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let result = (argv + [nil]).withUnsafeBufferPointer { argvBuffer in
+            (envp + [nil]).withUnsafeBufferPointer { envBuffer -> Int32 in
+                guard let argvBase = argvBuffer.baseAddress, let envBase = envBuffer.baseAddress else { return EINVAL }
+                return posix_spawn(&pid, executable, &actions, &attributes,
+                                   UnsafeMutablePointer(mutating: argvBase), UnsafeMutablePointer(mutating: envBase))
+            }
+        }
+        guard result == 0 else {
+            throw CNIError(.system, "cannot execute \(executable): \(String(cString: strerror(result)))")
+        }
+        return pid
+    }
+}
+
+/// glibc functions the Glibc module does not export (they are declared under _GNU_SOURCE),
+/// looked up at run time.
+enum LibC {
+    typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+
+    /// `pipe2(2)` (glibc 2.9).
+    static let pipe2: Pipe2? = symbol("pipe2").map { unsafeBitCast($0, to: Pipe2.self) }
+    /// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34): the child closes every
+    /// descriptor from 3 up, so descriptors other threads leave inheritable never leak into plugins.
+    static let addCloseFrom: AddCloseFrom? = symbol("posix_spawn_file_actions_addclosefrom_np")
+        .map { unsafeBitCast($0, to: AddCloseFrom.self) }
+
+    private static func symbol(_ name: String) -> UnsafeMutableRawPointer? {
+        dlsym(UnsafeMutableRawPointer(bitPattern: 0), name)
+    }
+}
