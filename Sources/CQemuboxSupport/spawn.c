@@ -36,8 +36,8 @@ static void mark_cloexec_from(int first) {
 }
 
 int qbx_spawn(const char *path, char *const argv[], char *const envp[],
-              const int *fd_map, int fd_map_count, int netns_fd, int death_signal,
-              pid_t *out_pid) {
+              const int *fd_map, int fd_map_count, int netns_fd, int new_netns,
+              int death_signal, pid_t *out_pid) {
     int errpipe[2];
     if (pipe2(errpipe, O_CLOEXEC) != 0) return errno;
     pid_t parent = getpid();
@@ -66,7 +66,11 @@ int qbx_spawn(const char *path, char *const argv[], char *const envp[],
             if (prctl(PR_SET_PDEATHSIG, death_signal) != 0) child_fail(errpipe[1], errno);
             if (getppid() != parent) _exit(126);
         }
-        if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) != 0) child_fail(errpipe[1], errno);
+        if (netns_fd >= 0) {
+            if (setns(netns_fd, CLONE_NEWNET) != 0) child_fail(errpipe[1], errno);
+        } else if (new_netns && unshare(CLONE_NEWNET) != 0) {
+            child_fail(errpipe[1], errno);
+        }
         int max_dst = 2;
         for (int i = 0; i < fd_map_count; i++)
             if (fd_map[2 * i + 1] > max_dst) max_dst = fd_map[2 * i + 1];

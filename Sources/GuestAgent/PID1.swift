@@ -216,6 +216,7 @@ public enum PID1 {
         let controllers = enableControllers()
         if controllers.isEmpty { log("warning: no cgroup controllers enabled") }
         _ = sethostname("qemubox", 7)
+        GuestNetwork.bringUpLoopback()
         return controllers
     }
 }

@@ -145,6 +145,12 @@ public final class SystemService: QemuboxGuestV1SystemService, Sendable {
         return Google_Protobuf_Empty()
     }
 
+    public func configureNetwork(_ request: Qemubox_Guest_V1_ConfigureNetworkRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        try GuestNetwork.configure(request)
+        PID1.debugLog("network: \(request.interfaces.map { "\($0.name) \($0.addresses)" }), \(request.routes.count) routes")
+        return Google_Protobuf_Empty()
+    }
+
     public func shutdown(_ request: Qemubox_Guest_V1_ShutdownRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         let reason = request.reason.isEmpty ? "shutdown requested by the host" : request.reason
         let onShutdown = self.onShutdown

@@ -177,6 +177,9 @@ public struct NIC: Sendable, Hashable {
         case tapDescriptor(Int32)
         /// A TAP by name; with ``VMConfiguration/networkNamespacePath`` QEMU opens it inside that netns.
         case tapName(String)
+        /// Connected to nothing (a hub port of its own): a NIC that exists for its
+        /// place in the device list, e.g. in a warm-start template.
+        case disconnected
     }
 
     /// Netdev id, unique in the machine.
@@ -185,12 +188,18 @@ public struct NIC: Sendable, Hashable {
     public var mac: String?
     /// TAP source.
     public var backend: Backend
+    /// The MTU offered to the guest (virtio-net `host_mtu`); nil: none offered.
+    public var mtu: Int?
+    /// vhost-net (in-kernel data path); only where `/dev/vhost-net` can be opened.
+    public var vhost: Bool
 
     /// Creates a NIC.
-    public init(id: String, mac: String? = nil, backend: Backend) {
+    public init(id: String, mac: String? = nil, backend: Backend, mtu: Int? = nil, vhost: Bool = false) {
         self.id = id
         self.mac = mac
         self.backend = backend
+        self.mtu = mtu
+        self.vhost = vhost
     }
 }
 

@@ -18,6 +18,8 @@ final class ProcessSpawner: @unchecked Sendable {
         var descriptors: [(source: Int32, target: Int32)]
         /// A network namespace to join (an open `/run/netns/NAME`), or nil.
         var networkNamespace: Int32?
+        /// Without `networkNamespace`: a new, empty network namespace for the child.
+        var newNetworkNamespace = false
     }
 
     static let shared = ProcessSpawner()
@@ -60,7 +62,7 @@ final class ProcessSpawner: @unchecked Sendable {
             withCStrings(r.environment) { cenv in
                 map.withUnsafeBufferPointer { m in
                     qbx_spawn(r.path, cargv, cenv, m.baseAddress, Int32(r.descriptors.count),
-                              r.networkNamespace ?? -1, SIGKILL, &pid)
+                              r.networkNamespace ?? -1, r.newNetworkNamespace ? 1 : 0, SIGKILL, &pid)
                 }
             }
         }

@@ -85,14 +85,17 @@ public enum QEMUCommandLine {
             a += ["-drive", drive, "-device", "virtio-blk-\(bus),drive=\(disk.id),serial=\(disk.id)"]
         }
         let taps = Dictionary(uniqueKeysWithValues: inheritedDescriptors(for: m).map { ($0.nicID, $0.target) })
-        for nic in d.nics {
+        for (index, nic) in d.nics.enumerated() {
             var netdev = "tap,id=\(nic.id)"
             switch nic.backend {
             case .tapDescriptor: netdev += ",fd=\(taps[nic.id] ?? -1)"
             case .tapName(let name): netdev += ",ifname=\(name),script=no,downscript=no"
+            case .disconnected: netdev = "hubport,id=\(nic.id),hubid=\(index)"
             }
+            if nic.vhost { netdev += ",vhost=on" }
             var dev = "virtio-net-\(bus),netdev=\(nic.id)"
             if let mac = nic.mac { dev += ",mac=\(mac)" }
+            if let mtu = nic.mtu { dev += ",host_mtu=\(mtu)" }
             a += ["-netdev", netdev, "-device", dev]
         }
         if !d.serialPorts.isEmpty {

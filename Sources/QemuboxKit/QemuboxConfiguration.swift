@@ -22,6 +22,13 @@ import TOMLKit
 /// guest_debug = false
 /// warm_start = false              # restore a saved guest instead of booting (Documentation/warm-start.md)
 /// template_dir = "/var/cache/qemubox/templates"
+///
+/// [network]                       # the shim runs CNI itself (Documentation/networking.md)
+/// networks = ["qemubox"]          # conflist names, one interface each (eth0, eth1, …); empty: off
+/// conf_dir = "/etc/cni/net.d"
+/// bin_dirs = ["/opt/cni/bin", "/usr/lib/cni"]
+/// cache_dir = "/var/lib/qemubox/cni"
+/// nic_slots = 1                   # NICs a VM gets for networks containerd adds after Create
 /// ```
 public struct QemuboxConfiguration: Sendable, Hashable {
     /// QEMU binary (path or name on PATH).
@@ -56,6 +63,9 @@ public struct QemuboxConfiguration: Sendable, Hashable {
     public var warmStart = false
     /// Where warm-start templates are kept.
     public var templateDirectory = VMTemplateStore.defaultDirectory
+
+    /// Networking (`[network]`).
+    public var network = NetworkSettings()
 
     /// The default file.
     public static let defaultPath = "/etc/qemubox/config.toml"
@@ -132,6 +142,9 @@ public struct QemuboxConfiguration: Sendable, Hashable {
                 guard let b = value.bool else { throw wrongType(key, "a boolean", value.type, source) }
                 configuration.warmStart = b
             case "template_dir": configuration.templateDirectory = try string()
+            case "network":
+                guard let network = value.table else { throw wrongType(key, "a table", value.type, source) }
+                configuration.network = try NetworkSettings.parse(network, source: source)
             default:
                 throw QemuboxError(.invalidConfiguration, "\(source): unknown key \"\(key)\"")
             }
@@ -143,7 +156,8 @@ public struct QemuboxConfiguration: Sendable, Hashable {
     /// Checks values that depend on each other or on the file system.
     public func validate(source: String = "configuration") throws {
         for (key, path) in [("state_dir", stateDirectory), ("cache_dir", cacheDirectory),
-                           ("template_dir", templateDirectory)] where !path.hasPrefix("/") {
+                           ("template_dir", templateDirectory), ("network.conf_dir", network.configurationDirectory),
+                           ("network.cache_dir", network.cacheDirectory)] + network.binaryDirectories.map({ ("network.bin_dirs", $0) }) where !path.hasPrefix("/") {
             throw QemuboxError(.invalidConfiguration, "\(source): \(key) = \"\(path)\" must be an absolute path")
         }
         let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
@@ -170,6 +184,60 @@ public struct QemuboxConfiguration: Sendable, Hashable {
         if let kernel { environment["QEMUBOX_KERNEL"] = kernel }
         if let guestImage { environment["QEMUBOX_GUEST_IMAGE"] = guestImage }
         return try GuestAssets.locate(environment: environment)
+    }
+}
+
+/// `[network]`: CNI networks the shim attaches itself to every container that
+/// asks for a network namespace of its own, and the NICs a VM is given.
+public struct NetworkSettings: Sendable, Hashable {
+    /// Names of the conflists to run (in `configurationDirectory`), one interface each; empty: the shim runs no CNI.
+    public var networks: [String] = []
+    /// Where the conflists are.
+    public var configurationDirectory = "/etc/cni/net.d"
+    /// Where the plugins are (CNI_PATH), searched in order.
+    public var binaryDirectories = ["/opt/cni/bin", "/usr/lib/cni"]
+    /// The CNI result cache (what DEL needs, also after a crash).
+    public var cacheDirectory = "/var/lib/qemubox/cni"
+    /// NICs given to a VM whose namespace is filled after Create (`ctr run --cni`, containerd's CNI).
+    public var nicSlots = 1
+
+    /// The defaults.
+    public init() {}
+
+    static func parse(_ table: TOMLTable, source: String) throws -> NetworkSettings {
+        var settings = NetworkSettings()
+        for key in table.keys.sorted() {
+            guard let value = table[key] else { continue }
+            let name = "network.\(key)"
+            func strings() throws -> [String] {
+                guard let array = value.array else { throw wrongType(name, "an array of strings", value.type, source) }
+                return try array.map {
+                    guard let s = $0.string, !s.isEmpty else { throw wrongType(name, "an array of strings", $0.type, source) }
+                    return s
+                }
+            }
+            switch key {
+            case "networks":
+                settings.networks = try strings()
+                guard Set(settings.networks).count == settings.networks.count, settings.networks.count <= 8 else {
+                    throw QemuboxError(.invalidConfiguration, "\(source): \(name) must name at most 8 distinct networks")
+                }
+            case "conf_dir", "cache_dir":
+                guard let s = value.string else { throw wrongType(name, "a string", value.type, source) }
+                if key == "conf_dir" { settings.configurationDirectory = s } else { settings.cacheDirectory = s }
+            case "bin_dirs":
+                settings.binaryDirectories = try strings()
+            case "nic_slots":
+                guard let i = value.int else { throw wrongType(name, "an integer", value.type, source) }
+                guard (0...8).contains(i) else {
+                    throw QemuboxError(.invalidConfiguration, "\(source): \(name) = \(i) is out of range (0…8)")
+                }
+                settings.nicSlots = i
+            default:
+                throw QemuboxError(.invalidConfiguration, "\(source): unknown key \"\(name)\"")
+            }
+        }
+        return settings
     }
 }
 

@@ -33,6 +33,8 @@ public struct QemuboxError: Error, Sendable, Hashable, CustomStringConvertible {
         case guestAssetsMissing = "guest_assets_missing"
         /// The configuration file (`/etc/qemubox/config.toml`) is unreadable or invalid.
         case invalidConfiguration = "invalid_configuration"
+        /// The container's network could not be set up (namespace, CNI, TAP wiring, guest configuration).
+        case network = "network"
     }
 
     /// Stable error code.

@@ -90,6 +90,7 @@ public struct ResolvedMachine: Sendable, Hashable {
                 throw bad("nic \(nic.id): TAP name '\(n)' invalid")
             default: break
             }
+            if let mtu = nic.mtu, !(68...65535).contains(mtu) { throw bad("nic \(nic.id): MTU \(mtu) out of range") }
         }
         var names = Set<String>()
         for port in d.serialPorts {

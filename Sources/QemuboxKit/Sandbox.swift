@@ -74,6 +74,11 @@ public final class Sandbox: Sendable {
         machine.disks = [Disk(id: GuestAssets.systemDiskID, path: configuration.assets.systemImagePath, readOnly: true)]
             + disks
         machine.serialPorts = [SerialPort(name: GuestAgentProtocol.portName, socketPath: agentSocket)]
+        if let network = configuration.network {
+            machine.nics = network.nics(vhost: SandboxNetwork.vhostNetUsable)
+        } else if configuration.placeholderNICs > 0 {
+            machine.nics = SandboxNetwork.placeholderNICs(configuration.placeholderNICs)
+        }
         var vmConfiguration = VMConfiguration(stateDirectory: configuration.stateDirectory,
                                               qemuBinary: configuration.qemuBinary,
                                               readinessTimeout: configuration.agentTimeout,
@@ -81,6 +86,11 @@ public final class Sandbox: Sendable {
                                               logger: configuration.logger)
         vmConfiguration.hostFacts = configuration.hostFacts
         vmConfiguration.restoreState = template?.statePath
+        switch configuration.network?.namespace {
+        case .path(let path): vmConfiguration.networkNamespacePath = path
+        case .new: vmConfiguration.newNetworkNamespace = true
+        case nil: break
+        }
         let vm = VirtualMachine(machine, configuration: vmConfiguration)
         let connected = NIOLockedValueBox<GuestAgentConnection?>(nil)
         do {
@@ -205,6 +215,11 @@ public struct SandboxConfiguration: Sendable {
     public var extraKernelArguments: [String] = []
     /// Warm start: restore a saved guest from this store instead of booting (nil: always boot).
     public var templates: VMTemplateStore?
+    /// The network namespace QEMU runs in and the VM's NICs (nil: the host's
+    /// namespace, no NIC; the guest has loopback only).
+    public var network: SandboxNetwork?
+    /// NICs connected to nothing (a warm-start template's, standing for its clones' ``network`` slots).
+    var placeholderNICs = 0
     /// Logger.
     public var logger: Logger
 

@@ -11,6 +11,10 @@ public struct VMConfiguration: Sendable {
     public var hostFacts: HostFacts?
     /// A network namespace file (e.g. `/run/netns/NAME`) QEMU runs in, so TAPs by name open there.
     public var networkNamespacePath: String?
+    /// Without ``networkNamespacePath``: QEMU starts in a new, empty network namespace
+    /// of its own (`/proc/PID/ns/net`, gone with QEMU), where TAPs by name are created
+    /// and where containerd's CNI (`ctr run --cni`) puts the container's interfaces.
+    public var newNetworkNamespace = false
     /// Time for QEMU to come up and answer QMP.
     public var startTimeout: Duration
     /// Time the readiness hook may take.

@@ -82,7 +82,8 @@ public struct VMTemplateStore: Sendable, Hashable {
         guard let binary = name.contains("/") ? name : VirtualMachine.findExecutable(name) else {
             throw QemuboxError(.spawnFailed, "\(name) not found on PATH")
         }
-        var identity = ["qemubox-template-v1", "slots=\(slots)", "memory=\(configuration.memoryMiB)",
+        var identity = ["qemubox-template-v1", "slots=\(slots)", "nics=\(configuration.network?.slots.count ?? 0)",
+                        "memory=\(configuration.memoryMiB)",
                         "vcpus=\(configuration.vcpus)", "accel=\(configuration.accelerator)",
                         "cmdline=\(Sandbox.commandLine(configuration).joined(separator: " "))"]
         for (name, path) in [("kernel", configuration.assets.kernelPath), ("initrd", configuration.assets.initrdPath),
@@ -204,6 +205,9 @@ public struct VMTemplateStore: Sendable, Hashable {
         boot.name = "template-" + URL(fileURLWithPath: template.directory).lastPathComponent
         boot.stateDirectory = work + "/vm"
         boot.removeStateDirectoryOnExit = true
+        // The template's NICs are connected to nothing; each clone attaches its own TAPs.
+        boot.placeholderNICs = configuration.network?.slots.count ?? 0
+        boot.network = nil
         // QEMU opens the RAM file as it finds it: created here, so only root can read the guest's memory.
         let ram = open(work + "/memory", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard ram >= 0 else {

@@ -159,7 +159,8 @@ public actor VirtualMachine {
         let pid = try await ProcessSpawner.shared.spawn(.init(
             path: binary, arguments: QEMUCommandLine.arguments(for: resolved, incoming: configuration.restoreState != nil),
             environment: env,
-            descriptors: descriptors, networkNamespace: netns))
+            descriptors: descriptors, networkNamespace: netns,
+            newNetworkNamespace: netns == nil && configuration.newNetworkNamespace))
         let process = ChildProcess(pid: pid)
         self.process = process
         // Watch for the exit from the first moment: QEMU may die before QMP is up.

@@ -178,6 +178,9 @@ enum ShimDelete {
         } catch {
             logger.error("delete: VM cleanup failed: \(error)")
         }
+        if let network = record?.network {
+            await network.detach(logger: logger)
+        }
         if let record, !record.writtenBack, let scratch = record.scratchImage, let target = record.writeback,
            FileManager.default.fileExists(atPath: scratch) {
             do {

@@ -21,18 +21,27 @@ extension ShimTaskService {
         let response: Containerd_Task_V2_StartResponse
         let started = ContinuousClock.now
         do {
+            if request.execID.isEmpty && container.attachNetworkAtStart {
+                // containerd's CNI ran on /proc/<QEMU pid>/ns/net between Create and Start.
+                let attached = try await container.sandbox.attachNetwork()
+                self.container?.attachNetworkAtStart = false
+                logger.info("network attached at start", metadata: [
+                    "interfaces": "\(attached.map { "\($0.name) \($0.addresses)" })"])
+            }
             response = try await container.sandbox.agent.task.start(request)
         } catch {
             throw ShimError.wrap(error, "start \(request.id)")
         }
         logger.info("started \(request.execID.isEmpty ? request.id : request.execID)",
                     metadata: ["start_s": "\((ContinuousClock.now - started).shimSeconds)"])
+        // Every process is reported with QEMU's pid (see create); the guest's is only logged.
+        let pid = UInt32(await container.sandbox.vm.pid ?? Int32(process.pid))
         update(request.execID) {
             $0.started = true
             if $0.status == .created { $0.status = .running }
-            if response.pid != 0 { $0.pid = response.pid }
+            $0.pid = pid
         }
-        let pid = response.pid != 0 ? response.pid : process.pid
+        logger.debug("guest pid of \(request.execID.isEmpty ? request.id : request.execID): \(response.pid)")
         if request.execID.isEmpty {
             var event = Containerd_Events_TaskStart()
             event.containerID = request.id

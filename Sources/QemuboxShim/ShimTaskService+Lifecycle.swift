@@ -45,6 +45,9 @@ extension ShimTaskService {
         for task in container.background { task.cancel() }
         for (_, each) in container.processes { await each.io.close() }
         writeBack(container)
+        if let attachment = container.cniAttachment {
+            await attachment.detach(logger: logger)
+        }
         let exit = self.container?.processes[""]?.exit ?? process.exit ?? Exit(status: 137, at: Date())
         if !(self.container?.initExitPublished ?? true) { publishExit(execID: "", exit, pid: process.pid) }
         removeState()

@@ -69,6 +69,10 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
         var sandbox: Sandbox
         var processes: [String: Process]
         var background: [Task<Void, Never>] = []
+        /// The networks the shim attached itself (`[network]`), undone on delete.
+        var cniAttachment: CNIAttachment?
+        /// The namespace is filled after Create (containerd's CNI): attach at Start.
+        var attachNetworkAtStart = false
         var deleted = false
         var initExitPublished = false
     }
@@ -124,6 +128,7 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
         var sandbox: Sandbox?
         var io: HostIO?
         var stdio: ProcessStdio?
+        var attachment: CNIAttachment?
         do {
             let rootfs = try RootfsPlan.fromMounts(
                 request.rootfs, bundleRootfs: bundleRootfs, containerID: request.id, directory: paths.stateDirectory,
@@ -141,8 +146,15 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
                 logger: logger)
             sandboxConfiguration.accelerator = configuration.accelerator
             sandboxConfiguration.templates = configuration.templates
+            let networkPlan = try await networkPlan(spec, id: request.id, record: &record)
+            attachment = networkPlan.attachment
+            sandboxConfiguration.network = networkPlan.network
+            let networkReady = ContinuousClock.now
             let box = try await Sandbox.start(sandboxConfiguration, extraDisks: rootfs.plan.disks)
             sandbox = box
+            if !networkPlan.attachAtStart, sandboxConfiguration.network != nil {
+                try await box.attachNetwork()
+            }
             let booted = ContinuousClock.now
             try await box.prepareBundle(rootfs.plan, configJSON: guestConfig)
             let hostIO = try HostIO.open(stdin: request.stdin, stdout: request.stdout, stderr: request.stderr,
@@ -156,13 +168,18 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
             let response = try await box.createTask(id: request.id, bundle: rootfs.plan.guestBundle, stdio: streams,
                                                     terminal: request.terminal)
             hostIO.attach(streams)
+            // containerd sees QEMU's pid for every process (Kata's convention): a host process
+            // living in the VM's network namespace, where `/proc/<pid>/ns/net` leads CNI.
+            let pid = UInt32(await box.vm.pid ?? 0)
             var process = Process(execID: "", io: hostIO)
-            process.pid = response.pid
+            process.pid = pid
             container = Container(id: request.id, bundle: request.bundle, rootfs: rootfs, sandbox: box,
-                                  processes: ["": process])
+                                  processes: ["": process], cniAttachment: attachment,
+                                  attachNetworkAtStart: networkPlan.attachAtStart)
             startBackground(box)
             let created = ContinuousClock.now
-            timings = ["rootfs": (rootfsReady - started).shimSeconds, "boot": (booted - rootfsReady).shimSeconds,
+            timings = ["rootfs": (rootfsReady - started).shimSeconds, "network": (networkReady - rootfsReady).shimSeconds,
+                       "boot": (booted - networkReady).shimSeconds,
                        "create": (created - booted).shimSeconds,
                        "layers_converted": Double(rootfs.layers.filter { !$0.cached }.count),
                        "layers_cached": Double(rootfs.layers.filter { $0.cached }.count)]
@@ -180,30 +197,38 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
             taskIO.stderr = request.stderr
             taskIO.terminal = request.terminal
             event.io = taskIO
-            event.pid = response.pid
+            event.pid = pid
             context.publisher.publish(event)
+            logger.debug("guest pid of \(request.id): \(response.pid)")
             var answer = Containerd_Task_V2_CreateTaskResponse()
-            answer.pid = response.pid
+            answer.pid = pid
             return answer
         } catch {
             stdio?.resetAll()
             await io?.close()
             if let sandbox { await sandbox.kill() }
+            if let attachment { await attachment.detach(logger: logger) }
             try? FileManager.default.removeItem(atPath: paths.stateDirectory)
             logger.error("create \(request.id) failed: \(error)")
             throw ShimError.wrap(error, "create \(request.id)")
         }
     }
 
-    /// The config.json the guest gets: containerd's bytes unless the rootfs path
-    /// or the terminal flag must change.
+    /// The config.json the guest gets: containerd's bytes unless the rootfs path,
+    /// the terminal flag or the namespaces must change. The container never gets a
+    /// network namespace of its own in the guest: it shares the VM's, which holds the
+    /// interfaces of the namespace containerd gave it (``Sandbox/attachNetwork()``).
     static func guestConfig(_ spec: RuntimeSpec, original: Data, terminal: Bool) throws -> Data {
-        if spec.root?.path == "rootfs" && (spec.process?.terminal ?? false) == terminal { return original }
+        let networkNamespace = spec.linux?.namespaces?.contains { $0.type == .network } ?? false
+        if spec.root?.path == "rootfs" && (spec.process?.terminal ?? false) == terminal && !networkNamespace {
+            return original
+        }
         do {
             return try JSONEncoder().encode(spec.with {
                 if $0.root == nil { $0.root = RuntimeSpec.Root() }
                 $0.root?.path = "rootfs"
                 $0.process?.terminal = terminal
+                $0.linux?.namespaces?.removeAll { $0.type == .network }
             })
         } catch {
             throw ShimError(.invalidArgument, "cannot re-encode config.json: \(error)")

@@ -13,6 +13,12 @@ final class PrivateContainerd: @unchecked Sendable {
     /// A namespace of its own: runc keeps state per namespace under /run/containerd/runc.
     let namespace = "qbx" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
 
+    /// A network namespace (`/run/netns/NAME`) containerd, its shims and ctr run in
+    /// (nil: the host's). ctr then also sees `cniConfDir` as /etc/cni/net.d and
+    /// /usr/lib/cni as /opt/cni/bin (bind mounts in a mount namespace of its own).
+    var networkNamespace: String?
+    var cniConfDir: String { dir + "/cni-conf" }
+
     var socket: String { dir + "/c.sock" }
     var stateRoot: String { dir + "/qb" }
 
@@ -95,8 +101,9 @@ final class PrivateContainerd: @unchecked Sendable {
     /// init reaps it) and waits until it answers.
     func start() async throws {
         let binary = Prerequisite.which("containerd") ?? "/usr/bin/containerd"
+        let enter = networkNamespace.map { "nsenter --net=\($0) " } ?? ""
         let out = try await Shell.check(
-            "cd \(dir) && { \(binary) --config \(dir)/containerd.toml --log-level debug </dev/null >>\(dir)/containerd.log 2>&1 & echo $!; }",
+            "cd \(dir) && { \(enter)\(binary) --config \(dir)/containerd.toml --log-level debug </dev/null >>\(dir)/containerd.log 2>&1 & echo $!; }",
             environment: environment)
         guard let pid = Int32(out.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw PeerError("cannot start containerd: \(out)")
@@ -116,7 +123,12 @@ final class PrivateContainerd: @unchecked Sendable {
 
     /// `ctr -a SOCK -n qbx ARGS` (a shell fragment).
     func ctr(_ arguments: String, stdin: String? = nil, timeout: Duration = .seconds(180)) async throws -> Shell.Result {
-        try await Shell.run("ctr -a \(socket) -n \(namespace) \(arguments)", stdin: stdin, timeout: timeout)
+        let command = "ctr -a \(socket) -n \(namespace) \(arguments)"
+        guard let networkNamespace else { return try await Shell.run(command, stdin: stdin, timeout: timeout) }
+        // ctr --cni reads /etc/cni/net.d and /opt/cni/bin: the test's, in a mount namespace of ctr's own.
+        let script = "mount --bind \(cniConfDir) /etc/cni/net.d && mount --bind /usr/lib/cni /opt/cni/bin && exec \(command)"
+        return try await Shell.run("nsenter --net=\(networkNamespace) unshare -m --propagation private sh -c \(Shell.quote(script))",
+                                   stdin: stdin, timeout: timeout)
     }
 
     @discardableResult

@@ -61,6 +61,11 @@ enum Shell {
                       stderr: String(decoding: errors, as: UTF8.self))
     }
 
+    /// `text` as one single-quoted shell word.
+    static func quote(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+
     /// Runs `command` and throws unless it exits 0; returns stdout.
     @discardableResult
     static func check(_ command: String, environment: [String: String] = [:]) async throws -> String {

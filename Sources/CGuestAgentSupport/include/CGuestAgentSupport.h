@@ -54,4 +54,21 @@ int qb_flush_block_device(const char *path);
 /// (RNDRESEEDCRNG). Returns 0 or -1 with errno set.
 int qb_add_entropy_and_reseed(const unsigned char *bytes, int count);
 
+/* rtnetlink (netlink.c). Each returns 0 or an errno value. */
+
+/// Changes link `ifindex`: renames it to `name` (NULL or empty: keep), sets its
+/// 6-byte `mac` (NULL: keep) and `mtu` (0: keep), and sets it up (`up` 1) or
+/// down (0); `up` -1 leaves the state alone. Renaming needs the link down.
+int qb_nl_link_set(int ifindex, const char *name, const unsigned char *mac, unsigned int mtu, int up);
+
+/// Adds (or replaces) an address on link `ifindex`: `family` AF_INET (4 bytes) or
+/// AF_INET6 (16 bytes, added without duplicate address detection).
+int qb_nl_addr_add(int ifindex, int family, const unsigned char *address, int prefix_length);
+
+/// Adds (or replaces) a route in the main table: `destination`/`prefix_length`
+/// (0 for a default route), through `gateway` (NULL: on-link) out of `ifindex`
+/// (0: any), with `metric` (0: the kernel's default).
+int qb_nl_route_add(int family, const unsigned char *destination, int prefix_length,
+                    const unsigned char *gateway, int ifindex, unsigned int metric);
+
 #endif

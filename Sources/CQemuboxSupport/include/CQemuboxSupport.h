@@ -11,14 +11,15 @@
 /// cleared; it becomes a session leader (`setsid`), so signals aimed at the
 /// owner's process group do not reach it; `PR_SET_PDEATHSIG` is set to
 /// `death_signal` (if > 0) and the child exits at once if the parent is already
-/// gone; if `netns_fd >= 0` it joins that network namespace; the descriptors
+/// gone; if `netns_fd >= 0` it joins that network namespace, else if `new_netns`
+/// is non-zero it gets a new, empty one of its own (gone when it exits); the descriptors
 /// `fd_map[2*i]` are installed as `fd_map[2*i+1]` and every other descriptor is
 /// closed on exec.
 ///
 /// PR_SET_PDEATHSIG fires when the *thread* that forked exits, so call this from
 /// a thread that lives as long as the owner process.
 int qbx_spawn(const char *path, char *const argv[], char *const envp[],
-              const int *fd_map, int fd_map_count, int netns_fd, int death_signal,
-              pid_t *out_pid);
+              const int *fd_map, int fd_map_count, int netns_fd, int new_netns,
+              int death_signal, pid_t *out_pid);
 
 #endif

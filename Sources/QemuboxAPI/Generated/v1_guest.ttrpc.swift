@@ -29,6 +29,8 @@ public protocol QemuboxGuestV1SystemService: Sendable {
     func mkdir(_ request: Qemubox_Guest_V1_MkdirRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
     /// `qemubox.guest.v1.System/WriteFile`.
     func writeFile(_ request: Qemubox_Guest_V1_WriteFileRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
+    /// `qemubox.guest.v1.System/ConfigureNetwork`.
+    func configureNetwork(_ request: Qemubox_Guest_V1_ConfigureNetworkRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
     /// `qemubox.guest.v1.System/Shutdown`.
     func shutdown(_ request: Qemubox_Guest_V1_ShutdownRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
     /// `qemubox.guest.v1.System/Events`.
@@ -71,6 +73,10 @@ extension QemuboxGuestV1SystemService {
         throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/WriteFile is not implemented")
     }
 
+    public func configureNetwork(_ request: Qemubox_Guest_V1_ConfigureNetworkRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/ConfigureNetwork is not implemented")
+    }
+
     public func shutdown(_ request: Qemubox_Guest_V1_ShutdownRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/Shutdown is not implemented")
     }
@@ -90,6 +96,7 @@ extension QemuboxGuestV1SystemService {
             "Unmount": .unary(Qemubox_Guest_V1_UnmountRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.unmount($0, context: $1) },
             "Mkdir": .unary(Qemubox_Guest_V1_MkdirRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.mkdir($0, context: $1) },
             "WriteFile": .unary(Qemubox_Guest_V1_WriteFileRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.writeFile($0, context: $1) },
+            "ConfigureNetwork": .unary(Qemubox_Guest_V1_ConfigureNetworkRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.configureNetwork($0, context: $1) },
             "Shutdown": .unary(Qemubox_Guest_V1_ShutdownRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.shutdown($0, context: $1) },
             "Events": .serverStreaming(Qemubox_Guest_V1_EventsRequest.self, Qemubox_Guest_V1_Event.self) { [self] in try await self.events($0, context: $1, writer: $2) },
         ])
@@ -142,6 +149,11 @@ public struct QemuboxGuestV1SystemClient: Sendable {
     /// Calls `qemubox.guest.v1.System/WriteFile`.
     public func writeFile(_ request: Qemubox_Guest_V1_WriteFileRequest, options: TTRPCCallOptions = TTRPCCallOptions()) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         try await client.call(service: "qemubox.guest.v1.System", method: "WriteFile", request: request, as: SwiftProtobuf.Google_Protobuf_Empty.self, options: options)
+    }
+
+    /// Calls `qemubox.guest.v1.System/ConfigureNetwork`.
+    public func configureNetwork(_ request: Qemubox_Guest_V1_ConfigureNetworkRequest, options: TTRPCCallOptions = TTRPCCallOptions()) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        try await client.call(service: "qemubox.guest.v1.System", method: "ConfigureNetwork", request: request, as: SwiftProtobuf.Google_Protobuf_Empty.self, options: options)
     }
 
     /// Calls `qemubox.guest.v1.System/Shutdown`.

@@ -1,0 +1,101 @@
+import CNIRunner
+import Foundation
+import QemuboxAPI
+
+/// One namespace interface carried into the guest by ``Sandbox/attachNetwork()``.
+public struct AttachedInterface: Sendable, Hashable {
+    /// The interface's name (the container sees the same).
+    public var name: String
+    /// Its MAC (the guest's NIC takes it over).
+    public var mac: String
+    /// Its MTU.
+    public var mtu: Int
+    /// Its global addresses, CIDR.
+    public var addresses: [String]
+    /// The TAP joined to it.
+    public var tap: String
+}
+
+extension Sandbox {
+    /// The network namespace QEMU runs in (nil: the host's), as a path any process can open.
+    public var networkNamespacePath: String? {
+        get async {
+            switch configuration.network?.namespace {
+            case .path(let path): return path
+            case .new:
+                guard let pid = await vm.pid else { return nil }
+                return "/proc/\(pid)/ns/net"
+            case nil: return nil
+            }
+        }
+    }
+
+    /// Carries the interfaces of the VM's network namespace into the guest: each
+    /// interface CNI made (everything but loopback and TAPs, by name) is joined to one
+    /// NIC's TAP with tc mirred redirection both ways, and the guest gives that NIC the
+    /// interface's name, MAC, MTU and global addresses, then adds the namespace's
+    /// routes through those interfaces. The interfaces keep their addresses on the host
+    /// side (CNI CHECK finds them), but every frame they receive goes to the guest.
+    ///
+    /// Returns what was attached: empty when the namespace holds no interface yet (the
+    /// container then has loopback only, as under runc with an empty namespace). More
+    /// interfaces than NICs is an error that names both counts.
+    @discardableResult
+    public func attachNetwork() async throws -> [AttachedInterface] {
+        guard let network = configuration.network, let path = await networkNamespacePath else { return [] }
+        let links: [NamespaceNetwork.Link]
+        let routes: [NamespaceNetwork.Route]
+        do {
+            links = try await NamespaceNetwork.links(in: path)
+            routes = try await NamespaceNetwork.routes(in: path)
+        } catch {
+            throw QemuboxError(.network, "cannot read the network namespace \(path): \(error)")
+        }
+        let interfaces = SandboxNetwork.candidates(links)
+        guard interfaces.count <= network.slots.count else {
+            throw QemuboxError(.network, "the network namespace \(path) has \(interfaces.count) interfaces "
+                + "(\(interfaces.map(\.name).joined(separator: ", "))) but the VM has \(network.slots.count) NICs "
+                + "(raise [network] nic_slots in the qemubox configuration)")
+        }
+        var attached: [AttachedInterface] = []
+        var request = Qemubox_Guest_V1_ConfigureNetworkRequest()
+        do {
+            for (interface, slot) in zip(interfaces, network.slots) {
+                try await NamespaceNetwork.setLink(slot.tap, up: true, mtu: interface.mtu, in: path)
+                try await NamespaceNetwork.redirect(interface.name, slot.tap, in: path)
+                let addresses = interface.addresses
+                    .filter { $0.scope == "global" }
+                    .map { "\($0.address)/\($0.prefixLength)" }
+                attached.append(AttachedInterface(name: interface.name, mac: interface.mac.lowercased(),
+                                                  mtu: interface.mtu, addresses: addresses, tap: slot.tap))
+                var nic = Qemubox_Guest_V1_NetworkInterface()
+                nic.deviceMac = slot.mac
+                nic.name = interface.name
+                nic.mac = interface.mac.lowercased()
+                nic.mtu = UInt32(clamping: interface.mtu)
+                nic.addresses = addresses
+                request.interfaces.append(nic)
+            }
+        } catch {
+            for each in attached { try? await NamespaceNetwork.removeRedirect(each.name, in: path) }
+            throw QemuboxError(.network, "cannot join the namespace's interfaces to the VM's NICs in \(path): \(error)")
+        }
+        let names = Set(attached.map(\.name))
+        request.routes = routes.filter { names.contains($0.device) && $0.protocol != "kernel" }.map { route in
+            var r = Qemubox_Guest_V1_NetworkRoute()
+            r.destination = route.destination
+            r.gateway = route.gateway ?? ""
+            r.device = route.device
+            r.metric = UInt32(clamping: route.metric ?? 0)
+            return r
+        }
+        guard !request.interfaces.isEmpty else { return [] }
+        do {
+            _ = try await agent.system.configureNetwork(request)
+        } catch {
+            for each in attached { try? await NamespaceNetwork.removeRedirect(each.name, in: path) }
+            throw QemuboxError(.network, "the guest refused its network configuration: \(error)")
+        }
+        return attached
+    }
+}
