@@ -25,6 +25,8 @@ public struct CNIAttachment: Codable, Sendable, Hashable {
     public var cacheDirectory: String
     /// CNI_PATH.
     public var binaryDirectories: [String]
+    /// A resolv.conf rendered from the first result that names DNS servers (nil: none did).
+    public var resolvConf: String?
 
     /// Makes the namespace `/run/netns/<namespaceName>` and runs every configured
     /// network's ADD in it. `record` is called with what exists so far before each
@@ -55,6 +57,7 @@ public struct CNIAttachment: Codable, Sendable, Hashable {
                 try record(attachment)
                 do {
                     let result = try await runner.add(list, attachment.runtimeConfig(network))
+                    if attachment.resolvConf == nil { attachment.resolvConf = Self.resolvConf(result.dns) }
                     logger.info("CNI \(list.name) added", metadata: [
                         "interface": "\(network.interface)", "ips": "\(result.ips.map(\.address))"])
                 } catch {
@@ -84,6 +87,18 @@ public struct CNIAttachment: Codable, Sendable, Hashable {
         } catch {
             logger.warning("cannot remove the network namespace \(namespacePath): \(error)")
         }
+    }
+
+    /// resolv.conf text for a CNI result's DNS (nil without nameservers).
+    static func resolvConf(_ dns: CNIResult.DNS) -> String? {
+        let clean = { (s: String) in !s.isEmpty && !s.contains { $0 == "\n" || $0 == "\r" || $0 == "\0" } }
+        let servers = dns.nameservers.filter(clean)
+        guard !servers.isEmpty else { return nil }
+        var text = servers.map { "nameserver \($0)\n" }.joined()
+        let search = (dns.domain.map { [$0] } ?? []) + dns.search
+        if !search.filter(clean).isEmpty { text += "search \(search.filter(clean).joined(separator: " "))\n" }
+        if !dns.options.filter(clean).isEmpty { text += "options \(dns.options.filter(clean).joined(separator: " "))\n" }
+        return text
     }
 
     func runner(logger: Logger) -> CNIRunner {

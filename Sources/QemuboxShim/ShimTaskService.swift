@@ -116,7 +116,6 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
         let paths = context.paths
         let rootPath = spec.root?.path ?? "rootfs"
         let bundleRootfs = rootPath.hasPrefix("/") ? rootPath : request.bundle + "/" + rootPath
-        let guestConfig = try Self.guestConfig(spec, original: configJSON, terminal: request.terminal)
         var record = ShimRecord(namespace: context.namespace, id: request.id, bundle: request.bundle,
                                 shimPid: getpid(), socket: paths.socket)
         let assets: GuestAssets
@@ -150,8 +149,19 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
             attachment = networkPlan.attachment
             sandboxConfiguration.network = networkPlan.network
             let networkReady = ContinuousClock.now
+            let resolvConf = attachment?.resolvConf.flatMap { text in
+                spec.mounts?.contains { $0.destination == "/etc/resolv.conf" } == true ? nil : text
+            }
+            let guestConfig = try Self.guestConfig(spec, original: configJSON, terminal: request.terminal,
+                                                   resolvConf: resolvConf.map { _ in Self.guestResolvConf(rootfs.plan) })
             let box = try await Sandbox.start(sandboxConfiguration, extraDisks: rootfs.plan.disks)
             sandbox = box
+            if let resolvConf {
+                var file = Qemubox_Guest_V1_WriteFileRequest()
+                file.path = Self.guestResolvConf(rootfs.plan)
+                file.data = Data(resolvConf.utf8)
+                _ = try await box.agent.system.writeFile(file)
+            }
             if !networkPlan.attachAtStart, sandboxConfiguration.network != nil {
                 try await box.attachNetwork()
             }
@@ -218,9 +228,11 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
     /// the terminal flag or the namespaces must change. The container never gets a
     /// network namespace of its own in the guest: it shares the VM's, which holds the
     /// interfaces of the namespace containerd gave it (``Sandbox/attachNetwork()``).
-    static func guestConfig(_ spec: RuntimeSpec, original: Data, terminal: Bool) throws -> Data {
+    /// With `resolvConf` (a guest path), the container gets it bind-mounted, read-only, as /etc/resolv.conf.
+    static func guestConfig(_ spec: RuntimeSpec, original: Data, terminal: Bool, resolvConf: String? = nil) throws -> Data {
         let networkNamespace = spec.linux?.namespaces?.contains { $0.type == .network } ?? false
-        if spec.root?.path == "rootfs" && (spec.process?.terminal ?? false) == terminal && !networkNamespace {
+        if spec.root?.path == "rootfs" && (spec.process?.terminal ?? false) == terminal && !networkNamespace
+            && resolvConf == nil {
             return original
         }
         do {
@@ -229,10 +241,19 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
                 $0.root?.path = "rootfs"
                 $0.process?.terminal = terminal
                 $0.linux?.namespaces?.removeAll { $0.type == .network }
+                if let resolvConf {
+                    $0.mounts = ($0.mounts ?? []) + [RuntimeSpec.Mount(destination: "/etc/resolv.conf", type: "bind",
+                                                                       source: resolvConf, options: ["rbind", "ro"])]
+                }
             })
         } catch {
             throw ShimError(.invalidArgument, "cannot re-encode config.json: \(error)")
         }
+    }
+
+    /// Where the guest keeps the resolv.conf the shim writes for a container (beside its bundle).
+    static func guestResolvConf(_ plan: RootfsPlan) -> String {
+        plan.guestBundle + "/resolv.conf"
     }
 
     /// VM memory: the configured default, or the container's limit plus room for the guest.

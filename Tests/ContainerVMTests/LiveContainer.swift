@@ -18,7 +18,9 @@ struct LiveContainer {
     let events: EventLog
 
     static func start(in dir: String, _ args: [String], terminal: Bool = false, stdin: Bool = false,
-                      configure: (inout RuntimeSpec) -> Void = { _ in }) async throws -> LiveContainer {
+                      network: SandboxNetwork? = nil, templates: VMTemplateStore? = nil,
+                      configure: (inout RuntimeSpec) -> Void = { _ in },
+                      beforeStart: (Sandbox) async throws -> Void = { _ in }) async throws -> LiveContainer {
         let bundle = try Fixture.bundle(in: dir, args) {
             configure(&$0)
             $0.process?.terminal = terminal
@@ -28,8 +30,10 @@ struct LiveContainer {
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         let plan = try RootfsPlan.fromDirectory(bundle + "/rootfs", containerID: id, directory: state,
                                                 writableBytes: 64 << 20)
-        let sandbox = try await Sandbox.start(
-            SandboxConfiguration(name: id, assets: try Fixture.assets(), stateDirectory: state), extraDisks: plan.disks)
+        var configuration = SandboxConfiguration(name: id, assets: try Fixture.assets(), stateDirectory: state)
+        configuration.network = network
+        configuration.templates = templates
+        let sandbox = try await Sandbox.start(configuration, extraDisks: plan.disks)
         do {
             let events = EventLog()
             Task {
@@ -44,6 +48,7 @@ struct LiveContainer {
             let container = LiveContainer(sandbox: sandbox, id: id, plan: plan, stdio: stdio,
                                           stdout: Collector(stdio.stdout), stderr: Collector(stdio.stderr),
                                           events: events)
+            try await beforeStart(sandbox)
             var start = Containerd_Task_V2_StartRequest()
             start.id = id
             _ = try await sandbox.agent.task.start(start)

@@ -55,6 +55,26 @@ import Testing
         #expect(argv.suffix(2) == ["-incoming", "defer"])
     }
 
+    /// A warm-start template's NICs are connected to nothing (a hub port each); a clone has TAPs
+    /// with the same netdev ids and device MACs in their place.
+    @Test func templateNICsAndTheirClones() throws {
+        var template = MachineDescription(name: "t", kernel: Self.kernel)
+        template.nics = SandboxNetwork.placeholderNICs(2)
+        let argv = QEMUCommandLine.arguments(for: try ResolvedMachine(template, host: Self.tcg))
+        #expect(argv.contains("hubport,id=net0,hubid=0") && argv.contains("hubport,id=net1,hubid=1"))
+        #expect(argv.contains("virtio-net-device,netdev=net1,mac=02:51:42:00:00:01"))
+        var clone = template
+        clone.nics = SandboxNetwork.new(slots: 2).nics(vhost: true)
+        let cloneArgv = QEMUCommandLine.arguments(for: try ResolvedMachine(clone, host: Self.tcg))
+        #expect(cloneArgv.contains("tap,id=net1,ifname=qbxtap1,script=no,downscript=no,vhost=on"))
+        #expect(cloneArgv.filter { $0.hasPrefix("virtio-net") } == argv.filter { $0.hasPrefix("virtio-net") })
+        var mtu = template
+        mtu.nics = [NIC(id: "n", backend: .tapName("t"), mtu: 1400)]
+        #expect(QEMUCommandLine.arguments(for: try ResolvedMachine(mtu, host: Self.tcg)).contains("virtio-net-device,netdev=n,host_mtu=1400"))
+        mtu.nics[0].mtu = 20
+        #expect(throws: QemuboxError.self) { try ResolvedMachine(mtu, host: Self.tcg) }
+    }
+
     @Test func hotplugCeilingPicksQ35() throws {
         let m = MachineDescription(name: "hp", kernel: Self.kernel, vcpus: 1, maxVCPUs: 4,
                                    memoryMiB: 256, maxMemoryMiB: 2048, memorySlots: 4,

@@ -62,6 +62,13 @@ import Testing
         ("warm_start = \"yes\"", "must be a boolean"),
         ("template_dir = \"templates\"", "must be an absolute path"),
         ("vcpus = ", "cfg.toml:1:"),
+        ("network = 1", "network must be a table"),
+        ("[network]\nnetworks = \"x\"", "network.networks must be an array of strings"),
+        ("[network]\nnetworks = [\"a\", \"a\"]", "at most 8 distinct networks"),
+        ("[network]\nnic_slots = 9", "network.nic_slots = 9 is out of range"),
+        ("[network]\nconf_dir = \"cni\"", "network.conf_dir = \"cni\" must be an absolute path"),
+        ("[network]\nbin_dirs = [\"/usr/lib/cni\", \"bin\"]", "must be an absolute path"),
+        ("[network]\nnetwork = [\"x\"]", "unknown key \"network.network\""),
     ])
     func rejectsWithClearErrors(text: String, message: String) {
         #expect {
@@ -71,6 +78,24 @@ import Testing
             return error.code == .invalidConfiguration && error.message.contains(message)
                 && error.message.hasPrefix("cfg.toml")
         }
+    }
+
+    @Test func networkTable() throws {
+        let configuration = try QemuboxConfiguration.parse("""
+            [network]
+            networks = ["pods", "storage"]
+            conf_dir = "/etc/qbx/net.d"
+            bin_dirs = ["/usr/lib/cni"]
+            cache_dir = "/var/lib/qbx/cni"
+            nic_slots = 2
+            """)
+        #expect(configuration.network.networks == ["pods", "storage"])
+        #expect(configuration.network.configurationDirectory == "/etc/qbx/net.d")
+        #expect(configuration.network.binaryDirectories == ["/usr/lib/cni"])
+        #expect(configuration.network.cacheDirectory == "/var/lib/qbx/cni")
+        #expect(configuration.network.nicSlots == 2)
+        #expect(QemuboxConfiguration().network.networks.isEmpty)
+        #expect(QemuboxConfiguration().network.nicSlots == 1)
     }
 
     @Test func environmentNamesTheFile() async throws {

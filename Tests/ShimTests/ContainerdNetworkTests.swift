@@ -190,6 +190,9 @@ import Testing
             try await containerd.ctrCheck("run -d \(Self.qemubox) \(Self.image) own1 \(Self.server("own1"))")
             #expect(Self.allocations(containerd).count == 1)
             _ = try await Self.checkConnectivity(containerd, netns, "own1")
+            // The result's DNS (the conflist's "dns") is the container's resolv.conf.
+            let resolv = try await containerd.ctrCheck("task exec --exec-id dns own1 cat /etc/resolv.conf")
+            #expect(resolv == "nameserver \(Self.subnet).1\nsearch qbx.test\n", "\(resolv)")
             let namespaces = try Self.shimNamespaces()
             #expect(namespaces.count == 1, "\(namespaces)")
             try await Self.remove(containerd, "own1")
