@@ -57,7 +57,8 @@ struct NetworkAttachTests {
     @Test func interfacesAddressesAndRoutesReachTheGuest() async throws {
         try await ConcurrencyLimit.vms.run {
             try await Self.withNamespaces { host, container in
-                let macs = try Self.sh("nsenter --net=\(container) cat /sys/class/net/eth0/address /sys/class/net/eth1/address")
+                // /sys shows the mounting namespace's devices: ask iproute2 inside the namespace instead.
+                let macs = try Self.sh("for i in eth0 eth1; do nsenter --net=\(container) ip -o link show $i | sed 's/.*link.ether \\([^ ]*\\).*/\\1/'; done")
                 try await TemporaryDirectory.with(prefix: "qbxnet") { dir in
                     let network = try await SandboxNetwork.existing(path: container)
                     #expect(network.slots.count == 2)
@@ -72,7 +73,7 @@ struct NetworkAttachTests {
                     // The host side reaches the container by its addresses, IPv4 and IPv6.
                     for address in ["10.232.0.2", "10.233.0.2", "fd00:232::2"] {
                         let reachable = await eventually(timeout: .seconds(20)) {
-                            (try? Self.sh("nsenter --net=\(host) ping -c1 -W2 \(address)")) != nil
+                            (try? Self.sh("nsenter --net=\(host) busybox ping -c1 -W2 \(address)")) != nil
                         }
                         #expect(reachable, "\(address) from the host side")
                     }

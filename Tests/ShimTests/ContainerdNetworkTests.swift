@@ -120,7 +120,8 @@ import Testing
         // The task pid's network namespace holds the interface the container sees.
         let pid = try await taskPid(containerd, id)
         let inside = try await containerd.ctrCheck("task exec --exec-id m\(UInt16.random(in: 0...UInt16.max)) \(id) sh -c 'cat /sys/class/net/eth0/address /sys/class/net/eth0/mtu'")
-        let outside = try await Shell.check("nsenter --net=/proc/\(pid)/ns/net sh -c 'cat /sys/class/net/eth0/address /sys/class/net/eth0/mtu'")
+        // (/sys shows the namespace it was mounted in: iproute2 reads the entered one.)
+        let outside = try await Shell.check("nsenter --net=/proc/\(pid)/ns/net ip -o link show eth0 | sed 's/.* mtu \\([0-9]*\\) .*link.ether \\([^ ]*\\).*/\\2\\n\\1/'")
         #expect(inside == outside, "\(id): eth0 inside \(inside.debugDescription), in the task pid's namespace \(outside.debugDescription)")
         return address
     }
