@@ -98,4 +98,11 @@ extension Sandbox {
         }
         return attached
     }
+
+    /// Takes the tc redirection off interfaces ``attachNetwork()`` joined to this VM's NICs,
+    /// for a namespace that outlives the VM (CRI's pod namespace); best effort.
+    public func detachNetwork(_ attached: [AttachedInterface]) async {
+        guard let path = await networkNamespacePath else { return }
+        for each in attached { try? await NamespaceNetwork.removeRedirect(each.name, in: path) }
+    }
 }

@@ -25,6 +25,7 @@ extension ShimTaskService {
                 // containerd's CNI ran on /proc/<QEMU pid>/ns/net between Create and Start.
                 let attached = try await container.sandbox.attachNetwork()
                 self.container?.attachNetworkAtStart = false
+                self.container?.attached = attached
                 logger.info("network attached at start", metadata: [
                     "interfaces": "\(attached.map { "\($0.name) \($0.addresses)" })"])
             }

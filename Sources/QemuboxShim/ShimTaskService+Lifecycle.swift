@@ -45,6 +45,10 @@ extension ShimTaskService {
         for task in container.background { task.cancel() }
         for (_, each) in container.processes { await each.io.close() }
         writeBack(container)
+        if case .path = container.sandbox.configuration.network?.namespace, container.cniAttachment == nil {
+            // The caller's namespace (CRI's pod) outlives the VM: leave its interfaces as CNI made them.
+            await container.sandbox.detachNetwork(container.attached)
+        }
         if let attachment = container.cniAttachment {
             await attachment.detach(logger: logger)
         }

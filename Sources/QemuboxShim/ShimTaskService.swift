@@ -73,6 +73,8 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
         var cniAttachment: CNIAttachment?
         /// The namespace is filled after Create (containerd's CNI): attach at Start.
         var attachNetworkAtStart = false
+        /// What was joined to the VM's NICs (undone on delete in a namespace the caller owns).
+        var attached: [AttachedInterface] = []
         var deleted = false
         var initExitPublished = false
     }
@@ -162,8 +164,9 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
                 file.data = Data(resolvConf.utf8)
                 _ = try await box.agent.system.writeFile(file)
             }
+            var attached: [AttachedInterface] = []
             if !networkPlan.attachAtStart, sandboxConfiguration.network != nil {
-                try await box.attachNetwork()
+                attached = try await box.attachNetwork()
             }
             let booted = ContinuousClock.now
             try await box.prepareBundle(rootfs.plan, configJSON: guestConfig)
@@ -185,7 +188,7 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
             process.pid = pid
             container = Container(id: request.id, bundle: request.bundle, rootfs: rootfs, sandbox: box,
                                   processes: ["": process], cniAttachment: attachment,
-                                  attachNetworkAtStart: networkPlan.attachAtStart)
+                                  attachNetworkAtStart: networkPlan.attachAtStart, attached: attached)
             startBackground(box)
             let created = ContinuousClock.now
             timings = ["rootfs": (rootfsReady - started).shimSeconds, "network": (networkReady - rootfsReady).shimSeconds,

@@ -122,4 +122,39 @@ struct NetworkAttachTests {
             }
         }
     }
+
+    /// Warm start with NICs: the template's NICs are placeholders with fixed device MACs;
+    /// two clones of it, each in its own namespace, take their own interface's MAC and
+    /// address and are reachable, one after the other from the same template.
+    @Test func warmClonesTakeTheirOwnNetwork() async throws {
+        try await ConcurrencyLimit.vms.run {
+            try await TemporaryDirectory.with(prefix: "qbxnet") { dir in
+                let store = VMTemplateStore(directory: dir + "/templates")
+                for n in 0..<2 {
+                    try await Self.withNamespaces { host, container in
+                        let macs = try Self.sh("nsenter --net=\(container) ip -o link show eth0 | sed 's/.*link.ether \\([^ ]*\\).*/\\1/'")
+                        let network = try await SandboxNetwork.existing(path: container)
+                        let state = dir + "/c\(n)"
+                        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+                        let live = try await LiveContainer.start(
+                            in: state, ["sh", "-c", "cat /sys/class/net/eth0/address; echo go | nc -l -p 8080"],
+                            network: network, templates: store,
+                            configure: { $0.linux?.namespaces?.removeAll { $0.type == .network } },
+                            beforeStart: { sandbox in try await sandbox.attachNetwork() })
+                        let reply = await eventually(timeout: .seconds(20)) {
+                            (try? Self.sh("echo hi | nsenter --net=\(host) busybox nc -w 3 10.232.0.2 8080"))?.contains("go") ?? false
+                        }
+                        #expect(reply, "clone \(n): TCP host → container")
+                        #expect(try await live.wait() == 0)
+                        _ = await eventually(timeout: .seconds(10)) { live.stdout.isEnded }
+                        #expect(live.stdout.text.hasPrefix(macs), "clone \(n) MAC: \(live.stdout.text) vs \(macs)")
+                        await live.finish()
+                    }
+                }
+                let templates = try FileManager.default.contentsOfDirectory(atPath: store.directory)
+                    .filter { !$0.hasSuffix(".lock") }
+                #expect(templates.count == 1, "\(templates)")
+            }
+        }
+    }
 }

@@ -258,4 +258,43 @@ import Testing
     static func shimNamespaces() throws -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? []).filter { $0.hasPrefix("qbx-") }
     }
+
+    /// The spec names a namespace (`ctr run --with-ns network:PATH`, as CRI does for a pod):
+    /// its interface, set up beforehand (here by hand, as a CNI plugin would), becomes the
+    /// VM's NIC during Create; with runc, the same namespace is joined directly.
+    @Test(.enabled(if: available))
+    func specNamespacePathMatchesRunc() async throws {
+        try await Self.withNetwork { containerd, netns in
+            let host = URL(fileURLWithPath: netns).lastPathComponent
+            try await Shell.check("ip -n \(host) link add name qbxbr1 type bridge && ip -n \(host) addr add \(Self.subnet).1/24 dev qbxbr1 && ip -n \(host) link set qbxbr1 up")
+            for (n, runtime) in [Self.runc, Self.qemubox].enumerated() {
+                let pod = "\(host)p\(n)"
+                try await Shell.check("""
+                    set -e
+                    ip netns add \(pod)
+                    ip -n \(host) link add name qbxv\(n) type veth peer name eth0 netns \(pod)
+                    ip -n \(host) link set qbxv\(n) master qbxbr1 up
+                    ip -n \(pod) addr add \(Self.subnet).\(20 + n)/24 dev eth0
+                    ip -n \(pod) link set eth0 up; ip -n \(pod) link set lo up
+                    ip -n \(pod) route add default via \(Self.subnet).1
+                    """)
+                do {
+                    let id = "pod\(n)"
+                    try await containerd.ctrCheck("run -d --with-ns network:/run/netns/\(pod) \(runtime) \(Self.image) \(id) \(Self.server(id))")
+                    let address = try await Self.checkConnectivity(containerd, netns, id)
+                    #expect(address == "\(Self.subnet).\(20 + n)")
+                    try await Self.remove(containerd, id)
+                    // The namespace is the caller's: it stays, with its interface, and without the VM's TAP.
+                    let links = try await Shell.check("ip -n \(pod) -o link show")
+                    #expect(links.contains("eth0@") && !links.contains("qbxtap"), "\(links)")
+                    let qdiscs = try await Shell.check("tc -n \(pod) qdisc show dev eth0")
+                    #expect(!qdiscs.contains("ingress"), "tc redirection left on eth0: \(qdiscs)")
+                } catch {
+                    _ = try? await Shell.run("ip netns delete \(pod)")
+                    throw error
+                }
+                try await Shell.check("ip netns delete \(pod)")
+            }
+        }
+    }
 }

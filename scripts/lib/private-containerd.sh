@@ -33,12 +33,27 @@ TOML
 if [ "${PRIVATE_CONTAINERD_WARM:-0}" = 1 ]; then
     printf 'warm_start = true\ntemplate_dir = "%s"\n' "$dir/templates" >>"$dir/qemubox.toml"
 fi
-QEMUBOX_CONFIG="$dir/qemubox.toml" containerd --config "$dir/containerd.toml" >"$dir/containerd.log" 2>&1 &
+# PRIVATE_CONTAINERD_NETNS=/run/netns/NAME: containerd, its shims and ctr run in that
+# network namespace; ctr then sees PRIVATE_CONTAINERD_CNI_CONF as /etc/cni/net.d and
+# /usr/lib/cni as /opt/cni/bin (for `ctr run --cni`), in a mount namespace of its own.
+enter=()
+ctr_cmd=ctr
+if [ -n "${PRIVATE_CONTAINERD_NETNS:-}" ]; then
+    enter=(nsenter "--net=$PRIVATE_CONTAINERD_NETNS")
+    cat >"$dir/ctr" <<SH
+#!/bin/sh
+exec nsenter --net=$PRIVATE_CONTAINERD_NETNS unshare -m --propagation private sh -c \
+  'mount --bind ${PRIVATE_CONTAINERD_CNI_CONF:-/etc/cni/net.d} /etc/cni/net.d && mount --bind /usr/lib/cni /opt/cni/bin && exec ctr "\$@"' ctr "\$@"
+SH
+    chmod +x "$dir/ctr"
+    ctr_cmd="$dir/ctr"
+fi
+QEMUBOX_CONFIG="$dir/qemubox.toml" "${enter[@]}" containerd --config "$dir/containerd.toml" >"$dir/containerd.log" 2>&1 &
 cpid=$!
 private_containerd_cleanup() { kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null; rm -rf "$dir"; }
 trap private_containerd_cleanup EXIT
-for _ in $(seq 100); do ctr -a "$dir/c.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 100); do $ctr_cmd -a "$dir/c.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
 python3 "$root/scripts/make-busybox-image.py" "$dir/image.tar" >/dev/null
-ctr -a "$dir/c.sock" -n bench image import "$dir/image.tar" >/dev/null
+$ctr_cmd -a "$dir/c.sock" -n bench image import "$dir/image.tar" >/dev/null
 IMG=docker.io/library/qemubox-busybox:latest
-C="ctr -a $dir/c.sock -n bench"
+C="$ctr_cmd -a $dir/c.sock -n bench"
