@@ -297,4 +297,16 @@ import Testing
             }
         }
     }
+
+    /// A namespace path that does not exist (or vanished): Create fails naming it, nothing is left.
+    @Test(.enabled(if: available))
+    func missingNamespaceIsAClearError() async throws {
+        try await Self.withNetwork { containerd, _ in
+            let missing = "/run/netns/qbx-no-such-namespace-\(getpid())"
+            let run = try await containerd.ctr("run -d --with-ns network:\(missing) \(Self.qemubox) \(Self.image) gone1 true")
+            #expect(run.status != 0)
+            #expect(run.stderr.contains(missing), "\(run.stderr)")
+            _ = try? await containerd.ctr("container rm gone1")
+        }
+    }
 }
