@@ -44,16 +44,19 @@ enum ChildProcess {
     }
 
     /// Runs `executable` (an absolute path) with `arguments` (argv[1...]) and `environment`
-    /// ("K=V" strings), writing `input` to its stdin.
+    /// ("K=V" strings), writing `input` to its stdin. A spawn failing with ETXTBSY is retried
+    /// as `busyRetry` says; `timeout` counts from the successful spawn.
     static func run(executable: String, arguments: [String], environment: [String], input: Data,
-                    timeout: Duration, stdoutLimit: Int = 1 << 20, stderrLimit: Int = 64 << 10) async throws -> Output {
+                    timeout: Duration, stdoutLimit: Int = 1 << 20, stderrLimit: Int = 64 << 10,
+                    busyRetry: BusyRetry = .standard) async throws -> Output {
         let control = Control()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Output, any Error>) in
                 let thread = Thread {
                     continuation.resume(with: Result {
                         try runBlocking(executable: executable, arguments: arguments, environment: environment, input: input,
-                                        timeout: timeout, stdoutLimit: stdoutLimit, stderrLimit: stderrLimit, control: control)
+                                        timeout: timeout, stdoutLimit: stdoutLimit, stderrLimit: stderrLimit,
+                                        busyRetry: busyRetry, control: control)
                     })
                 }
                 thread.name = "cni-child"
@@ -61,6 +64,65 @@ enum ChildProcess {
             }
         } onCancel: {
             control.stop(.cancelled)
+        }
+    }
+
+    /// How often, and how patiently, a spawn that failed with ETXTBSY ("Text file busy") is
+    /// retried. exec refuses a file that some process holds open for writing: a plugin binary
+    /// being replaced in place (`cp`, `install` over it) during an upgrade, or a file this
+    /// process has just written while another thread spawned a child (which then holds a copy
+    /// of the write descriptor until it execs). Both last moments, so a few retries with
+    /// exponential backoff turn them into a short delay instead of a failure.
+    struct BusyRetry: Sendable {
+        /// Spawn attempts in all (1: no retry).
+        var attempts: Int
+        /// The wait before the first retry; doubled for each further one.
+        var firstDelay: Duration
+        /// The longest wait between two attempts.
+        var maximumDelay: Duration
+        /// Called on the worker thread before each wait, with the attempt that failed (1...).
+        /// For tests.
+        var willRetry: (@Sendable (_ failedAttempt: Int) -> Void)?
+
+        /// 12 attempts, 5 ms doubling up to 200 ms: about 1.3 s of waiting at most. (On a loaded
+        /// machine a child another thread spawned can sit between fork and exec, holding its
+        /// copy of a write descriptor, for well over 10 ms.)
+        static let standard = BusyRetry(attempts: 12, firstDelay: .milliseconds(5), maximumDelay: .milliseconds(200))
+
+        /// The wait after failed attempt `attempt` (1...).
+        func delay(after attempt: Int) -> Duration {
+            var delay = firstDelay
+            for _ in 1..<max(attempt, 1) where delay < maximumDelay { delay *= 2 }
+            return min(delay, maximumDelay)
+        }
+    }
+
+    /// The result of one `posix_spawn`: a pid, or the errno it returned.
+    typealias SpawnOutcome = Result<pid_t, SpawnFailure>
+
+    struct SpawnFailure: Error, Equatable {
+        var errno: Int32
+    }
+
+    /// Calls `spawnOnce` until it succeeds, fails with something other than ETXTBSY, or
+    /// `retry.attempts` are used up; waits ``BusyRetry/delay(after:)`` between attempts.
+    /// Returns nil when `isStopped` turns true while waiting (the caller was cancelled).
+    static func spawnRetryingBusy(_ retry: BusyRetry, isStopped: () -> Bool,
+                                  _ spawnOnce: () -> SpawnOutcome) -> (outcome: SpawnOutcome, attempts: Int)? {
+        var attempt = 1
+        while true {
+            let outcome = spawnOnce()
+            guard case .failure(let failure) = outcome, failure.errno == ETXTBSY, attempt < retry.attempts else {
+                return (outcome, attempt)
+            }
+            retry.willRetry?(attempt)
+            if isStopped() { return nil }
+            let delay = retry.delay(after: attempt)
+            var wait = timespec(tv_sec: Int(delay.components.seconds), tv_nsec: Int(delay.components.attoseconds / 1_000_000_000))
+            var remaining = timespec()
+            while nanosleep(&wait, &remaining) != 0, errno == EINTR { wait = remaining }
+            if isStopped() { return nil }
+            attempt += 1
         }
     }
 
@@ -117,7 +179,8 @@ enum ChildProcess {
     }
 
     private static func runBlocking(executable: String, arguments: [String], environment: [String], input: Data,
-                                    timeout: Duration, stdoutLimit: Int, stderrLimit: Int, control: Control) throws -> Output {
+                                    timeout: Duration, stdoutLimit: Int, stderrLimit: Int, busyRetry: BusyRetry,
+                                    control: Control) throws -> Output {
         // A write to a plugin that exited without reading stdin must give EPIPE, not kill the
         // process: block SIGPIPE on this (short-lived) thread only.
         var pipeSignal = sigset_t()
@@ -130,8 +193,20 @@ enum ChildProcess {
         var childFDs = [stdinPipe.read, stdoutPipe.write, stderrPipe.write]
         defer { for fd in parentFDs + childFDs where fd >= 0 { close(fd) } }
 
-        let pid = try spawn(executable: executable, arguments: arguments, environment: environment,
-                            stdin: stdinPipe.read, stdout: stdoutPipe.write, stderr: stderrPipe.write)
+        guard let spawned = spawnRetryingBusy(busyRetry, isStopped: { control.stopReason != nil }, {
+            spawn(executable: executable, arguments: arguments, environment: environment,
+                  stdin: stdinPipe.read, stdout: stdoutPipe.write, stderr: stderrPipe.write)
+        }) else {
+            return Output(stopReason: control.stopReason)
+        }
+        let pid: pid_t
+        switch spawned.outcome {
+        case .success(let child):
+            pid = child
+        case .failure(let failure):
+            let tries = spawned.attempts > 1 ? " (\(spawned.attempts) attempts)" : ""
+            throw CNIError(.system, "cannot execute \(executable): \(String(cString: strerror(failure.errno)))\(tries)")
+        }
         for fd in childFDs { close(fd) }
         childFDs = []
         control.started(pid: pid, wakeFD: wakePipe.write)
@@ -236,7 +311,7 @@ enum ChildProcess {
     }
 
     private static func spawn(executable: String, arguments: [String], environment: [String],
-                              stdin: Int32, stdout: Int32, stderr: Int32) throws -> pid_t {
+                              stdin: Int32, stdout: Int32, stderr: Int32) -> SpawnOutcome {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -274,10 +349,7 @@ enum ChildProcess {
                                    UnsafeMutablePointer(mutating: argvBase), UnsafeMutablePointer(mutating: envBase))
             }
         }
-        guard result == 0 else {
-            throw CNIError(.system, "cannot execute \(executable): \(String(cString: strerror(result)))")
-        }
-        return pid
+        return result == 0 ? .success(pid) : .failure(SpawnFailure(errno: result))
     }
 }
 

@@ -79,18 +79,24 @@ struct CNIBridgeTests {
             let runner = world.runner()
             let result = try await runner.add(list, world.runtime())
             let ip = String(try #require(result.ips.first).address.prefix { $0 != "/" })
-            // A one-shot server in the container; the client retries until it listens (deadline).
-            async let server = CNIFixture.sh(world.container.path, ["busybox", "nc", "-l", "-p", "7777"], timeout: .seconds(20))
-            var reply = ""
-            let connected = await eventually(timeout: .seconds(10)) {
-                let client = try? await CNIFixture.sh(world.host.path, ["busybox", "nc", "-w", "2", ip, "7777"],
-                                                      input: "hello from host\n", check: false)
-                reply = client?.stderr ?? ""
-                return client?.status == 0
+            // A one-shot server in the container. Its stdin is empty, so right after accept it
+            // shuts down its sending side; busybox nc exits on that EOF, so a client whose stdin
+            // data had not arrived yet would exit 0 without sending anything (the listener then
+            // exits 0 with nothing). The client therefore reads a file, which is readable in the
+            // same poll that first sees the socket, and runs once, after the server listens.
+            async let server = CNIFixture.sh(world.container.path, ["busybox", "nc", "-l", "-p", "7777"], timeout: .seconds(30))
+            let listening = try await eventually(timeout: .seconds(20)) {
+                try await !CNIFixture.sh(world.container.path, ["ss", "-ltnH", "sport = :7777"]).stdout
+                    .trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
             }
-            #expect(connected, "nc to \(ip):7777: \(reply)")
+            try #require(listening, "nc -l -p 7777 in the container never listened")
+            let message = world.directory + "/message"
+            try Data("hello from host\n".utf8).write(to: URL(fileURLWithPath: message))
+            let client = try await CNIFixture.sh(world.host.path, ["sh", "-c", "exec busybox nc -w 5 \(ip) 7777 < \(message)"],
+                                                 check: false)
+            #expect(client.status == 0, "nc to \(ip):7777: \(client.stderr)")
             let received = try await server
-            #expect(received.stdout.contains("hello from host"))
+            #expect(received.stdout.contains("hello from host"), "listener got \(received.stdout.debugDescription)")
             try await runner.delete(list, world.runtime())
         }
     }

@@ -17,7 +17,7 @@ enum CNIFixture {
         where !FileManager.default.isExecutableFile(atPath: pluginDirectory + "/" + plugin) {
             missing.append("\(pluginDirectory)/\(plugin) (apt-get install containernetworking-plugins)")
         }
-        for tool in ["ip", "tc", "nsenter", "busybox"] where Prerequisite.which(tool) == nil { missing.append(tool) }
+        for tool in ["ip", "ss", "tc", "nsenter", "busybox"] where Prerequisite.which(tool) == nil { missing.append(tool) }
         if missing.isEmpty || Prerequisite.isCI { return true }
         FileHandle.standardError.write(Data("SKIP CNIRunnerTests: missing \(missing.joined(separator: ", ")); run scripts/install-deps.sh as root\n".utf8))
         return false
@@ -74,9 +74,7 @@ enum CNIFixture {
         /// Writes an executable `/bin/sh` script plugin named `name` into ``scriptDirectory``.
         func writePlugin(_ name: String, _ body: String) throws {
             try FileManager.default.createDirectory(atPath: scriptDirectory, withIntermediateDirectories: true)
-            let path = scriptDirectory + "/" + name
-            try Data(("#!/bin/sh\n" + body).utf8).write(to: URL(fileURLWithPath: path))
-            chmod(path, 0o755)
+            try CNIFixture.writeScript(scriptDirectory + "/" + name, body)
         }
     }
 
@@ -94,6 +92,39 @@ enum CNIFixture {
         _ = try await sh(host.path, ["ip", "link", "set", "lo", "up"])
         _ = try await sh(container.path, ["ip", "link", "set", "lo", "up"])
         return try await body(World(id: id, host: host, container: container, directory: directory))
+    }
+
+    /// Writes an executable `/bin/sh` script at `path`, keeping the time the file is open for
+    /// writing, and so the window for ETXTBSY, as short as possible. While a descriptor
+    /// writing the file is open, exec of it fails with "Text file busy", and a child another
+    /// test is spawning at that moment gets a copy of every descriptor (until its exec).
+    /// Foundation's `Data.write` opens without O_CLOEXEC, so a child that does not close
+    /// its descriptors keeps the copy for its whole life. Here the descriptor is O_CLOEXEC, the
+    /// file is complete and executable before it appears under its name (written under a
+    /// temporary name, then renamed), and CNIRunner retries a spawn that still hits ETXTBSY.
+    static func writeScript(_ path: String, _ body: String) throws {
+        let temporary = path + ".tmp-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o700)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        let bytes = Array(("#!/bin/sh\n" + body).utf8)
+        var written = 0
+        var failure: Int32 = 0
+        while written < bytes.count {
+            let count = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                break
+            }
+            written += count
+        }
+        if failure == 0, fchmod(fd, 0o755) != 0 { failure = errno }
+        close(fd)
+        if failure == 0, rename(temporary, path) != 0 { failure = errno }
+        if failure != 0 {
+            unlink(temporary)
+            throw POSIXError(POSIXErrorCode(rawValue: failure) ?? .EIO)
+        }
     }
 
     /// A temporary directory (removed by the caller).

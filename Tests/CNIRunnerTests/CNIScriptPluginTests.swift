@@ -16,9 +16,18 @@ struct CNIScriptPluginTests {
     }
 
     static func writePlugin(_ directory: String, _ name: String, _ body: String) throws {
-        let path = directory + "/bin/" + name
-        try Data(("#!/bin/sh\n" + body).utf8).write(to: URL(fileURLWithPath: path))
-        chmod(path, 0o755)
+        try CNIFixture.writeScript(directory + "/bin/" + name, body)
+    }
+
+    /// Shell lines writing `pid` to `path` atomically (temp file, then `mv`): a reader never
+    /// sees the file created but still empty.
+    static func writePID(_ pid: String, to path: String) -> String {
+        "echo \(pid) > \"\(path).tmp\" && mv \"\(path).tmp\" \"\(path)\""
+    }
+
+    /// The pid in `path`, nil while it is not there (yet).
+    static func readPID(_ path: String) -> Int32? {
+        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
     static func runner(_ directory: String, timeout: Duration = .seconds(20)) -> CNIRunner {
@@ -110,23 +119,23 @@ struct CNIScriptPluginTests {
             try Self.writePlugin(directory, "sleepy", """
             [ "$CNI_COMMAND" = ADD ] || exit 0
             sleep 300 &
-            echo $! > "\(directory)/child.pid"
-            echo $$ > "\(directory)/plugin.pid"
+            \(Self.writePID("$!", to: directory + "/child.pid"))
+            \(Self.writePID("$$", to: directory + "/plugin.pid"))
             wait
             """)
             let list = try CNINetworkList.parse(Data(#"{"cniVersion":"1.0.0","name":"slow","plugins":[{"type":"sleepy"}]}"#.utf8),
                                                 source: "slow")
-            let runner = Self.runner(directory, timeout: .seconds(1))
+            // Long enough for the plugin to write both pid files even on a loaded machine.
+            let runner = Self.runner(directory, timeout: .seconds(3))
             let start = ContinuousClock.now
             let error = await #expect(throws: CNIError.self) {
                 try await runner.add(list, CNIRuntimeConfig(containerID: "c1", networkNamespace: "/run/netns/none"))
             }
             #expect(error?.code == .timeout)
             #expect(error?.message.contains("plugin sleepy") == true)
-            #expect(ContinuousClock.now - start < .seconds(10))
+            #expect(ContinuousClock.now - start < .seconds(15))
             let pids = try ["plugin.pid", "child.pid"].map { file in
-                try #require(Int32(String(contentsOfFile: directory + "/" + file, encoding: .utf8)
-                    .trimmingCharacters(in: .whitespacesAndNewlines)))
+                try #require(Self.readPID(directory + "/" + file), "\(file) not written before the timeout")
             }
             // The plugin is reaped by the runner; its child is reparented and reaped by init.
             let gone = await eventually(timeout: .seconds(10)) { pids.allSatisfy { !CNIFixture.processAlive($0) } }
@@ -151,7 +160,7 @@ struct CNIScriptPluginTests {
             let error = await #expect(throws: CNIError.self) {
                 try await runner.add(list, CNIRuntimeConfig(containerID: "c1", networkNamespace: "/run/netns/none"))
             }
-            #expect(error?.code == .invalidResult)
+            #expect(error?.code == .invalidResult, "\(error?.description ?? "")")
             #expect(error?.message.contains("plugin evil") == true)
             #expect(error?.message.contains(expected) == true, "\(error?.message ?? "") should contain \(expected)")
         }
@@ -166,7 +175,7 @@ struct CNIScriptPluginTests {
             let error = await #expect(throws: CNIError.self) {
                 try await Self.runner(directory).add(list, CNIRuntimeConfig(containerID: "c1", networkNamespace: "/x"))
             }
-            #expect(error?.code == .pluginFailed)
+            #expect(error?.code == .pluginFailed, "\(error?.description ?? "")")
             #expect(error?.message.contains("exit status 3: something went wrong") == true, "\(error?.message ?? "")")
         }
     }
@@ -205,18 +214,22 @@ struct CNIScriptPluginTests {
     @Test("cancelling the calling task kills the plugin")
     func cancellation() async throws {
         try await Self.withDirectory { directory in
-            try Self.writePlugin(directory, "sleepy", "[ \"$CNI_COMMAND\" = ADD ] || exit 0\necho $$ > \"\(directory)/plugin.pid\"\nexec sleep 300\n")
+            try Self.writePlugin(directory, "sleepy", """
+            [ "$CNI_COMMAND" = ADD ] || exit 0
+            \(Self.writePID("$$", to: directory + "/plugin.pid"))
+            exec sleep 300
+            """)
             let list = try CNINetworkList.parse(Data(#"{"cniVersion":"1.0.0","name":"c","plugins":[{"type":"sleepy"}]}"#.utf8), source: "c")
             let runner = Self.runner(directory, timeout: .seconds(120))
             let task = Task { try await runner.add(list, CNIRuntimeConfig(containerID: "c1", networkNamespace: "/x")) }
-            let started = await eventually { FileManager.default.fileExists(atPath: directory + "/plugin.pid") }
+            // Wait for the pid itself, not for the file: `echo > file` creates it empty first.
+            let started = await eventually(timeout: .seconds(20)) { Self.readPID(directory + "/plugin.pid") != nil }
             #expect(started)
             task.cancel()
             let start = ContinuousClock.now
             await #expect(throws: CancellationError.self) { try await task.value }
             #expect(ContinuousClock.now - start < .seconds(10))
-            let pid = try #require(Int32(String(contentsOfFile: directory + "/plugin.pid", encoding: .utf8)
-                .trimmingCharacters(in: .whitespacesAndNewlines)))
+            let pid = try #require(Self.readPID(directory + "/plugin.pid"))
             #expect(!CNIFixture.processAlive(pid))
         }
     }
