@@ -82,15 +82,28 @@ int qb_nl_link_set(int ifindex, const char *name, const unsigned char *mac, unsi
     return qb_nl_transact(&req.header);
 }
 
-int qb_nl_addr_add(int ifindex, int family, const unsigned char *address, int prefix_length) {
+/* The address length of `family` (4 or 16 bytes) if `prefix_length` fits it. */
+static int qb_nl_address_length(int family, int prefix_length, size_t *len) {
     if (family != AF_INET && family != AF_INET6) return EAFNOSUPPORT;
-    size_t len = family == AF_INET ? 4 : 16;
-    if (prefix_length < 0 || (size_t)prefix_length > len * 8) return EINVAL;
+    *len = family == AF_INET ? 4 : 16;
+    if (prefix_length < 0 || (size_t)prefix_length > *len * 8) return EINVAL;
+    return 0;
+}
+
+/* A zeroed create-or-replace request of `type` with a `body`-byte header. */
+static void qb_nl_begin(struct qb_nl_request *req, unsigned short type, size_t body) {
+    memset(req, 0, sizeof(*req));
+    req->header.nlmsg_len = (unsigned)NLMSG_LENGTH(body);
+    req->header.nlmsg_type = type;
+    req->header.nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+}
+
+int qb_nl_addr_add(int ifindex, int family, const unsigned char *address, int prefix_length) {
+    size_t len;
+    int err = qb_nl_address_length(family, prefix_length, &len);
+    if (err) return err;
     struct qb_nl_request req;
-    memset(&req, 0, sizeof(req));
-    req.header.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
-    req.header.nlmsg_type = RTM_NEWADDR;
-    req.header.nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+    qb_nl_begin(&req, RTM_NEWADDR, sizeof(struct ifaddrmsg));
     struct ifaddrmsg *msg = NLMSG_DATA(&req.header);
     msg->ifa_family = (unsigned char)family;
     msg->ifa_prefixlen = (unsigned char)prefix_length;
@@ -113,14 +126,11 @@ int qb_nl_addr_add(int ifindex, int family, const unsigned char *address, int pr
 
 int qb_nl_route_add(int family, const unsigned char *destination, int prefix_length,
                     const unsigned char *gateway, int ifindex, unsigned int metric) {
-    if (family != AF_INET && family != AF_INET6) return EAFNOSUPPORT;
-    size_t len = family == AF_INET ? 4 : 16;
-    if (prefix_length < 0 || (size_t)prefix_length > len * 8) return EINVAL;
+    size_t len;
+    int err = qb_nl_address_length(family, prefix_length, &len);
+    if (err) return err;
     struct qb_nl_request req;
-    memset(&req, 0, sizeof(req));
-    req.header.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
-    req.header.nlmsg_type = RTM_NEWROUTE;
-    req.header.nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+    qb_nl_begin(&req, RTM_NEWROUTE, sizeof(struct rtmsg));
     struct rtmsg *msg = NLMSG_DATA(&req.header);
     msg->rtm_family = (unsigned char)family;
     msg->rtm_dst_len = (unsigned char)prefix_length;

@@ -209,10 +209,7 @@ import Testing
         try await Self.withNetwork(qemubox: Self.shimNetworks) { containerd, _ in
             try await containerd.ctrCheck("run -d \(Self.qemubox) \(Self.image) own2 sleep 1000")
             #expect(Self.allocations(containerd).count == 1)
-            let shims = containerd.leftoverProcesses().filter { pid in
-                let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
-                return cmd.contains("containerd-shim-qemubox-v1") && cmd.contains("own2")
-            }
+            let shims = containerd.qemuboxShims(task: "own2")
             try #require(shims.count == 1)
             kill(shims[0], SIGKILL)
             #expect(await eventually(timeout: .seconds(60)) {

@@ -222,10 +222,7 @@ import Testing
             try await containerd.ctrCheck("run -d \(Self.qemubox) \(Self.image) k1 sleep 1000")
             // A write the guest has synced to its writable disk is written back by `shim delete`.
             try await containerd.ctrCheck("task exec --exec-id w k1 sh -c 'echo crash-kept > /crash.txt; sync'")
-            let shims = containerd.leftoverProcesses().filter { pid in
-                let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
-                return cmd.contains("containerd-shim-qemubox-v1") && cmd.contains("k1")
-            }
+            let shims = containerd.qemuboxShims(task: "k1")
             try #require(shims.count == 1)
             kill(shims[0], SIGKILL)
             // containerd notices the dead shim, runs its `delete` and drops the task (as with runc).

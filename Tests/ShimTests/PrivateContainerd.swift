@@ -166,6 +166,14 @@ final class PrivateContainerd: @unchecked Sendable {
         }
     }
 
+    /// Pids of the qemubox shims serving task `id`.
+    func qemuboxShims(task id: String) -> [Int32] {
+        leftoverProcesses().filter { pid in
+            let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+            return cmd.contains("containerd-shim-qemubox-v1") && cmd.contains(id)
+        }
+    }
+
     /// Mounts under this instance's directory.
     func mounts() -> [String] {
         let text = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
