@@ -108,11 +108,19 @@ import Testing
         #expect(reply, "host → \(id) at \(address)")
         // container → host: a listener on the bridge's address in the test's namespace.
         let received = containerd.dir + "/from-\(id)"
-        _ = try await inNamespace(netns, "timeout 30 busybox nc -l -p 9191 > \(received) 2>/dev/null &")
+        // A listener loop: busybox nc -l half-closes at once (its stdin is empty), and a client
+        // that sees that before it sent exits without sending; the next try finds a new listener.
+        let listener = try await inNamespace(
+            netns, "while :; do busybox nc -l -p 9191 < /dev/null >> \(received) 2>/dev/null; done > /dev/null 2>&1 & echo $!")
+        let listenerPid = Int32(listener.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         let sent = await eventually(timeout: .seconds(20)) {
             _ = try? await containerd.ctr("task exec --exec-id s\(UInt16.random(in: 0...UInt16.max)) \(id) sh -c 'echo hello-from-\(id) | nc -w 2 \(subnet).1 9191'")
             return ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").contains("hello-from-\(id)")
         }
+        if listenerPid > 0 {
+            _ = try? await Shell.run("pkill -KILL -P \(listenerPid); kill -KILL \(listenerPid)")
+        }
+        #expect(listenerPid > 0, "listener: \(listener.stderr)")
         #expect(sent, "\(id) → host")
         // The default route goes through the bridge.
         let routes = try await containerd.ctrCheck("task exec --exec-id r\(UInt16.random(in: 0...UInt16.max)) \(id) ip route")

@@ -231,10 +231,15 @@ import Testing
                 return status == nil || status == "STOPPED"
             })
             _ = try? await containerd.ctr("task delete k1")
-            let found = try await Shell.check("""
-                cd \(containerd.dir)/root/io.containerd.snapshotter.v1.overlayfs/snapshots
-                cat */fs/crash.txt 2>/dev/null || true
-                """)
+            // containerd's cleanup of the dead shim (its `shim delete`) may still be writing back.
+            var found = ""
+            _ = await eventually(timeout: .seconds(30)) {
+                found = (try? await Shell.check("""
+                    cd \(containerd.dir)/root/io.containerd.snapshotter.v1.overlayfs/snapshots
+                    cat */fs/crash.txt 2>/dev/null || true
+                    """)) ?? ""
+                return found == "crash-kept\n"
+            }
             #expect(found == "crash-kept\n", "snapshot after the shim's crash: \(found.debugDescription)")
             try await containerd.ctrCheck("container rm k1")
         }
