@@ -212,7 +212,7 @@ let package = Package(
         .testTarget(
             name: "QemuboxKitTests",
             dependencies: [
-                "QemuboxKit", "QMPClient", "TestSupport", "QemuboxAPI", "TTRPCCodec", "VsockTransport",
+                "QemuboxKit", "QMPClient", "TestSupport", "QemuboxAPI", "TTRPCCodec", "VsockTransport", "CQemuboxSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),

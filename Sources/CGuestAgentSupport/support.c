@@ -14,6 +14,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
 #include <sys/sysinfo.h>
@@ -189,3 +190,11 @@ __attribute__((constructor)) static void qb_pid1_before_main(void) {
     for (int i = 0; qb_pid1_handled_signal(i) != 0; i++) sigaddset(&set, qb_pid1_handled_signal(i));
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
+
+long long qb_seek_data(int fd, long long offset) { return (long long)lseek(fd, (off_t)offset, SEEK_DATA); }
+
+long long qb_seek_hole(int fd, long long offset) { return (long long)lseek(fd, (off_t)offset, SEEK_HOLE); }
+
+unsigned int qb_dev_major(unsigned long long dev) { return major((dev_t)dev); }
+
+unsigned int qb_dev_minor(unsigned long long dev) { return minor((dev_t)dev); }

@@ -151,6 +151,11 @@ public final class SystemService: QemuboxGuestV1SystemService, Sendable {
         return Google_Protobuf_Empty()
     }
 
+    public func exportChanges(_ request: Qemubox_Guest_V1_ExportChangesRequest, context: TTRPCRequestContext,
+                              writer: TTRPCMessageWriter<Qemubox_Guest_V1_ChangeRecord>) async throws {
+        try await ChangeExporter.export(directory: request.directory) { try await writer.send($0) }
+    }
+
     public func shutdown(_ request: Qemubox_Guest_V1_ShutdownRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         let reason = request.reason.isEmpty ? "shutdown requested by the host" : request.reason
         let onShutdown = self.onShutdown

@@ -115,7 +115,7 @@ extension RootfsPlan {
             try makeScratchDisk(image, bytes: writableBytes)
             scratchImage = image
             allDisks.append(Disk(id: "scratch0", path: image, readOnly: false))
-            let scratch = "/run/qemubox/scratch/\(containerID)"
+            let scratch = guestScratch(containerID)
             mounts.append(guestMount("ext4", "disk:scratch0", scratch, ["rw", "nodev"]))
             steps.append(.mount(mounts))
             steps.append(.mkdir([scratch + "/upper", scratch + "/work"]))
@@ -127,7 +127,8 @@ extension RootfsPlan {
         }
         steps.append(.mount([guestMount("overlay", "overlay", rootfs, overlayOptions)]))
         unmount += layerTargets
-        let plan = RootfsPlan(disks: allDisks, steps: steps, unmountTargets: unmount, guestBundle: guestBundle)
+        let plan = RootfsPlan(disks: allDisks, steps: steps, unmountTargets: unmount, guestBundle: guestBundle,
+                              guestUpper: scratchImage == nil ? nil : guestScratch(containerID) + "/upper")
         return ContainerRootfs(plan: plan, scratchImage: scratchImage, writeback: scratchImage == nil ? nil : writeback,
                                layers: layers)
     }

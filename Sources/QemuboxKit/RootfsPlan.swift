@@ -22,6 +22,13 @@ public struct RootfsPlan: Sendable {
     public var unmountTargets: [String]
     /// The bundle directory in the guest.
     public var guestBundle: String
+    /// The writable layer's overlay upper directory in the guest (nil: no writable layer).
+    public var guestUpper: String?
+    /// The writable disk's serial (`disk:SERIAL` in guest mounts), when there is one.
+    public static let scratchDiskID = "scratch0"
+
+    /// Where a container's writable disk is mounted in the guest.
+    public static func guestScratch(_ containerID: String) -> String { "/run/qemubox/scratch/\(containerID)" }
 
     /// Builds the plan for a host rootfs directory: an EROFS image of it (the
     /// read-only layer) and, unless `writableBytes` is 0, a sparse ext4 disk for
@@ -58,7 +65,7 @@ public struct RootfsPlan: Sendable {
         let scratchImage = directory + "/scratch0.ext4"
         try makeScratchDisk(scratchImage, bytes: writableBytes)
         disks.append(Disk(id: "scratch0", path: scratchImage, readOnly: false))
-        let scratch = "/run/qemubox/scratch/\(containerID)"
+        let scratch = guestScratch(containerID)
         return RootfsPlan(
             disks: disks,
             steps: [
@@ -68,7 +75,8 @@ public struct RootfsPlan: Sendable {
                 .mount([guestMount("overlay", "overlay", guestBundle + "/rootfs",
                                    ["lowerdir=\(layer)", "upperdir=\(scratch)/upper", "workdir=\(scratch)/work"])]),
             ],
-            unmountTargets: [guestBundle + "/rootfs", scratch, layer], guestBundle: guestBundle)
+            unmountTargets: [guestBundle + "/rootfs", scratch, layer], guestBundle: guestBundle,
+            guestUpper: scratch + "/upper")
     }
 
     /// A sparse file formatted as ext4 without a journal (the writable layer is

@@ -157,7 +157,7 @@ enum ShimDelete {
             ShimLogHandler.bootstrap(fd: fd, level: arguments.debug ? .debug : .info)
         }
         let logger = Logger(label: "qemubox.shim.delete")
-        try await cleanup(paths: paths, logger: logger)
+        try await cleanup(paths: paths, configuration: configuration, logger: logger)
         var response = Containerd_Task_V2_DeleteResponse()
         response.exitStatus = 128 + 9
         response.exitedAt = Google_Protobuf_Timestamp(date: Date())
@@ -167,7 +167,7 @@ enum ShimDelete {
 
     /// Kills what the dead shim left (QEMU by its verified pid record), writes
     /// the writable layer back, removes the state directory and the socket.
-    static func cleanup(paths: ShimPaths, logger: Logger) async throws {
+    static func cleanup(paths: ShimPaths, configuration: QemuboxConfiguration, logger: Logger) async throws {
         let record = ShimRecord.read(from: paths)
         if let record, record.shimPid > 0, record.shimPid != getpid(), isShimDaemon(record.shimPid, paths) {
             kill(record.shimPid, SIGKILL)
@@ -183,11 +183,9 @@ enum ShimDelete {
         }
         if let record, !record.writtenBack, let scratch = record.scratchImage, let target = record.writeback,
            FileManager.default.fileExists(atPath: scratch) {
-            do {
-                try RootfsWriteback.run(scratchImage: scratch, into: target, workDirectory: paths.stateDirectory)
-            } catch {
-                logger.warning("delete: writing the writable layer back failed: \(error)")
-            }
+            await rescueWriteBack(scratchImage: scratch, into: target,
+                                  policy: record.writebackPolicy ?? WritebackPolicy(maxDataBytes: 0),
+                                  configuration: configuration, paths: paths, logger: logger)
         }
         unlink(paths.socket)
         if FileManager.default.fileExists(atPath: paths.stateDirectory) {
@@ -199,6 +197,36 @@ enum ShimDelete {
         }
         // Empty namespace directory: remove it too (ignore if others remain).
         rmdir((paths.stateDirectory as NSString).deletingLastPathComponent)
+    }
+
+    /// The writeback after the container's VM died: a rescue VM mounts the writable
+    /// disk in its guest and streams the layer back (the host never mounts it).
+    static func rescueWriteBack(scratchImage: String, into target: RootfsWriteback.Target, policy: WritebackPolicy,
+                                configuration: QemuboxConfiguration, paths: ShimPaths, logger: Logger) async {
+        let started = ContinuousClock.now
+        do {
+            var sandbox = SandboxConfiguration(
+                name: "qbx-rescue", assets: try configuration.assets(), stateDirectory: paths.stateDirectory + "/rescue",
+                memoryMiB: configuration.memoryMiB, vcpus: 1, qemuBinary: configuration.qemuBinary,
+                agentTimeout: .seconds(configuration.bootTimeoutSeconds), logger: logger)
+            sandbox.accelerator = configuration.accelerator
+            let summary = try await Sandbox.rescueWriteBack(scratchImage: scratchImage, into: target, policy: policy,
+                                                            configuration: sandbox)
+            log(summary, target: target, seconds: (ContinuousClock.now - started).shimSeconds, logger: logger)
+        } catch {
+            logger.error("writing the writable layer back into \(target.directory) through a rescue VM failed: \(error)")
+        }
+    }
+
+    /// Logs a writeback, with what the policy refused.
+    static func log(_ summary: ChangeApplier.Summary, target: RootfsWriteback.Target, seconds: Double, logger: Logger) {
+        logger.info("wrote the writable layer back", metadata: [
+            "entries": "\(summary.entries)", "bytes": "\(summary.dataBytes)", "target": "\(target.directory)",
+            "seconds": "\(seconds)"])
+        if summary.refusedCount > 0 {
+            let refused = summary.refused.joined(separator: "; ")
+            logger.warning("the writable layer held \(summary.refusedCount) things the container could not have made; not applied: \(refused)")
+        }
     }
 
     /// Whether `pid` is the shim daemon for these paths (its command line names the socket).

@@ -89,10 +89,15 @@ extension ShimTaskService {
     func terminate() async {
         if let container, !container.deleted {
             self.container?.deleted = true
+            let writtenBack = await vmAlive(container) ? await streamWriteBack(container) : false
             await container.sandbox.kill()
             for task in container.background { task.cancel() }
             for (_, process) in container.processes { await process.io.close() }
-            writeBack(container)
+            if !writtenBack, let scratch = container.rootfs.scratchImage, let target = container.rootfs.writeback {
+                await ShimDelete.rescueWriteBack(scratchImage: scratch, into: target, policy: container.writebackPolicy,
+                                                 configuration: context.configuration, paths: context.paths, logger: logger)
+            }
+            await container.cniAttachment?.detach(logger: logger)
         }
         removeState()
     }

@@ -63,6 +63,8 @@ public struct ShimRecord: Codable, Sendable, Hashable {
     public var writeback: RootfsWriteback.Target?
     /// Set once the writable layer was written back (delete does not repeat it).
     public var writtenBack: Bool = false
+    /// What the writable layer may bring back (from the spec).
+    public var writebackPolicy: WritebackPolicy?
     /// The networks the shim attached itself (namespace, CNI networks), to detach.
     public var network: CNIAttachment?
 

@@ -35,8 +35,10 @@ extension ShimTaskService {
         self.container?.deleted = true
         let deleteStarted = ContinuousClock.now
         let sandbox = container.sandbox
+        var writtenBack = false
         if await vmAlive(container) {
             _ = try? await sandbox.agent.task.delete(request)
+            writtenBack = await streamWriteBack(container)
             if let error = await sandbox.stop(releasing: container.rootfs.plan, reason: "task \(request.id) deleted",
                                               timeout: .seconds(self.context.configuration.shutdownTimeoutSeconds)) {
                 logger.warning("unmounting the rootfs in the guest failed: \(error)")
@@ -44,7 +46,11 @@ extension ShimTaskService {
         }
         for task in container.background { task.cancel() }
         for (_, each) in container.processes { await each.io.close() }
-        writeBack(container)
+        if !writtenBack, let scratch = container.rootfs.scratchImage, let target = container.rootfs.writeback {
+            // The VM died before delete: a rescue VM reads the writable disk.
+            await ShimDelete.rescueWriteBack(scratchImage: scratch, into: target, policy: container.writebackPolicy,
+                                             configuration: context.configuration, paths: context.paths, logger: logger)
+        }
         if case .path = container.sandbox.configuration.network?.namespace, container.cniAttachment == nil {
             // The caller's namespace (CRI's pod) outlives the VM: leave its interfaces as CNI made them.
             await container.sandbox.detachNetwork(container.attached)
@@ -78,22 +84,25 @@ extension ShimTaskService {
         return response
     }
 
-    /// Copies the writable layer back into the snapshot (the VM is off by now).
-    func writeBack(_ container: Container) {
-        guard let scratch = container.rootfs.scratchImage, let target = container.rootfs.writeback else { return }
+    /// Streams the writable layer back from the running guest (``Sandbox/writeBack(upper:into:policy:)``)
+    /// before its rootfs is unmounted. Returns false only when a writeback was due and failed.
+    func streamWriteBack(_ container: Container) async -> Bool {
+        guard let upper = container.rootfs.plan.guestUpper, let target = container.rootfs.writeback else { return true }
         let started = ContinuousClock.now
         do {
-            let entries = try RootfsWriteback.run(scratchImage: scratch, into: target,
-                                                  workDirectory: context.paths.stateDirectory)
+            let summary = try await container.sandbox.writeBack(upper: upper, into: target,
+                                                                policy: container.writebackPolicy)
             if var record = ShimRecord.read(from: context.paths) {
                 record.writtenBack = true
                 try? record.write(to: context.paths)
             }
-            logger.info("wrote the writable layer back", metadata: [
-                "entries": "\(entries)", "target": "\(target.directory)",
-                "seconds": "\((ContinuousClock.now - started).shimSeconds)"])
+            ShimDelete.log(summary, target: target, seconds: (ContinuousClock.now - started).shimSeconds, logger: logger)
+            return true
         } catch {
             logger.error("writing the writable layer back into \(target.directory) failed: \(error)")
+            // Only a VM that died meanwhile gets a rescue VM; a guest that sent what the
+            // policy refuses, or broke the stream, gets no second chance.
+            return await container.sandbox.vm.exit == nil
         }
     }
 

@@ -75,6 +75,8 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
         var attachNetworkAtStart = false
         /// What was joined to the VM's NICs (undone on delete in a namespace the caller owns).
         var attached: [AttachedInterface] = []
+        /// What the writable layer may bring back.
+        var writebackPolicy: WritebackPolicy
         var deleted = false
         var initExitPublished = false
     }
@@ -137,6 +139,7 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
                 writableBytes: spec.root?.readonly == true ? 0 : UInt64(configuration.writableLayerMiB) << 20)
             record.scratchImage = rootfs.scratchImage
             record.writeback = rootfs.writeback
+            record.writebackPolicy = WritebackPolicy(spec: spec, layerBytes: UInt64(configuration.writableLayerMiB) << 20)
             try record.write(to: paths)
             let rootfsReady = ContinuousClock.now
             var sandboxConfiguration = SandboxConfiguration(
@@ -188,7 +191,8 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
             process.pid = pid
             container = Container(id: request.id, bundle: request.bundle, rootfs: rootfs, sandbox: box,
                                   processes: ["": process], cniAttachment: attachment,
-                                  attachNetworkAtStart: networkPlan.attachAtStart, attached: attached)
+                                  attachNetworkAtStart: networkPlan.attachAtStart, attached: attached,
+                                  writebackPolicy: record.writebackPolicy ?? WritebackPolicy(maxDataBytes: 0))
             startBackground(box)
             let created = ContinuousClock.now
             timings = ["rootfs": (rootfsReady - started).shimSeconds, "network": (networkReady - rootfsReady).shimSeconds,

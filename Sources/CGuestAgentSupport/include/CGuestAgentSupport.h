@@ -5,6 +5,7 @@
 #define CGUESTAGENTSUPPORT_H
 
 #include <sys/types.h>
+#include <sys/xattr.h>  /* llistxattr, lgetxattr: ExportChanges */
 
 /// Spawns `path` with `argv`/`envp`; fds 0/1/2 of the child are `fd0`/`fd1`/`fd2`
 /// (-1: /dev/null). The signal mask is cleared and every signal's disposition
@@ -53,6 +54,14 @@ int qb_flush_block_device(const char *path);
 /// (RNDADDENTROPY on /dev/random), then forces a reseed of the CRNG
 /// (RNDRESEEDCRNG). Returns 0 or -1 with errno set.
 int qb_add_entropy_and_reseed(const unsigned char *bytes, int count);
+
+/// lseek(SEEK_DATA): the next data at or after `offset`, or -1 (errno ENXIO past the last data).
+long long qb_seek_data(int fd, long long offset);
+/// lseek(SEEK_HOLE): the next hole at or after `offset` (the end of the file at the latest), or -1.
+long long qb_seek_hole(int fd, long long offset);
+/// major(3) and minor(3) of a device number.
+unsigned int qb_dev_major(unsigned long long dev);
+unsigned int qb_dev_minor(unsigned long long dev);
 
 /* rtnetlink (netlink.c). Each returns 0 or an errno value. */
 

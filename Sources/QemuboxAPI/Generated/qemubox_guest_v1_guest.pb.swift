@@ -296,6 +296,148 @@ public nonisolated struct Qemubox_Guest_V1_ConfigureNetworkRequest: Sendable {
   public init() {}
 }
 
+public nonisolated struct Qemubox_Guest_V1_ExportChangesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Guest path of the upper directory (under /run/qemubox/).
+  public var directory: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Qemubox_Guest_V1_ChangeRecord: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var kind: Qemubox_Guest_V1_ChangeRecord.Kind = .file
+
+  /// Relative to the upper directory, '/'-separated, no "." or ".." components.
+  public var path: String = String()
+
+  /// Permission bits with setuid, setgid and sticky (07777).
+  public var mode: UInt32 = 0
+
+  public var uid: UInt32 = 0
+
+  public var gid: UInt32 = 0
+
+  public var mtimeSeconds: Int64 = 0
+
+  public var mtimeNanoseconds: UInt32 = 0
+
+  /// Symlink target, or the path of the FILE a HARDLINK names.
+  public var link: String = String()
+
+  /// A FILE's size (DATA records may cover less: holes).
+  public var size: UInt64 = 0
+
+  /// Devices.
+  public var rdevMajor: UInt32 = 0
+
+  public var rdevMinor: UInt32 = 0
+
+  /// A DIRECTORY that hides the lower layers' contents (trusted.overlay.opaque).
+  public var opaque: Bool = false
+
+  public var xattrs: [Qemubox_Guest_V1_ExtendedAttribute] = []
+
+  /// DATA: where `data` goes in the file.
+  public var offset: UInt64 = 0
+
+  public var data: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum Kind: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case file // = 0
+    case directory // = 1
+    case symlink // = 2
+
+    /// A second name of a FILE sent earlier (`link` names it).
+    case hardlink // = 3
+
+    /// overlay's whiteout (a 0:0 character device): the name is deleted.
+    case whiteout // = 4
+    case fifo // = 5
+    case charDevice // = 6
+    case blockDevice // = 7
+
+    /// Data of the FILE before it, at `offset`.
+    case data // = 8
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .file
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .file
+      case 1: self = .directory
+      case 2: self = .symlink
+      case 3: self = .hardlink
+      case 4: self = .whiteout
+      case 5: self = .fifo
+      case 6: self = .charDevice
+      case 7: self = .blockDevice
+      case 8: self = .data
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .file: return 0
+      case .directory: return 1
+      case .symlink: return 2
+      case .hardlink: return 3
+      case .whiteout: return 4
+      case .fifo: return 5
+      case .charDevice: return 6
+      case .blockDevice: return 7
+      case .data: return 8
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Qemubox_Guest_V1_ChangeRecord.Kind] = [
+      .file,
+      .directory,
+      .symlink,
+      .hardlink,
+      .whiteout,
+      .fifo,
+      .charDevice,
+      .blockDevice,
+      .data,
+    ]
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Qemubox_Guest_V1_ExtendedAttribute: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var value: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Qemubox_Guest_V1_ShutdownRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -894,6 +1036,175 @@ nonisolated extension Qemubox_Guest_V1_ConfigureNetworkRequest: SwiftProtobuf.Me
   public static func ==(lhs: Qemubox_Guest_V1_ConfigureNetworkRequest, rhs: Qemubox_Guest_V1_ConfigureNetworkRequest) -> Bool {
     if lhs.interfaces != rhs.interfaces {return false}
     if lhs.routes != rhs.routes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Qemubox_Guest_V1_ExportChangesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ExportChangesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}directory\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.directory) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.directory.isEmpty {
+      try visitor.visitSingularStringField(value: self.directory, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Qemubox_Guest_V1_ExportChangesRequest, rhs: Qemubox_Guest_V1_ExportChangesRequest) -> Bool {
+    if lhs.directory != rhs.directory {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Qemubox_Guest_V1_ChangeRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ChangeRecord"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{1}path\0\u{1}mode\0\u{1}uid\0\u{1}gid\0\u{3}mtime_seconds\0\u{3}mtime_nanoseconds\0\u{1}link\0\u{1}size\0\u{3}rdev_major\0\u{3}rdev_minor\0\u{1}opaque\0\u{1}xattrs\0\u{1}offset\0\u{1}data\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.path) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.mode) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.uid) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.gid) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.mtimeSeconds) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.mtimeNanoseconds) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.link) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.size) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.rdevMajor) }()
+      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.rdevMinor) }()
+      case 12: try { try decoder.decodeSingularBoolField(value: &self.opaque) }()
+      case 13: try { try decoder.decodeRepeatedMessageField(value: &self.xattrs) }()
+      case 14: try { try decoder.decodeSingularUInt64Field(value: &self.offset) }()
+      case 15: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.kind != .file {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 1)
+    }
+    if !self.path.isEmpty {
+      try visitor.visitSingularStringField(value: self.path, fieldNumber: 2)
+    }
+    if self.mode != 0 {
+      try visitor.visitSingularUInt32Field(value: self.mode, fieldNumber: 3)
+    }
+    if self.uid != 0 {
+      try visitor.visitSingularUInt32Field(value: self.uid, fieldNumber: 4)
+    }
+    if self.gid != 0 {
+      try visitor.visitSingularUInt32Field(value: self.gid, fieldNumber: 5)
+    }
+    if self.mtimeSeconds != 0 {
+      try visitor.visitSingularInt64Field(value: self.mtimeSeconds, fieldNumber: 6)
+    }
+    if self.mtimeNanoseconds != 0 {
+      try visitor.visitSingularUInt32Field(value: self.mtimeNanoseconds, fieldNumber: 7)
+    }
+    if !self.link.isEmpty {
+      try visitor.visitSingularStringField(value: self.link, fieldNumber: 8)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularUInt64Field(value: self.size, fieldNumber: 9)
+    }
+    if self.rdevMajor != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rdevMajor, fieldNumber: 10)
+    }
+    if self.rdevMinor != 0 {
+      try visitor.visitSingularUInt32Field(value: self.rdevMinor, fieldNumber: 11)
+    }
+    if self.opaque != false {
+      try visitor.visitSingularBoolField(value: self.opaque, fieldNumber: 12)
+    }
+    if !self.xattrs.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.xattrs, fieldNumber: 13)
+    }
+    if self.offset != 0 {
+      try visitor.visitSingularUInt64Field(value: self.offset, fieldNumber: 14)
+    }
+    if !self.data.isEmpty {
+      try visitor.visitSingularBytesField(value: self.data, fieldNumber: 15)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Qemubox_Guest_V1_ChangeRecord, rhs: Qemubox_Guest_V1_ChangeRecord) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.path != rhs.path {return false}
+    if lhs.mode != rhs.mode {return false}
+    if lhs.uid != rhs.uid {return false}
+    if lhs.gid != rhs.gid {return false}
+    if lhs.mtimeSeconds != rhs.mtimeSeconds {return false}
+    if lhs.mtimeNanoseconds != rhs.mtimeNanoseconds {return false}
+    if lhs.link != rhs.link {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.rdevMajor != rhs.rdevMajor {return false}
+    if lhs.rdevMinor != rhs.rdevMinor {return false}
+    if lhs.opaque != rhs.opaque {return false}
+    if lhs.xattrs != rhs.xattrs {return false}
+    if lhs.offset != rhs.offset {return false}
+    if lhs.data != rhs.data {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Qemubox_Guest_V1_ChangeRecord.Kind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0FILE\0\u{1}DIRECTORY\0\u{1}SYMLINK\0\u{1}HARDLINK\0\u{1}WHITEOUT\0\u{1}FIFO\0\u{1}CHAR_DEVICE\0\u{1}BLOCK_DEVICE\0\u{1}DATA\0")
+}
+
+nonisolated extension Qemubox_Guest_V1_ExtendedAttribute: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ExtendedAttribute"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}value\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.value) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.value.isEmpty {
+      try visitor.visitSingularBytesField(value: self.value, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Qemubox_Guest_V1_ExtendedAttribute, rhs: Qemubox_Guest_V1_ExtendedAttribute) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.value != rhs.value {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

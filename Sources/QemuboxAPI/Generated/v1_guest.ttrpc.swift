@@ -31,6 +31,8 @@ public protocol QemuboxGuestV1SystemService: Sendable {
     func writeFile(_ request: Qemubox_Guest_V1_WriteFileRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
     /// `qemubox.guest.v1.System/ConfigureNetwork`.
     func configureNetwork(_ request: Qemubox_Guest_V1_ConfigureNetworkRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
+    /// `qemubox.guest.v1.System/ExportChanges`.
+    func exportChanges(_ request: Qemubox_Guest_V1_ExportChangesRequest, context: TTRPCRequestContext, writer: TTRPCMessageWriter<Qemubox_Guest_V1_ChangeRecord>) async throws
     /// `qemubox.guest.v1.System/Shutdown`.
     func shutdown(_ request: Qemubox_Guest_V1_ShutdownRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
     /// `qemubox.guest.v1.System/Events`.
@@ -77,6 +79,10 @@ extension QemuboxGuestV1SystemService {
         throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/ConfigureNetwork is not implemented")
     }
 
+    public func exportChanges(_ request: Qemubox_Guest_V1_ExportChangesRequest, context: TTRPCRequestContext, writer: TTRPCMessageWriter<Qemubox_Guest_V1_ChangeRecord>) async throws {
+        throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/ExportChanges is not implemented")
+    }
+
     public func shutdown(_ request: Qemubox_Guest_V1_ShutdownRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/Shutdown is not implemented")
     }
@@ -97,6 +103,7 @@ extension QemuboxGuestV1SystemService {
             "Mkdir": .unary(Qemubox_Guest_V1_MkdirRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.mkdir($0, context: $1) },
             "WriteFile": .unary(Qemubox_Guest_V1_WriteFileRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.writeFile($0, context: $1) },
             "ConfigureNetwork": .unary(Qemubox_Guest_V1_ConfigureNetworkRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.configureNetwork($0, context: $1) },
+            "ExportChanges": .serverStreaming(Qemubox_Guest_V1_ExportChangesRequest.self, Qemubox_Guest_V1_ChangeRecord.self) { [self] in try await self.exportChanges($0, context: $1, writer: $2) },
             "Shutdown": .unary(Qemubox_Guest_V1_ShutdownRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.shutdown($0, context: $1) },
             "Events": .serverStreaming(Qemubox_Guest_V1_EventsRequest.self, Qemubox_Guest_V1_Event.self) { [self] in try await self.events($0, context: $1, writer: $2) },
         ])
@@ -154,6 +161,12 @@ public struct QemuboxGuestV1SystemClient: Sendable {
     /// Calls `qemubox.guest.v1.System/ConfigureNetwork`.
     public func configureNetwork(_ request: Qemubox_Guest_V1_ConfigureNetworkRequest, options: TTRPCCallOptions = TTRPCCallOptions()) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         try await client.call(service: "qemubox.guest.v1.System", method: "ConfigureNetwork", request: request, as: SwiftProtobuf.Google_Protobuf_Empty.self, options: options)
+    }
+
+    /// Calls `qemubox.guest.v1.System/ExportChanges`.
+    public func exportChanges(_ request: Qemubox_Guest_V1_ExportChangesRequest, options: TTRPCCallOptions = TTRPCCallOptions()) async throws
+        -> AsyncThrowingMapSequence<AsyncThrowingStream<Data, any Error>, Qemubox_Guest_V1_ChangeRecord> {
+        try await client.serverStream(service: "qemubox.guest.v1.System", method: "ExportChanges", request: request, as: Qemubox_Guest_V1_ChangeRecord.self, options: options)
     }
 
     /// Calls `qemubox.guest.v1.System/Shutdown`.
