@@ -33,6 +33,9 @@ public actor VirtualMachine {
 
     private var process: ChildProcess?
     private var console: ConsoleLog?
+    /// QEMU's stderr, drained like the console and capped on disk the same way: a guest
+    /// that makes QEMU complain in a loop cannot fill the state directory's file system.
+    private var qemuStderr: ConsoleLog?
     private var eventPump: Task<Void, Never>?
     private var monitor: Task<Void, Never>?
     private var shutdownReason: ShutdownReason?
@@ -139,8 +142,11 @@ public actor VirtualMachine {
         defer { if let fd = consoleHost { close(fd) } }
         let devNull = try Self.openFile("/dev/null", O_RDONLY | O_CLOEXEC)
         toClose.append(devNull)
-        let stderrFD = try Self.openFile(stderrPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let stderrPair = try Self.socketPair()
+        let stderrFD = stderrPair.1
         toClose.append(stderrFD)
+        var stderrHost: Int32? = stderrPair.0
+        defer { if let fd = stderrHost { close(fd) } }
         var netns: Int32?
         if let path = configuration.networkNamespacePath {
             let fd = try Self.openFile(path, O_RDONLY | O_CLOEXEC)
@@ -179,6 +185,10 @@ public actor VirtualMachine {
         let consoleFD = consolePair.0
         consoleHost = nil
         console = try ConsoleLog(fd: consoleFD, logPath: consoleLogPath, settings: machine.console)
+        let stderrHostFD = stderrPair.0
+        stderrHost = nil
+        qemuStderr = try ConsoleLog(fd: stderrHostFD, logPath: stderrPath,
+                                    settings: ConsoleSettings(maxLogBytes: Self.stderrLogBytes, memoryTailBytes: 4096))
 
         let qmpFD = qmpPair.0
         qmpHost = nil
@@ -228,6 +238,7 @@ public actor VirtualMachine {
         await eventPump?.value
         await qmp?.close()
         await console?.waitFinished()
+        await qemuStderr?.waitFinished()
         let kind = ExitReason.classify(termination: termination, shutdownReason: shutdownReason,
                                        panicked: panicked, killedByUs: killedByUs)
         let reason = ExitReason(kind: kind, termination: termination, shutdownReason: shutdownReason,
@@ -266,10 +277,12 @@ public actor VirtualMachine {
         return stderrFileTail()
     }
 
-    private nonisolated func stderrFileTail() -> String {
-        guard let data = FileManager.default.contents(atPath: configuration.stateDirectory + "/qemu.stderr") else { return "" }
-        return String(decoding: data.suffix(2048), as: UTF8.self)
+    private func stderrFileTail() -> String {
+        String(qemuStderr?.tail.suffix(2048) ?? "")
     }
+
+    /// QEMU's stderr on disk at most (twice this with the previous generation).
+    static let stderrLogBytes = 256 << 10
 
     /// Waits until QEMU has exited and everything is released; returns why it stopped.
     public func waitForExit() async -> ExitReason {

@@ -230,6 +230,34 @@ import TestSupport
             #expect(!FileManager.default.fileExists(atPath: dir))
         }
     }
+
+    /// QEMU's stderr is drained and capped on disk: a QEMU (or a guest making it log)
+    /// that writes megabytes leaves at most twice the cap, and the tail still reaches the error.
+    @Test func qemuStderrIsCappedOnDisk() async throws {
+        try await TemporaryDirectory.with(prefix: "qemubox-vm") { dir in
+            let fake = dir + "/noisy-qemu"
+            try """
+                #!/bin/sh
+                head -c 3000000 /dev/zero | tr '\\0' x >&2
+                echo >&2; echo LAST-WORDS >&2
+                exit 1
+
+                """.write(toFile: fake, atomically: true, encoding: .utf8)
+            chmod(fake, 0o755)
+            let m = MachineDescription(name: "noisy", kernel: KernelBoot(kernelPath: "/dev/null"))
+            var configuration = VMConfiguration(stateDirectory: dir + "/state", qemuBinary: fake,
+                                                hostFacts: HostFacts(accelerator: AcceleratorDecision(.tcg, reason: "test"),
+                                                                     tscKHz: 1_000_000))
+            configuration.removeStateDirectoryOnExit = false
+            let vm = VirtualMachine(m, configuration: configuration)
+            let e = await #expect(throws: QemuboxError.self) { try await vm.start() }
+            #expect(e?.message.contains("LAST-WORDS") == true, "\(String(describing: e).suffix(300))")
+            let sizes = ["qemu.stderr", "qemu.stderr.1"].map {
+                ((try? FileManager.default.attributesOfItem(atPath: dir + "/state/" + $0))?[.size] as? Int) ?? 0
+            }
+            #expect(sizes.allSatisfy { $0 <= 256 << 10 } && sizes[0] + sizes[1] > 0, "\(sizes)")
+        }
+    }
 }
 
 /// A pid handed out of a `@Sendable` closure.
