@@ -38,7 +38,8 @@ public final class GuestAgentConnection: Sendable {
     {
         let session: YamuxSession
         do {
-            session = try await VirtioSerialHost.connect(path: path, timeout: timeout)
+            // The guest opens no streams: any it tries is reset at once.
+            session = try await VirtioSerialHost.connect(path: path, configuration: .refusingPeerStreams, timeout: timeout)
         } catch {
             throw QemuboxError(.agentUnavailable, "no agent on \(path): \(error)")
         }

@@ -27,6 +27,15 @@ public struct YamuxConfiguration: Sendable {
 
     /// The defaults.
     public init() {}
+
+    /// For a side that only opens streams and never accepts any — the host of a
+    /// guest, which must not let an untrusted peer park streams (and their window of
+    /// buffered data) in its accept queue: every stream the peer opens is reset.
+    public static var refusingPeerStreams: YamuxConfiguration {
+        var configuration = YamuxConfiguration()
+        configuration.acceptBacklog = 0
+        return configuration
+    }
 }
 
 /// Which side of the session this is: the client opens odd stream ids, the server even.

@@ -126,4 +126,16 @@ struct YamuxSessionTests {
             #expect(try await YamuxTestPeer.echoMany(session, count: 3, maxSize: 1000) == 3)
         }
     }
+
+    @Test("a side configured to refuse peer streams resets every stream the peer opens")
+    func refusingPeerStreams() async throws {
+        try await Self.withPair(configuration: .refusingPeerStreams) { session in
+            for _ in 0..<3 {
+                let stream = try await session.openStream()
+                try? await stream.write(ByteBuffer(string: "echo\nx"))
+                await #expect(throws: VsockTransportError.self) { _ = try await stream.readAll() }
+            }
+            #expect(try await session.ping() < .seconds(5))
+        }
+    }
 }
