@@ -45,8 +45,14 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var pendingRead = false
     private var writable = true
     private var draining = false
+    /// The newest write not yet on the wire. Writes complete in order, so once it
+    /// completes every earlier one has too.
+    private var pendingWrite: EventLoopFuture<Void>?
+    /// Set when the connection is to close as soon as `pendingWrite` is done.
+    private var closeWhenWritten = false
 
-    init(services: [String: TTRPCService], configuration: TTRPCServer.Configuration, logger: Logger) {
+    init(services: [String: TTRPCService], configuration: TTRPCServer.Configuration,
+         logger: Logger = Logger(label: "ttrpc.server")) {
         self.services = services
         self.maxMessageSize = configuration.maxMessageSize
         self.maxConcurrentCalls = configuration.maxConcurrentCallsPerConnection
@@ -90,10 +96,34 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Stops taking requests (new ones are answered `Unavailable`); closes the
-    /// connection once in-flight calls end.
+    /// connection once in-flight calls end and their responses are written.
     func drain() {
         draining = true
-        if calls.isEmpty { context?.close(promise: nil) }
+        if calls.isEmpty { closeOnceWritten() }
+    }
+
+    /// Closes the connection once every response written so far is on the wire.
+    /// A response is written before its flush, which the coalescer runs on a later
+    /// tick; closing in between would discard it (a drain that finds no calls left
+    /// may run just after the last call finished).
+    private func closeOnceWritten() {
+        guard let context else { return }
+        guard pendingWrite != nil else {
+            context.close(promise: nil)
+            return
+        }
+        closeWhenWritten = true
+        context.flush()
+    }
+
+    /// Records `future` as the newest write; closes on its completion if a close waits for it.
+    private func track(_ future: EventLoopFuture<Void>) {
+        pendingWrite = future
+        future.assumeIsolated().whenComplete { [weak self] _ in
+            guard let self, self.pendingWrite === future else { return }  // a later write is pending
+            self.pendingWrite = nil
+            if self.closeWhenWritten { self.context?.close(promise: nil) }
+        }
     }
 
     /// Closes at once; in-flight handlers are cancelled.
@@ -274,6 +304,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         var buffer = context.channel.allocator.buffer(capacity: payload.count)
         buffer.writeBytes(payload)
+        track(promise.futureResult)
         context.writeAndFlush(wrapOutboundOut(TTRPCFrame(streamID: streamID, type: .data, payload: buffer)),
                               promise: promise)
     }
@@ -289,29 +320,21 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         call.timer?.cancel()
         call.inbound?.finish(throwing: TTRPCError(.cancelled, "call finished"))
         call.task?.cancel()
-        let written: EventLoopFuture<Void>?
         switch result {
         case .success(let payload):
-            written = respond(streamID: call.id, status: nil, payload: payload)
+            respond(streamID: call.id, status: nil, payload: payload)
         case .failure(let error):
-            written = respond(streamID: call.id, status: TTRPCError.from(error), payload: Data())
+            respond(streamID: call.id, status: TTRPCError.from(error), payload: Data())
         }
-        if draining, calls.isEmpty, let context {
-            // Close once the last response is on the wire, not before.
-            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-            if let written {
-                written.whenComplete { _ in bound.value.close(promise: nil) }
-            } else {
-                context.close(promise: nil)
-            }
+        if draining, calls.isEmpty {
+            closeOnceWritten()  // once the last response is on the wire, not before
         } else {
             resumeReadingIfPossible()
         }
     }
 
-    @discardableResult
-    private func respond(streamID: UInt32, status: TTRPCError?, payload: Data = Data()) -> EventLoopFuture<Void>? {
-        guard let context else { return nil }
+    private func respond(streamID: UInt32, status: TTRPCError?, payload: Data = Data()) {
+        guard let context else { return }
         var response = Ttrpc_Response(status: status, payload: payload)
         var buffer: ByteBuffer
         do {
@@ -324,13 +347,13 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         } catch {
             logger.error("ttrpc: encoding response failed", metadata: ["error": "\(error)"])
-            return nil
+            return
         }
         let promise = context.eventLoop.makePromise(of: Void.self)
+        track(promise.futureResult)
         context.write(wrapOutboundOut(TTRPCFrame(streamID: streamID, type: .response, payload: buffer)),
                       promise: promise)
         flusher.flushSoon(context)
-        return promise.futureResult
     }
 
     private let flusher = TTRPCFlushCoalescer()

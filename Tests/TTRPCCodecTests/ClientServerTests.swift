@@ -267,6 +267,48 @@ struct ClientServerTests {
         }
     }
 
+    @Test("a drain in the tick the last call finished still delivers its response before closing")
+    func drainRightAfterLastResponse() async throws {
+        // Under load, a graceful shutdown's drain can run after the last call finished
+        // but before its response was flushed (flushes are coalesced onto a later tick):
+        // the drain finds no call left and must not close before that response is out.
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        let group = MultiThreadedEventLoopGroup.singleton
+        let serverChannel = try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(inputOutput: fds[0]).get()
+        let clientChannel = try await NIOPipeBootstrap(group: group).takingOwnershipOfDescriptor(inputOutput: fds[1]).get()
+        let (started, startedContinuation) = AsyncStream<Void>.makeStream()
+        let hold = TTRPCService(name: "test.Hold", methods: [
+            "Hold": .unary { payload, _ in
+                startedContinuation.yield()
+                try await Task.sleep(for: .seconds(60))  // ended below, by finishing the call
+                return payload
+            },
+        ])
+        let handler = try await serverChannel.eventLoop.submit {
+            let handler = TTRPCServerHandler(services: [hold.name: hold], configuration: TTRPCServer.Configuration())
+            try serverChannel.pipeline.syncOperations.addHandlers([
+                ByteToMessageHandler(TTRPCFrameDecoder()), MessageToByteHandler(TTRPCFrameEncoder()), handler,
+            ])
+            return NIOLoopBound(handler, eventLoop: serverChannel.eventLoop)
+        }.get()
+        let client = try await TTRPCClient(channel: clientChannel)
+        let inFlight = Task {
+            try await client.unary(service: "test.Hold", method: "Hold", payload: Data("finished".utf8))
+        }
+        var iterator = started.makeAsyncIterator()
+        _ = await iterator.next()
+        // The call ends (its response written, the flush still queued), then the drain
+        // runs, all in one event-loop tick.
+        try await serverChannel.eventLoop.submit {
+            handler.value.finishCall(id: 1, result: .success(Data("finished".utf8)))
+            handler.value.drain()
+        }.get()
+        #expect(try await inFlight.value == Data("finished".utf8))
+        try await serverChannel.closeFuture.get()
+        try await client.closeFuture.get()
+    }
+
     @Test("oversized request and response: ResourceExhausted, the connection survives")
     func oversize() async throws {
         try await TemporaryDirectory.with { dir in
