@@ -27,6 +27,8 @@ public struct CNIAttachment: Codable, Sendable, Hashable {
     public var binaryDirectories: [String]
     /// A resolv.conf rendered from the first result that names DNS servers (nil: none did).
     public var resolvConf: String?
+    /// The container's addresses from every result (without prefix length), in order.
+    public var addresses: [String] = []
 
     /// Makes the namespace `/run/netns/<namespaceName>` and runs every configured
     /// network's ADD in it. `record` is called with what exists so far before each
@@ -58,6 +60,9 @@ public struct CNIAttachment: Codable, Sendable, Hashable {
                 do {
                     let result = try await runner.add(list, attachment.runtimeConfig(network))
                     if attachment.resolvConf == nil { attachment.resolvConf = Self.resolvConf(result.dns) }
+                    attachment.addresses += result.containerAddresses().compactMap {
+                        $0.address.split(separator: "/").first.map(String.init)
+                    }
                     logger.info("CNI \(list.name) added", metadata: [
                         "interface": "\(network.interface)", "ips": "\(result.ips.map(\.address))"])
                 } catch {

@@ -154,17 +154,15 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
             attachment = networkPlan.attachment
             sandboxConfiguration.network = networkPlan.network
             let networkReady = ContinuousClock.now
-            let resolvConf = attachment?.resolvConf.flatMap { text in
-                spec.mounts?.contains { $0.destination == "/etc/resolv.conf" } == true ? nil : text
-            }
+            let files = Self.networkFiles(attachment, spec: spec, plan: rootfs.plan)
             let guestConfig = try Self.guestConfig(spec, original: configJSON, terminal: request.terminal,
-                                                   resolvConf: resolvConf.map { _ in Self.guestResolvConf(rootfs.plan) })
+                                                   files: files.map { ($0.destination, $0.guestPath) })
             let box = try await Sandbox.start(sandboxConfiguration, extraDisks: rootfs.plan.disks)
             sandbox = box
-            if let resolvConf {
+            for each in files {
                 var file = Qemubox_Guest_V1_WriteFileRequest()
-                file.path = Self.guestResolvConf(rootfs.plan)
-                file.data = Data(resolvConf.utf8)
+                file.path = each.guestPath
+                file.data = Data(each.content.utf8)
                 _ = try await box.agent.system.writeFile(file)
             }
             var attached: [AttachedInterface] = []
@@ -235,11 +233,12 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
     /// the terminal flag or the namespaces must change. The container never gets a
     /// network namespace of its own in the guest: it shares the VM's, which holds the
     /// interfaces of the namespace containerd gave it (``Sandbox/attachNetwork()``).
-    /// With `resolvConf` (a guest path), the container gets it bind-mounted, read-only, as /etc/resolv.conf.
-    static func guestConfig(_ spec: RuntimeSpec, original: Data, terminal: Bool, resolvConf: String? = nil) throws -> Data {
+    /// `files` (container path, guest path) are bind-mounted read-only into the container.
+    static func guestConfig(_ spec: RuntimeSpec, original: Data, terminal: Bool,
+                            files: [(destination: String, source: String)] = []) throws -> Data {
         let networkNamespace = spec.linux?.namespaces?.contains { $0.type == .network } ?? false
         if spec.root?.path == "rootfs" && (spec.process?.terminal ?? false) == terminal && !networkNamespace
-            && resolvConf == nil {
+            && files.isEmpty {
             return original
         }
         do {
@@ -248,19 +247,35 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
                 $0.root?.path = "rootfs"
                 $0.process?.terminal = terminal
                 $0.linux?.namespaces?.removeAll { $0.type == .network }
-                if let resolvConf {
-                    $0.mounts = ($0.mounts ?? []) + [RuntimeSpec.Mount(destination: "/etc/resolv.conf", type: "bind",
-                                                                       source: resolvConf, options: ["rbind", "ro"])]
+                $0.mounts = ($0.mounts ?? []) + files.map {
+                    RuntimeSpec.Mount(destination: $0.destination, type: "bind", source: $0.source, options: ["rbind", "ro"])
                 }
+                if $0.mounts?.isEmpty == true { $0.mounts = nil }
             })
         } catch {
             throw ShimError(.invalidArgument, "cannot re-encode config.json: \(error)")
         }
     }
 
-    /// Where the guest keeps the resolv.conf the shim writes for a container (beside its bundle).
-    static func guestResolvConf(_ plan: RootfsPlan) -> String {
-        plan.guestBundle + "/resolv.conf"
+    /// The files a container gets from the networks the shim attached (`[network]`):
+    /// `/etc/resolv.conf` from the first result naming DNS servers and `/etc/hosts` with
+    /// its addresses under the spec's hostname — each unless the spec mounts its own.
+    /// Written next to the guest bundle and bind-mounted read-only.
+    static func networkFiles(_ attachment: CNIAttachment?, spec: RuntimeSpec, plan: RootfsPlan)
+        -> [(destination: String, guestPath: String, content: String)]
+    {
+        guard let attachment else { return [] }
+        var files: [(destination: String, guestPath: String, content: String)] = []
+        if let resolv = attachment.resolvConf {
+            files.append(("/etc/resolv.conf", plan.guestBundle + "/resolv.conf", resolv))
+        }
+        let hostname = spec.hostname.flatMap { $0.isEmpty ? nil : $0 }
+        var hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        if let hostname {
+            for address in attachment.addresses { hosts += "\(address)\t\(hostname)\n" }
+        }
+        files.append(("/etc/hosts", plan.guestBundle + "/hosts", hosts))
+        return files.filter { file in !(spec.mounts?.contains { $0.destination == file.destination } ?? false) }
     }
 
     /// VM memory: the configured default, or the container's limit plus room for the guest.

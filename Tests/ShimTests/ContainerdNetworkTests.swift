@@ -202,6 +202,9 @@ import Testing
             // The result's DNS (the conflist's "dns") is the container's resolv.conf.
             let resolv = try await containerd.ctrCheck("task exec --exec-id dns own1 cat /etc/resolv.conf")
             #expect(resolv == "nameserver \(Self.subnet).1\nsearch qbx.test\n", "\(resolv)")
+            // ctr sets no hostname: the hosts file names localhost only.
+            let hosts = try await containerd.ctrCheck("task exec --exec-id hosts own1 cat /etc/hosts")
+            #expect(hosts == "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n", "\(hosts)")
             let namespaces = try Self.shimNamespaces()
             #expect(namespaces.count == 1, "\(namespaces)")
             try await Self.remove(containerd, "own1")
