@@ -30,6 +30,8 @@ cache_dir = "$dir/cache"
 writable_layer_mib = 256
 guest_image = "$image_file"
 TOML
+# PRIVATE_CONTAINERD_QEMUBOX: extra lines for qemubox.toml (e.g. "[network]\nnic_slots = 0").
+[ -n "${PRIVATE_CONTAINERD_QEMUBOX:-}" ] && printf '%b\n' "$PRIVATE_CONTAINERD_QEMUBOX" >>"$dir/qemubox.toml"
 if [ "${PRIVATE_CONTAINERD_WARM:-0}" = 1 ]; then
     printf 'warm_start = true\ntemplate_dir = "%s"\n' "$dir/templates" >>"$dir/qemubox.toml"
 fi
