@@ -213,7 +213,8 @@ enum ChangeExporter {
         return lstat(path, &s) == 0 && s.st_mode & S_IFMT == S_IFDIR
     }
 
-    /// Runs blocking file system work on NIO's thread pool.
+    /// Runs blocking work (file systems, mounts, netlink) on NIO's thread pool, never on
+    /// the event loop or Swift's cooperative pool.
     static func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await NIOThreadPool.singleton.runIfActive(work)
     }

@@ -34,6 +34,14 @@ final class ProcessIO: Sendable {
         var stderrReader: CInt = -1
         /// The pty master (kept for resize while the process runs).
         var master: CInt = -1
+        /// The stdin thread is inside a write to `stdinWriter` (it then owns the fd:
+        /// ``closeStdin()`` asks it to stop instead of closing under it).
+        var writingStdin = false
+        /// ``closeStdin()`` came while the stdin thread was writing.
+        var stdinCloseRequested = false
+        /// Wakes the stdin thread out of its wait for room (written by ``closeStdin()``).
+        var stdinCancelRead: CInt = -1
+        var stdinCancelWrite: CInt = -1
         /// Whether the copying threads own our ends.
         var started = false
     }
@@ -143,35 +151,81 @@ final class ProcessIO: Sendable {
         }
     }
 
+    /// Copies the stdin stream into the process. Never holds the lock across a write: a
+    /// process that does not read its stdin blocks only this thread, and `CloseIO`,
+    /// `ResizePty`, `Delete` (which take the lock) stay prompt. Writes wait for room with
+    /// `poll` beside a cancel pipe that ``closeStdin()`` writes to.
     private func startInput(stream: AgentStream) {
+        let cancel = try? Command.makePipe()
+        fds.withLockedValue { fds in
+            fds.stdinCancelRead = cancel?[0] ?? -1
+            fds.stdinCancelWrite = cancel?[1] ?? -1
+        }
+        let piece = terminal ? 64 : Int(PIPE_BUF)
         PosixThread.start(name: "stdio-in") { [self] in
             while true {
                 guard let chunk = try? blockingAwait({ try await stream.read() }) else { break }
-                let ok = fds.withLockedValue { fds -> Bool in
-                    guard fds.stdinWriter >= 0 else { return false }
-                    return chunk.withUnsafeReadableBytes { raw in
-                        var offset = 0
-                        guard let base = raw.baseAddress else { return true }
-                        while offset < raw.count {
-                            let n = write(fds.stdinWriter, base + offset, raw.count - offset)
-                            if n < 0, errno == EINTR { continue }
-                            guard n > 0 else { return false }
-                            offset += n
-                        }
-                        return true
-                    }
+                let target = fds.withLockedValue { fds -> (fd: CInt, cancel: CInt)? in
+                    guard fds.stdinWriter >= 0 else { return nil }
+                    fds.writingStdin = true
+                    return (fds.stdinWriter, fds.stdinCancelRead)
                 }
-                if !ok { break }
+                guard let target else { break }
+                let ok = chunk.withUnsafeReadableBytes { raw in
+                    Self.write(raw, to: target.fd, cancel: target.cancel, piece: piece)
+                }
+                let stop = fds.withLockedValue { fds -> Bool in
+                    fds.writingStdin = false
+                    return fds.stdinCloseRequested
+                }
+                if !ok || stop { break }
             }
-            closeStdin()
+            fds.withLockedValue { fds in
+                fds.writingStdin = false
+                for fd in [fds.stdinWriter, fds.stdinCancelRead, fds.stdinCancelWrite] where fd >= 0 { close(fd) }
+                fds.stdinWriter = -1
+                fds.stdinCancelRead = -1
+                fds.stdinCancelWrite = -1
+            }
         }
     }
 
-    /// Closes the process's stdin (EOF for a pipe; the agent's copy for a pty).
+    /// Writes all of `raw` to `fd` in pieces that fit the room `poll` reported (a pipe
+    /// with room takes PIPE_BUF bytes without blocking), unless `cancel` becomes readable
+    /// or the reader is gone. Returns false when it stopped early.
+    private static func write(_ raw: UnsafeRawBufferPointer, to fd: CInt, cancel: CInt, piece: Int) -> Bool {
+        guard let base = raw.baseAddress else { return true }
+        var offset = 0
+        while offset < raw.count {
+            var polls = [pollfd(fd: fd, events: Int16(POLLOUT), revents: 0),
+                         pollfd(fd: cancel, events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&polls, cancel >= 0 ? 2 : 1, -1)
+            if ready < 0, errno == EINTR { continue }
+            guard ready > 0, polls[1].revents == 0 || cancel < 0 else { return false }
+            guard polls[0].revents & Int16(POLLOUT) != 0 else { return false }  // POLLERR/POLLHUP: reader gone
+            let n = Glibc.write(fd, base + offset, min(piece, raw.count - offset))
+            if n < 0, errno == EINTR || errno == EAGAIN { continue }
+            guard n > 0 else { return false }
+            offset += n
+        }
+        return true
+    }
+
+    /// Closes the process's stdin (EOF for a pipe; the agent's copy for a pty). Never
+    /// blocks: while the stdin thread is writing, it is told to stop and closes it.
     func closeStdin() {
         fds.withLockedValue { fds in
-            if fds.stdinWriter >= 0 { close(fds.stdinWriter) }
-            fds.stdinWriter = -1
+            guard fds.stdinWriter >= 0 else { return }
+            if fds.writingStdin {
+                fds.stdinCloseRequested = true
+                if fds.stdinCancelWrite >= 0 {
+                    var one: UInt8 = 1
+                    _ = Glibc.write(fds.stdinCancelWrite, &one, 1)
+                }
+            } else {
+                close(fds.stdinWriter)
+                fds.stdinWriter = -1
+            }
         }
     }
 
@@ -189,6 +243,11 @@ final class ProcessIO: Sendable {
     /// streams (reset; output streams already closed are unaffected).
     func abort() {
         fds.withLockedValue { fds in
+            if fds.writingStdin, fds.stdinCancelWrite >= 0 {
+                fds.stdinCloseRequested = true
+                var one: UInt8 = 1
+                _ = Glibc.write(fds.stdinCancelWrite, &one, 1)
+            }
             for fd in [fds.childStdin, fds.childStdout, fds.childStderr, fds.master] where fd >= 0 { close(fd) }
             if !fds.started {
                 for fd in [fds.stdinWriter, fds.stdoutReader, fds.stderrReader] where fd >= 0 { close(fd) }

@@ -87,6 +87,10 @@ public final class SystemService: QemuboxGuestV1SystemService, Sendable {
     }
 
     public func mount(_ request: Qemubox_Guest_V1_MountRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        try await ChangeExporter.blocking { try self.mountNow(request) }
+    }
+
+    private func mountNow(_ request: Qemubox_Guest_V1_MountRequest) throws -> SwiftProtobuf.Google_Protobuf_Empty {
         var done: [String] = []
         do {
             for m in request.mounts {
@@ -102,11 +106,19 @@ public final class SystemService: QemuboxGuestV1SystemService, Sendable {
     }
 
     public func unmount(_ request: Qemubox_Guest_V1_UnmountRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        try await ChangeExporter.blocking { try self.unmountNow(request) }
+    }
+
+    private func unmountNow(_ request: Qemubox_Guest_V1_UnmountRequest) throws -> SwiftProtobuf.Google_Protobuf_Empty {
         for target in request.targets { try Mounter.unmount(target, detach: request.detach) }
         return Google_Protobuf_Empty()
     }
 
     public func mkdir(_ request: Qemubox_Guest_V1_MkdirRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        try await ChangeExporter.blocking { try self.mkdirNow(request) }
+    }
+
+    private func mkdirNow(_ request: Qemubox_Guest_V1_MkdirRequest) throws -> SwiftProtobuf.Google_Protobuf_Empty {
         let mode = mode_t(request.mode == 0 ? 0o755 : request.mode & 0o7777)
         for path in request.paths {
             guard path.hasPrefix("/") else { throw GuestAgentError(.invalidArgument, "path \(path) is not absolute") }
@@ -116,6 +128,10 @@ public final class SystemService: QemuboxGuestV1SystemService, Sendable {
     }
 
     public func writeFile(_ request: Qemubox_Guest_V1_WriteFileRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        try await ChangeExporter.blocking { try self.writeFileNow(request) }
+    }
+
+    private func writeFileNow(_ request: Qemubox_Guest_V1_WriteFileRequest) throws -> SwiftProtobuf.Google_Protobuf_Empty {
         let path = request.path
         guard path.hasPrefix("/"), !path.hasSuffix("/") else { throw GuestAgentError(.invalidArgument, "path \(path) is not an absolute file path") }
         let dir = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
@@ -146,6 +162,10 @@ public final class SystemService: QemuboxGuestV1SystemService, Sendable {
     }
 
     public func configureNetwork(_ request: Qemubox_Guest_V1_ConfigureNetworkRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        try await ChangeExporter.blocking { try self.configureNetworkNow(request) }
+    }
+
+    private func configureNetworkNow(_ request: Qemubox_Guest_V1_ConfigureNetworkRequest) throws -> SwiftProtobuf.Google_Protobuf_Empty {
         try GuestNetwork.configure(request)
         PID1.debugLog("network: \(request.interfaces.map { "\($0.name) \($0.addresses)" }), \(request.routes.count) routes")
         return Google_Protobuf_Empty()
