@@ -7,7 +7,6 @@ import FoundationEssentials
 import Foundation
 #endif
 import CGuestAgentSupport
-import NIOPosix
 import QemuboxAPI
 
 /// Streams a container's writable layer (an overlay upper directory) to the host
@@ -15,8 +14,7 @@ import QemuboxAPI
 /// children, names sorted; overlay's whiteouts and opaque markers become record
 /// kinds, a file's second names become HARDLINK records, and file data follows
 /// its FILE record in DATA records of at most ``chunkBytes``, holes skipped.
-/// File system calls run on NIO's blocking thread pool, never on the event loop
-/// or Swift's cooperative pool.
+/// File system calls run through ``Blocking/run(_:)``.
 enum ChangeExporter {
     /// Data per DATA record.
     static let chunkBytes = 1 << 20
@@ -37,13 +35,13 @@ enum ChangeExporter {
               !directory.contains("\0") else {
             throw GuestAgentError(.invalidArgument, "ExportChanges: \(directory) is not under \(allowedRoot)")
         }
-        guard try await blocking({ isDirectory(directory) }) else {
+        guard try await Blocking.run({ isDirectory(directory) }) else {
             throw GuestAgentError(.notFound, "ExportChanges: \(directory) is not a directory")
         }
         var firstNames: [String: String] = [:]  // "dev:ino" of multiply-linked files → first path
         var pending: [String] = [""]
         while let relative = pending.popLast() {
-            let entries = try await blocking { try list(directory, relative) }
+            let entries = try await Blocking.run { try list(directory, relative) }
             var subdirectories: [String] = []
             for entry in entries {
                 let path = relative.isEmpty ? entry.name : relative + "/" + entry.name
@@ -109,7 +107,7 @@ enum ChangeExporter {
     static func sendData(_ path: String, relative: String, size: UInt64,
                          send: (Qemubox_Guest_V1_ChangeRecord) async throws -> Void) async throws {
         guard size > 0 else { return }
-        let fd = try await blocking { () throws -> Int32 in
+        let fd = try await Blocking.run { () throws -> Int32 in
             let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
             guard fd >= 0 else { throw GuestAgentError.system("open \(path)") }
             return fd
@@ -118,7 +116,7 @@ enum ChangeExporter {
         var offset: Int64 = 0
         while UInt64(offset) < size {
             let from = offset
-            let chunk = try await blocking { () throws -> (Int64, Data)? in
+            let chunk = try await Blocking.run { () throws -> (Int64, Data)? in
                 let start = qb_seek_data(fd, from)
                 if start < 0 { return errno == ENXIO ? nil : (from, try readChunk(fd, at: from, path: path)) }
                 return (Int64(start), try readChunk(fd, at: Int64(start), path: path))
@@ -211,11 +209,5 @@ enum ChangeExporter {
     static func isDirectory(_ path: String) -> Bool {
         var s = stat()
         return lstat(path, &s) == 0 && s.st_mode & S_IFMT == S_IFDIR
-    }
-
-    /// Runs blocking work (file systems, mounts, netlink) on NIO's thread pool, never on
-    /// the event loop or Swift's cooperative pool.
-    static func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await NIOThreadPool.singleton.runIfActive(work)
     }
 }

@@ -87,7 +87,7 @@ public final class SystemService: QemuboxGuestV1SystemService, Sendable {
     }
 
     public func mount(_ request: Qemubox_Guest_V1_MountRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
-        try await ChangeExporter.blocking { try self.mountNow(request) }
+        try await Blocking.run { try self.mountNow(request) }
     }
 
     private func mountNow(_ request: Qemubox_Guest_V1_MountRequest) throws -> SwiftProtobuf.Google_Protobuf_Empty {
@@ -106,7 +106,7 @@ public final class SystemService: QemuboxGuestV1SystemService, Sendable {
     }
 
     public func unmount(_ request: Qemubox_Guest_V1_UnmountRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
-        try await ChangeExporter.blocking { try self.unmountNow(request) }
+        try await Blocking.run { try self.unmountNow(request) }
     }
 
     private func unmountNow(_ request: Qemubox_Guest_V1_UnmountRequest) throws -> SwiftProtobuf.Google_Protobuf_Empty {
@@ -115,7 +115,7 @@ public final class SystemService: QemuboxGuestV1SystemService, Sendable {
     }
 
     public func mkdir(_ request: Qemubox_Guest_V1_MkdirRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
-        try await ChangeExporter.blocking { try self.mkdirNow(request) }
+        try await Blocking.run { try self.mkdirNow(request) }
     }
 
     private func mkdirNow(_ request: Qemubox_Guest_V1_MkdirRequest) throws -> SwiftProtobuf.Google_Protobuf_Empty {
@@ -128,7 +128,7 @@ public final class SystemService: QemuboxGuestV1SystemService, Sendable {
     }
 
     public func writeFile(_ request: Qemubox_Guest_V1_WriteFileRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
-        try await ChangeExporter.blocking { try self.writeFileNow(request) }
+        try await Blocking.run { try self.writeFileNow(request) }
     }
 
     private func writeFileNow(_ request: Qemubox_Guest_V1_WriteFileRequest) throws -> SwiftProtobuf.Google_Protobuf_Empty {
@@ -162,7 +162,7 @@ public final class SystemService: QemuboxGuestV1SystemService, Sendable {
     }
 
     public func configureNetwork(_ request: Qemubox_Guest_V1_ConfigureNetworkRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
-        try await ChangeExporter.blocking { try self.configureNetworkNow(request) }
+        try await Blocking.run { try self.configureNetworkNow(request) }
     }
 
     private func configureNetworkNow(_ request: Qemubox_Guest_V1_ConfigureNetworkRequest) throws -> SwiftProtobuf.Google_Protobuf_Empty {

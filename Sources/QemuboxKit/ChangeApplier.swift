@@ -278,8 +278,7 @@ public final class ChangeApplier {
     }
 
     private func times(_ record: Qemubox_Guest_V1_ChangeRecord, _ parent: Int32, _ name: String) throws {
-        var spec = [timespec(tv_sec: Int(record.mtimeSeconds), tv_nsec: Int(min(record.mtimeNanoseconds, 999_999_999))),
-                    timespec(tv_sec: Int(record.mtimeSeconds), tv_nsec: Int(min(record.mtimeNanoseconds, 999_999_999)))]
+        var spec = Self.times(record)
         guard utimensat(parent, name, &spec, AT_SYMLINK_NOFOLLOW) == 0 else {
             throw Self.error("set times of \(record.path)", errno)
         }
@@ -300,10 +299,14 @@ public final class ChangeApplier {
             }
             if !ok { throw Self.error("set \(attribute.name) on \(record.path)", errno) }
         }
-        let nanos = Int(min(record.mtimeNanoseconds, 999_999_999))
-        var spec = [timespec(tv_sec: Int(record.mtimeSeconds), tv_nsec: nanos),
-                    timespec(tv_sec: Int(record.mtimeSeconds), tv_nsec: nanos)]
+        var spec = Self.times(record)
         guard futimens(fd, &spec) == 0 else { throw Self.error("set times of \(record.path)", errno) }
+    }
+
+    /// Access and modification times for `utimensat`/`futimens`: the record's mtime for both.
+    static func times(_ record: Qemubox_Guest_V1_ChangeRecord) -> [timespec] {
+        let time = timespec(tv_sec: Int(record.mtimeSeconds), tv_nsec: Int(min(record.mtimeNanoseconds, 999_999_999)))
+        return [time, time]
     }
 
     // MARK: removal

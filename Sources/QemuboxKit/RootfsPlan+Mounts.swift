@@ -114,9 +114,9 @@ extension RootfsPlan {
             let image = directory + "/scratch.ext4"
             try makeScratchDisk(image, bytes: writableBytes)
             scratchImage = image
-            allDisks.append(Disk(id: "scratch0", path: image, readOnly: false))
+            allDisks.append(Disk(id: scratchDiskID, path: image, readOnly: false))
             let scratch = guestScratch(containerID)
-            mounts.append(guestMount("ext4", "disk:scratch0", scratch, ["rw", "nodev"]))
+            mounts.append(guestMount("ext4", "disk:" + scratchDiskID, scratch, ["rw", "nodev"]))
             steps.append(.mount(mounts))
             steps.append(.mkdir([scratch + "/upper", scratch + "/work"]))
             overlayOptions += ["upperdir=\(scratch)/upper", "workdir=\(scratch)/work"]

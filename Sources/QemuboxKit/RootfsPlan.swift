@@ -64,13 +64,13 @@ public struct RootfsPlan: Sendable {
         }
         let scratchImage = directory + "/scratch0.ext4"
         try makeScratchDisk(scratchImage, bytes: writableBytes)
-        disks.append(Disk(id: "scratch0", path: scratchImage, readOnly: false))
+        disks.append(Disk(id: scratchDiskID, path: scratchImage, readOnly: false))
         let scratch = guestScratch(containerID)
         return RootfsPlan(
             disks: disks,
             steps: [
                 .mount([guestMount("erofs", "disk:rootfs0", layer, ["ro"]),
-                        guestMount("ext4", "disk:scratch0", scratch, ["rw", "nodev"])]),
+                        guestMount("ext4", "disk:" + scratchDiskID, scratch, ["rw", "nodev"])]),
                 .mkdir([scratch + "/upper", scratch + "/work"]),
                 .mount([guestMount("overlay", "overlay", guestBundle + "/rootfs",
                                    ["lowerdir=\(layer)", "upperdir=\(scratch)/upper", "workdir=\(scratch)/work"])]),

@@ -43,15 +43,16 @@ extension Sandbox {
     @discardableResult
     public func attachNetwork() async throws -> [AttachedInterface] {
         guard let network = configuration.network, let path = await networkNamespacePath else { return [] }
-        let links: [NamespaceNetwork.Link]
+        let interfaces: [NamespaceNetwork.Link]
         let routes: [NamespaceNetwork.Route]
         do {
-            links = try await NamespaceNetwork.links(in: path)
+            interfaces = SandboxNetwork.candidates(try await NamespaceNetwork.links(in: path))
+            // An empty namespace (`ctr run` without --cni): nothing more to read or do.
+            guard !interfaces.isEmpty else { return [] }
             routes = try await NamespaceNetwork.routes(in: path)
         } catch {
             throw QemuboxError(.network, "cannot read the network namespace \(path): \(error)")
         }
-        let interfaces = SandboxNetwork.candidates(links)
         guard interfaces.count <= network.slots.count else {
             throw QemuboxError(.network, "the network namespace \(path) has \(interfaces.count) interfaces "
                 + "(\(interfaces.map(\.name).joined(separator: ", "))) but the VM has \(network.slots.count) NICs "
@@ -59,6 +60,7 @@ extension Sandbox {
         }
         var attached: [AttachedInterface] = []
         var request = Qemubox_Guest_V1_ConfigureNetworkRequest()
+        var step = "cannot join the namespace's interfaces to the VM's NICs in \(path)"
         do {
             for (interface, slot) in zip(interfaces, network.slots) {
                 try await NamespaceNetwork.setLink(slot.tap, up: true, mtu: interface.mtu, in: path)
@@ -76,25 +78,20 @@ extension Sandbox {
                 nic.addresses = addresses
                 request.interfaces.append(nic)
             }
-        } catch {
-            for each in attached { try? await NamespaceNetwork.removeRedirect(each.name, in: path) }
-            throw QemuboxError(.network, "cannot join the namespace's interfaces to the VM's NICs in \(path): \(error)")
-        }
-        let names = Set(attached.map(\.name))
-        request.routes = routes.filter { names.contains($0.device) && $0.protocol != "kernel" }.map { route in
-            var r = Qemubox_Guest_V1_NetworkRoute()
-            r.destination = route.destination
-            r.gateway = route.gateway ?? ""
-            r.device = route.device
-            r.metric = UInt32(clamping: route.metric ?? 0)
-            return r
-        }
-        guard !request.interfaces.isEmpty else { return [] }
-        do {
+            let names = Set(attached.map(\.name))
+            request.routes = routes.filter { names.contains($0.device) && $0.protocol != "kernel" }.map { route in
+                var r = Qemubox_Guest_V1_NetworkRoute()
+                r.destination = route.destination
+                r.gateway = route.gateway ?? ""
+                r.device = route.device
+                r.metric = UInt32(clamping: route.metric ?? 0)
+                return r
+            }
+            step = "the guest refused its network configuration"
             _ = try await agent.system.configureNetwork(request)
         } catch {
-            for each in attached { try? await NamespaceNetwork.removeRedirect(each.name, in: path) }
-            throw QemuboxError(.network, "the guest refused its network configuration: \(error)")
+            await detachNetwork(attached)
+            throw QemuboxError(.network, "\(step): \(error)")
         }
         return attached
     }

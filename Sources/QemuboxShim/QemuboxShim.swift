@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import QemuboxAPI
+import OCISpec
 import QemuboxKit
 import SwiftProtobuf
 import TTRPCCodec
@@ -183,9 +184,17 @@ enum ShimDelete {
         }
         if let record, !record.writtenBack, let scratch = record.scratchImage, let target = record.writeback,
            FileManager.default.fileExists(atPath: scratch) {
-            await rescueWriteBack(scratchImage: scratch, into: target,
-                                  policy: record.writebackPolicy ?? WritebackPolicy(maxDataBytes: 0),
-                                  configuration: configuration, paths: paths, logger: logger)
+            // A record from a shim before policies were recorded: the bundle's spec gives it.
+            let policy = record.writebackPolicy
+                ?? (try? RuntimeSpec.load(bundle: record.bundle)).map {
+                    WritebackPolicy(spec: $0, layerBytes: UInt64(configuration.writableLayerMiB) << 20)
+                }
+            if let policy {
+                await rescueWriteBack(scratchImage: scratch, into: target, policy: policy,
+                                      configuration: configuration, paths: paths, logger: logger)
+            } else {
+                logger.error("delete: no writeback policy recorded and no spec in \(record.bundle): the writable layer is not written back")
+            }
         }
         unlink(paths.socket)
         if FileManager.default.fileExists(atPath: paths.stateDirectory) {

@@ -93,11 +93,8 @@ extension ShimTaskService {
             await container.sandbox.kill()
             for task in container.background { task.cancel() }
             for (_, process) in container.processes { await process.io.close() }
-            if !writtenBack, let scratch = container.rootfs.scratchImage, let target = container.rootfs.writeback {
-                await ShimDelete.rescueWriteBack(scratchImage: scratch, into: target, policy: container.writebackPolicy,
-                                                 configuration: context.configuration, paths: context.paths, logger: logger)
-            }
-            await container.cniAttachment?.detach(logger: logger)
+            await rescueWriteBack(container, unless: writtenBack)
+            await releaseNetwork(container)
         }
         removeState()
     }

@@ -46,18 +46,8 @@ extension ShimTaskService {
         }
         for task in container.background { task.cancel() }
         for (_, each) in container.processes { await each.io.close() }
-        if !writtenBack, let scratch = container.rootfs.scratchImage, let target = container.rootfs.writeback {
-            // The VM died before delete: a rescue VM reads the writable disk.
-            await ShimDelete.rescueWriteBack(scratchImage: scratch, into: target, policy: container.writebackPolicy,
-                                             configuration: context.configuration, paths: context.paths, logger: logger)
-        }
-        if case .path = container.sandbox.configuration.network?.namespace, container.cniAttachment == nil {
-            // The caller's namespace (CRI's pod) outlives the VM: leave its interfaces as CNI made them.
-            await container.sandbox.detachNetwork(container.attached)
-        }
-        if let attachment = container.cniAttachment {
-            await attachment.detach(logger: logger)
-        }
+        await rescueWriteBack(container, unless: writtenBack)
+        await releaseNetwork(container)
         let exit = self.container?.processes[""]?.exit ?? process.exit ?? Exit(status: 137, at: Date())
         if !(self.container?.initExitPublished ?? true) { publishExit(execID: "", exit, pid: process.pid) }
         removeState()
@@ -82,6 +72,27 @@ extension ShimTaskService {
         response.exitStatus = exit.status
         response.exitedAt = Google_Protobuf_Timestamp(date: exit.at)
         return response
+    }
+
+    /// The writeback after the VM is gone, through a rescue VM, unless it already
+    /// happened through the running guest.
+    func rescueWriteBack(_ container: Container, unless writtenBack: Bool) async {
+        guard !writtenBack, let scratch = container.rootfs.scratchImage, let target = container.rootfs.writeback else {
+            return
+        }
+        await ShimDelete.rescueWriteBack(scratchImage: scratch, into: target, policy: container.writebackPolicy,
+                                         configuration: context.configuration, paths: context.paths, logger: logger)
+    }
+
+    /// Undoes the VM's networking: the tc redirection on a namespace the caller owns
+    /// (CRI's pod namespace outlives the VM: its interfaces stay as CNI made them), or
+    /// the shim's own CNI networks and namespace.
+    func releaseNetwork(_ container: Container) async {
+        if let attachment = container.cniAttachment {
+            await attachment.detach(logger: logger)
+        } else if case .path = container.sandbox.configuration.network?.namespace {
+            await container.sandbox.detachNetwork(container.attached)
+        }
     }
 
     /// Streams the writable layer back from the running guest (``Sandbox/writeBack(upper:into:policy:)``)

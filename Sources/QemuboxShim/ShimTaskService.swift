@@ -139,7 +139,8 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
                 writableBytes: spec.root?.readonly == true ? 0 : UInt64(configuration.writableLayerMiB) << 20)
             record.scratchImage = rootfs.scratchImage
             record.writeback = rootfs.writeback
-            record.writebackPolicy = WritebackPolicy(spec: spec, layerBytes: UInt64(configuration.writableLayerMiB) << 20)
+            let writebackPolicy = WritebackPolicy(spec: spec, layerBytes: UInt64(configuration.writableLayerMiB) << 20)
+            record.writebackPolicy = writebackPolicy
             try record.write(to: paths)
             let rootfsReady = ContinuousClock.now
             var sandboxConfiguration = SandboxConfiguration(
@@ -190,7 +191,7 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
             container = Container(id: request.id, bundle: request.bundle, rootfs: rootfs, sandbox: box,
                                   processes: ["": process], cniAttachment: attachment,
                                   attachNetworkAtStart: networkPlan.attachAtStart, attached: attached,
-                                  writebackPolicy: record.writebackPolicy ?? WritebackPolicy(maxDataBytes: 0))
+                                  writebackPolicy: writebackPolicy)
             startBackground(box)
             let created = ContinuousClock.now
             timings = ["rootfs": (rootfsReady - started).shimSeconds, "network": (networkReady - rootfsReady).shimSeconds,

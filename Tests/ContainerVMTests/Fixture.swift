@@ -49,6 +49,26 @@ enum Fixture {
         return path
     }
 
+    /// Runs `command` with bash, throwing unless it exits 0; returns stdout.
+    @discardableResult
+    static func sh(_ command: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = ["-c", command]
+        let out = Pipe()
+        let err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        let errors = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw PeerError("`\(command)` exited \(p.terminationStatus): \(String(decoding: errors, as: UTF8.self))")
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// sha256 of a file, by the host's sha256sum.
     static func sha256(file: String) throws -> String {
         let tool = Process()

@@ -10,33 +10,13 @@ import Testing
 /// end of each veth (in a second namespace the test made) reaches it.
 @Suite(.serialized, .enabled(if: Fixture.available && Prerequisite.isRoot && Prerequisite.tools("ip", "nsenter")))
 struct NetworkAttachTests {
-    /// Runs `command` with bash, throwing unless it exits 0; returns stdout.
-    @discardableResult
-    static func sh(_ command: String) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/bash")
-        p.arguments = ["-c", command]
-        let out = Pipe()
-        let err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        let errors = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw PeerError("`\(command)` exited \(p.terminationStatus): \(String(decoding: errors, as: UTF8.self))")
-        }
-        return String(decoding: data, as: UTF8.self)
-    }
-
     /// Two namespaces (host side H, container side C) joined by two veth pairs.
     static func withNamespaces(_ body: (_ host: String, _ container: String) async throws -> Void) async throws {
         let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let (h, c) = ("qbxh" + tag, "qbxc" + tag)
-        try sh("ip netns add \(h) && ip netns add \(c)")
-        defer { _ = try? sh("ip netns delete \(h); ip netns delete \(c)") }
-        try sh("""
+        try Fixture.sh("ip netns add \(h) && ip netns add \(c)")
+        defer { _ = try? Fixture.sh("ip netns delete \(h); ip netns delete \(c)") }
+        try Fixture.sh("""
             set -e
             ip -n \(h) link set lo up
             ip -n \(h) link add vh0 type veth peer name eth0 netns \(c)
@@ -58,7 +38,7 @@ struct NetworkAttachTests {
         try await ConcurrencyLimit.vms.run {
             try await Self.withNamespaces { host, container in
                 // /sys shows the mounting namespace's devices: ask iproute2 inside the namespace instead.
-                let macs = try Self.sh("for i in eth0 eth1; do nsenter --net=\(container) ip -o link show $i | sed 's/.*link.ether \\([^ ]*\\).*/\\1/'; done")
+                let macs = try Fixture.sh("for i in eth0 eth1; do nsenter --net=\(container) ip -o link show $i | sed 's/.*link.ether \\([^ ]*\\).*/\\1/'; done")
                 try await TemporaryDirectory.with(prefix: "qbxnet") { dir in
                     let network = try await SandboxNetwork.existing(path: container)
                     #expect(network.slots.count == 2)
@@ -73,12 +53,12 @@ struct NetworkAttachTests {
                     // The host side reaches the container by its addresses, IPv4 and IPv6.
                     for address in ["10.232.0.2", "10.233.0.2", "fd00:232::2"] {
                         let reachable = await eventually(timeout: .seconds(20)) {
-                            (try? Self.sh("nsenter --net=\(host) busybox ping -c1 -W2 \(address)")) != nil
+                            (try? Fixture.sh("nsenter --net=\(host) busybox ping -c1 -W2 \(address)")) != nil
                         }
                         #expect(reachable, "\(address) from the host side")
                     }
                     let reply = await eventually(timeout: .seconds(20)) {
-                        (try? Self.sh("echo hello | nsenter --net=\(host) busybox nc -w 3 10.232.0.2 8080"))?.contains("go") ?? false
+                        (try? Fixture.sh("echo hello | nsenter --net=\(host) busybox nc -w 3 10.232.0.2 8080"))?.contains("go") ?? false
                     }
                     #expect(reply, "TCP host → container")
                     #expect(try await live.wait() == 0)
@@ -93,7 +73,7 @@ struct NetworkAttachTests {
                     await live.finish()
                 }
                 // The guest is gone: its TAPs went with QEMU, the veths stay for CNI's DEL.
-                let links = try Self.sh("ip -n \(URL(fileURLWithPath: container).lastPathComponent) -o link show")
+                let links = try Fixture.sh("ip -n \(URL(fileURLWithPath: container).lastPathComponent) -o link show")
                 #expect(!links.contains(SandboxNetwork.tapPrefix), "\(links)")
                 #expect(links.contains("eth0@") && links.contains("eth1@"), "\(links)")
             }
@@ -132,7 +112,7 @@ struct NetworkAttachTests {
                 let store = VMTemplateStore(directory: dir + "/templates")
                 for n in 0..<2 {
                     try await Self.withNamespaces { host, container in
-                        let macs = try Self.sh("nsenter --net=\(container) ip -o link show eth0 | sed 's/.*link.ether \\([^ ]*\\).*/\\1/'")
+                        let macs = try Fixture.sh("nsenter --net=\(container) ip -o link show eth0 | sed 's/.*link.ether \\([^ ]*\\).*/\\1/'")
                         let network = try await SandboxNetwork.existing(path: container)
                         let state = dir + "/c\(n)"
                         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
@@ -142,7 +122,7 @@ struct NetworkAttachTests {
                             configure: { $0.linux?.namespaces?.removeAll { $0.type == .network } },
                             beforeStart: { sandbox in try await sandbox.attachNetwork() })
                         let reply = await eventually(timeout: .seconds(20)) {
-                            (try? Self.sh("echo hi | nsenter --net=\(host) busybox nc -w 3 10.232.0.2 8080"))?.contains("go") ?? false
+                            (try? Fixture.sh("echo hi | nsenter --net=\(host) busybox nc -w 3 10.232.0.2 8080"))?.contains("go") ?? false
                         }
                         #expect(reply, "clone \(n): TCP host → container")
                         #expect(try await live.wait() == 0)

@@ -9,19 +9,15 @@ import Testing
 /// built by the test (mounted on the host only to fill it, as a guest would).
 @Suite(.serialized, .enabled(if: Fixture.available && Prerequisite.isRoot && Prerequisite.tools("mkfs.ext4", "setfattr", "getfattr")))
 struct WritebackStreamTests {
-    static func sh(_ command: String) throws -> String {
-        try NetworkAttachTests.sh(command)
-    }
-
     /// A scratch ext4 image whose upper/ holds a new file, a changed file, a whiteout,
     /// an opaque directory, an xattr, a non-root owner, a hard link, a symlink and a sparse file.
     static func scratchImage(in dir: String) throws -> String {
         let image = dir + "/scratch.ext4"
         let mnt = dir + "/mnt"
         try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
-        try sh("truncate -s 64M \(image) && mkfs.ext4 -q -F -O ^has_journal \(image) && mount -o loop \(image) \(mnt)")
-        defer { _ = try? sh("umount \(mnt)") }
-        try sh("""
+        try Fixture.sh("truncate -s 64M \(image) && mkfs.ext4 -q -F -O ^has_journal \(image) && mount -o loop \(image) \(mnt)")
+        defer { _ = try? Fixture.sh("umount \(mnt)") }
+        try Fixture.sh("""
             set -e; u=\(mnt)/upper; mkdir -p $u/etc $u/data/opaque $u/newdir
             echo new > $u/etc/new.conf; echo changed > $u/etc/keep.conf
             mknod $u/etc/gone.conf c 0 0
@@ -37,7 +33,7 @@ struct WritebackStreamTests {
 
     static func existingTarget(_ dir: String) throws -> String {
         let target = dir + "/target"
-        try sh("""
+        try Fixture.sh("""
             set -e; t=\(target); mkdir -p $t/etc $t/data/opaque
             echo old > $t/etc/keep.conf; echo old > $t/etc/gone.conf; echo hidden > $t/data/opaque/old
             """)
@@ -61,7 +57,7 @@ struct WritebackStreamTests {
                 let target = try Self.existingTarget(dir)
                 let summary = try await Self.rescue(image, target, .overlayUpper, in: dir)
                 #expect(summary.entries >= 11 && summary.refusedCount == 0, "\(summary)")
-                let check = try Self.sh("""
+                let check = try Fixture.sh("""
                     t=\(target); cat $t/etc/new.conf $t/etc/keep.conf; stat -c '%F %t:%T' $t/etc/gone.conf
                     getfattr --only-values -n trusted.overlay.opaque $t/data/opaque; echo
                     ls $t/data/opaque; stat -c '%u:%g %a %h' $t/newdir/file
@@ -86,7 +82,7 @@ struct WritebackStreamTests {
                 let image = try Self.scratchImage(in: dir)
                 let target = try Self.existingTarget(dir)
                 _ = try await Self.rescue(image, target, .apply, in: dir)
-                let check = try Self.sh("""
+                let check = try Fixture.sh("""
                     t=\(target); cat $t/etc/new.conf $t/etc/keep.conf; test -e $t/etc/gone.conf && echo still-there
                     getfattr -n trusted.overlay.opaque $t/data/opaque 2>/dev/null && echo marker-left
                     ls $t/data/opaque; stat -c '%u:%g %a' $t/newdir/file
