@@ -170,7 +170,10 @@ let package = Package(
         // MARK: QemuboxKit — host side (VM layer: description, argv, launch, supervision)
         .target(
             name: "CQemuboxSupport",
-            path: "Sources/CQemuboxSupport"
+            path: "Sources/CQemuboxSupport",
+            // The QEMU jail: libseccomp compiles its allow-list, libcap-ng drops capabilities
+            // (scripts/deps/jail.sh installs both).
+            linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("cap-ng")]
         ),
         .target(
             name: "QemuboxKit",

@@ -3,11 +3,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -17,9 +20,23 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-static void child_fail(int errpipe, int err) {
+/* Most descriptors (map + TAPs + vhost) a child gets. */
+#define QBX_MAX_FDS 256
+
+/* Defined in jail.c: builds the root, pivots into it, drops the identity. */
+int qbx_jail_enter(const struct qbx_jail *jail, int *stage, int *index);
+int qbx_jail_seccomp(const struct qbx_jail *jail);
+
+struct child_report {
+    int err;
+    int stage;
+    int index;
+};
+
+static void child_fail(int errpipe, int err, int stage, int index) {
+    struct child_report report = { err ? err : EIO, stage, index };
     ssize_t r;
-    do { r = write(errpipe, &err, sizeof(err)); } while (r < 0 && errno == EINTR);
+    do { r = write(errpipe, &report, sizeof(report)); } while (r < 0 && errno == EINTR);
     _exit(127);
 }
 
@@ -35,9 +52,114 @@ static void mark_cloexec_from(int first) {
     }
 }
 
-int qbx_spawn(const char *path, char *const argv[], char *const envp[],
-              const int *fd_map, int fd_map_count, int netns_fd, int new_netns,
-              int death_signal, pid_t *out_pid) {
+/* Opens a TAP named `name` in the calling thread's network namespace. */
+static int open_tap(const char *name, int vnet_hdr) {
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnet_hdr ? IFF_VNET_HDR : 0);
+    size_t len = strlen(name);
+    if (len == 0 || len >= IFNAMSIZ) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(ifr.ifr_name, name, len);
+    if (ioctl(fd, TUNSETIFF, &ifr) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+/* The child, between fork and exec: async-signal-safe calls only. */
+static void run_child(const struct qbx_spawn_request *r, pid_t parent, int errpipe) {
+    for (int s = 1; s < NSIG; s++) {
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        signal(s, SIG_DFL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    setsid();
+    if (r->netns_fd >= 0) {
+        if (setns(r->netns_fd, CLONE_NEWNET) != 0) child_fail(errpipe, errno, QBX_STAGE_NETNS, 0);
+    } else if (r->new_netns && unshare(CLONE_NEWNET) != 0) {
+        child_fail(errpipe, errno, QBX_STAGE_NETNS, 0);
+    }
+
+    /* Every descriptor the child gets: the caller's map, then the TAPs and vhost devices opened here. */
+    int src[QBX_MAX_FDS], dst[QBX_MAX_FDS];
+    int n = 0;
+    if (r->fd_map_count < 0 || r->fd_map_count + 2 * r->tap_count > QBX_MAX_FDS)
+        child_fail(errpipe, EINVAL, QBX_STAGE_FDS, 0);
+    for (int i = 0; i < r->fd_map_count; i++) {
+        src[n] = r->fd_map[2 * i];
+        dst[n++] = r->fd_map[2 * i + 1];
+    }
+    for (int i = 0; i < r->tap_count; i++) {
+        const struct qbx_tap *t = &r->taps[i];
+        int fd = open_tap(t->name, t->vnet_hdr);
+        if (fd < 0) child_fail(errpipe, errno, QBX_STAGE_TAP, i);
+        src[n] = fd;
+        dst[n++] = t->target;
+        if (t->vhost_target >= 0) {
+            int vfd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+            if (vfd < 0) child_fail(errpipe, errno, QBX_STAGE_VHOST, i);
+            src[n] = vfd;
+            dst[n++] = t->vhost_target;
+        }
+    }
+
+    int max_dst = 2;
+    for (int i = 0; i < n; i++)
+        if (dst[i] > max_dst) max_dst = dst[i];
+    if (errpipe <= max_dst) {
+        int moved = fcntl(errpipe, F_DUPFD_CLOEXEC, max_dst + 1);
+        if (moved < 0) child_fail(errpipe, errno, QBX_STAGE_FDS, 0);
+        errpipe = moved;
+    }
+    /* Phase 1: move every source above all targets, so no dup2 clobbers a later source. */
+    int tmp[QBX_MAX_FDS];
+    for (int i = 0; i < n; i++) {
+        tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, max_dst + 1);
+        if (tmp[i] < 0) child_fail(errpipe, errno, QBX_STAGE_FDS, i);
+    }
+    /* Everything up to max_dst that is not a target closes on exec. */
+    for (int fd = 0; fd <= max_dst; fd++) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+    mark_cloexec_from(max_dst + 1);
+    /* Phase 2: install targets (dup2 clears FD_CLOEXEC on the new descriptor). */
+    for (int i = 0; i < n; i++) {
+        if (dup2(tmp[i], dst[i]) < 0) child_fail(errpipe, errno, QBX_STAGE_FDS, i);
+    }
+
+    if (r->jail) {
+        int stage = 0, index = 0;
+        int e = qbx_jail_enter(r->jail, &stage, &index);
+        if (e != 0) child_fail(errpipe, e, stage, index);
+    }
+    /* After the identity change, which clears the parent-death signal. */
+    if (r->death_signal > 0) {
+        if (prctl(PR_SET_PDEATHSIG, r->death_signal) != 0) child_fail(errpipe, errno, QBX_STAGE_DEATHSIG, 0);
+        if (getppid() != parent) _exit(126);
+    }
+    if (r->jail) {
+        int e = qbx_jail_seccomp(r->jail);
+        if (e != 0) child_fail(errpipe, e, QBX_STAGE_SECCOMP, 0);
+    }
+    execve(r->path, r->argv, r->envp);
+    child_fail(errpipe, errno, QBX_STAGE_EXEC, 0);
+}
+
+int qbx_spawn(const struct qbx_spawn_request *request, pid_t *out_pid, int *out_stage, int *out_index) {
+    *out_stage = QBX_STAGE_FORK;
+    *out_index = 0;
     int errpipe[2];
     if (pipe2(errpipe, O_CLOEXEC) != 0) return errno;
     pid_t parent = getpid();
@@ -53,63 +175,32 @@ int qbx_spawn(const char *path, char *const argv[], char *const envp[],
         return e;
     }
     if (pid == 0) {
-        /* Child: async-signal-safe calls only. */
-        for (int s = 1; s < NSIG; s++) {
-            if (s == SIGKILL || s == SIGSTOP) continue;
-            signal(s, SIG_DFL);
-        }
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        setsid();
-        if (death_signal > 0) {
-            if (prctl(PR_SET_PDEATHSIG, death_signal) != 0) child_fail(errpipe[1], errno);
-            if (getppid() != parent) _exit(126);
-        }
-        if (netns_fd >= 0) {
-            if (setns(netns_fd, CLONE_NEWNET) != 0) child_fail(errpipe[1], errno);
-        } else if (new_netns && unshare(CLONE_NEWNET) != 0) {
-            child_fail(errpipe[1], errno);
-        }
-        int max_dst = 2;
-        for (int i = 0; i < fd_map_count; i++)
-            if (fd_map[2 * i + 1] > max_dst) max_dst = fd_map[2 * i + 1];
-        if (errpipe[1] <= max_dst) {
-            int moved = fcntl(errpipe[1], F_DUPFD_CLOEXEC, max_dst + 1);
-            if (moved < 0) child_fail(errpipe[1], errno);
-            errpipe[1] = moved;
-        }
-        /* Phase 1: move every source above all targets, so no dup2 clobbers a later source. */
-        int tmp[256];
-        if (fd_map_count > 256) child_fail(errpipe[1], EINVAL);
-        for (int i = 0; i < fd_map_count; i++) {
-            tmp[i] = fcntl(fd_map[2 * i], F_DUPFD_CLOEXEC, max_dst + 1);
-            if (tmp[i] < 0) child_fail(errpipe[1], errno);
-        }
-        /* Everything up to max_dst that is not a target closes on exec. */
-        for (int fd = 0; fd <= max_dst; fd++) {
-            int flags = fcntl(fd, F_GETFD);
-            if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
-        }
-        mark_cloexec_from(max_dst + 1);
-        /* Phase 2: install targets (dup2 clears FD_CLOEXEC on the new descriptor). */
-        for (int i = 0; i < fd_map_count; i++) {
-            if (dup2(tmp[i], fd_map[2 * i + 1]) < 0) child_fail(errpipe[1], errno);
-        }
-        execve(path, argv, envp);
-        child_fail(errpipe[1], errno);
+        close(errpipe[0]);
+        run_child(request, parent, errpipe[1]);
+        _exit(127);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(errpipe[1]);
-    int child_err = 0;
-    ssize_t n;
-    do { n = read(errpipe[0], &child_err, sizeof(child_err)); } while (n < 0 && errno == EINTR);
+    struct child_report report = { 0, 0, 0 };
+    ssize_t got = 0;
+    while (got < (ssize_t)sizeof(report)) {
+        ssize_t n = read(errpipe[0], (char *)&report + got, sizeof(report) - (size_t)got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += n;
+    }
     close(errpipe[0]);
-    if (n == sizeof(child_err)) {
+    if (got == (ssize_t)sizeof(report)) {
         int status;
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        return child_err ? child_err : ECHILD;
+        *out_stage = report.stage;
+        *out_index = report.index;
+        return report.err;
     }
     *out_pid = pid;
     return 0;
 }
+
+int qbx_o_direct(void) { return O_DIRECT; }
+int qbx_seek_data(void) { return SEEK_DATA; }
+int qbx_seek_hole(void) { return SEEK_HOLE; }

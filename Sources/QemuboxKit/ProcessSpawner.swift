@@ -20,6 +20,44 @@ final class ProcessSpawner: @unchecked Sendable {
         var networkNamespace: Int32?
         /// Without `networkNamespace`: a new, empty network namespace for the child.
         var newNetworkNamespace = false
+        /// TAPs the child creates in its network namespace and gets as descriptors.
+        var taps: [Tap] = []
+        /// Confinement entered after the descriptors are installed; nil: none.
+        var jail: JailSpec?
+    }
+
+    /// A TAP created by the child, in its network namespace.
+    struct Tap: Sendable {
+        var name: String
+        /// Its descriptor number in the child.
+        var target: Int32
+        var vnetHeader: Bool
+        /// Where `/dev/vhost-net` goes in the child, if wanted.
+        var vhostTarget: Int32?
+    }
+
+    /// The child's jail, as ``QEMUJail`` plans it.
+    struct JailSpec: Sendable {
+        enum StepKind: Int32, Sendable {
+            case directory = 1, bindDirectory = 2, bindFile = 3, symlink = 4, tmpfs = 5
+        }
+        struct Step: Sendable, Hashable {
+            var kind: StepKind
+            var readOnly = false, noSuid = true, noDev = true, noExec = false
+            /// Bind source or symlink target.
+            var source = ""
+            /// Full host path under the root.
+            var target: String
+            var mode: UInt32 = 0o755
+        }
+        /// An existing empty directory the root is built on.
+        var root: String
+        var steps: [Step]
+        var uid: UInt32
+        var gid: UInt32
+        var groups: [UInt32]
+        /// The compiled seccomp program; empty: none.
+        var filter: SeccompProgram
     }
 
     static let shared = ProcessSpawner()
@@ -54,33 +92,104 @@ final class ProcessSpawner: @unchecked Sendable {
     }
 
     private static func spawnNow(_ r: Request) throws -> pid_t {
+        // Every C string the child reads lives until the fork returned (the arena frees them).
+        let arena = CStringArena()
         var map: [Int32] = []
         for d in r.descriptors { map += [d.source, d.target] }
-        let argv = [r.path] + r.arguments
+        let argv = arena.array([r.path] + r.arguments)
+        let envp = arena.array(r.environment)
+        let taps = r.taps.map {
+            qbx_tap(name: arena.string($0.name), target: $0.target, vnet_hdr: $0.vnetHeader ? 1 : 0,
+                    vhost_target: $0.vhostTarget ?? -1)
+        }
         var pid: pid_t = 0
-        let err = withCStrings(argv) { cargv in
-            withCStrings(r.environment) { cenv in
-                map.withUnsafeBufferPointer { m in
-                    qbx_spawn(r.path, cargv, cenv, m.baseAddress, Int32(r.descriptors.count),
-                              r.networkNamespace ?? -1, r.newNetworkNamespace ? 1 : 0, SIGKILL, &pid)
+        var stage: Int32 = 0
+        var index: Int32 = 0
+        let err: Int32 = map.withUnsafeBufferPointer { m in
+            taps.withUnsafeBufferPointer { t in
+                var request = qbx_spawn_request(
+                    path: arena.string(r.path), argv: argv, envp: envp,
+                    fd_map: m.baseAddress, fd_map_count: Int32(r.descriptors.count),
+                    netns_fd: r.networkNamespace ?? -1,
+                    new_netns: r.networkNamespace == nil && r.newNetworkNamespace ? 1 : 0,
+                    death_signal: SIGKILL, taps: t.baseAddress, tap_count: Int32(t.count), jail: nil)
+                guard let jail = r.jail else { return qbx_spawn(&request, &pid, &stage, &index) }
+                let steps = jail.steps.map { s in
+                    qbx_jail_step(kind: s.kind.rawValue,
+                                  flags: (s.readOnly ? 1 : 0) | (s.noSuid ? 2 : 0) | (s.noDev ? 4 : 0) | (s.noExec ? 8 : 0),
+                                  source: UnsafePointer(arena.string(s.source)), target: UnsafePointer(arena.string(s.target)),
+                                  mode: s.mode)
+                }
+                return steps.withUnsafeBufferPointer { st in
+                    jail.groups.withUnsafeBufferPointer { g in
+                        jail.filter.withUnsafeBytes { f in
+                            var cjail = qbx_jail(root: arena.string(jail.root), steps: st.baseAddress,
+                                                 step_count: Int32(st.count), uid: jail.uid, gid: jail.gid,
+                                                 groups: g.baseAddress, group_count: Int32(g.count),
+                                                 filter: f.baseAddress, filter_count: Int32(jail.filter.count))
+                            return withUnsafePointer(to: &cjail) { j in
+                                request.jail = j
+                                return qbx_spawn(&request, &pid, &stage, &index)
+                            }
+                        }
+                    }
                 }
             }
         }
         if err != 0 {
-            throw QemuboxError(.spawnFailed, "\(r.path): \(String(cString: strerror(err))) (errno \(err))")
+            let reason = String(cString: strerror(err))
+            throw QemuboxError(.spawnFailed, "\(r.path): \(Self.describe(stage: stage, index: Int(index), r)): \(reason) (errno \(err))")
         }
         return pid
     }
+
+    /// Names where a child failed, from `qbx_spawn`'s stage and index.
+    private static func describe(stage: Int32, index: Int, _ r: Request) -> String {
+        switch Int(stage) {
+        case Int(QBX_STAGE_NETNS): return "entering its network namespace"
+        case Int(QBX_STAGE_TAP): return "creating TAP \(r.taps.indices.contains(index) ? r.taps[index].name : "#\(index)")"
+        case Int(QBX_STAGE_VHOST): return "opening /dev/vhost-net"
+        case Int(QBX_STAGE_FDS): return "installing descriptors"
+        case Int(QBX_STAGE_UNSHARE): return "jail: new mount namespace"
+        case Int(QBX_STAGE_ROOT): return "jail: root tmpfs on \(r.jail?.root ?? "?")"
+        case Int(QBX_STAGE_STEP):
+            guard let steps = r.jail?.steps, steps.indices.contains(index) else { return "jail: step \(index)" }
+            let s = steps[index]
+            return "jail: \(s.kind) \(s.source.isEmpty ? "" : s.source + " → ")\(s.target)"
+        case Int(QBX_STAGE_PIVOT): return "jail: pivot_root"
+        case Int(QBX_STAGE_IDENTITY): return "jail: dropping to uid \(r.jail?.uid ?? 0) without capabilities"
+        case Int(QBX_STAGE_DEATHSIG): return "setting the parent-death signal"
+        case Int(QBX_STAGE_SECCOMP): return "jail: loading the seccomp filter"
+        case Int(QBX_STAGE_EXEC): return "exec"
+        default: return "fork"
+        }
+    }
 }
 
-private func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
-    pointers.append(nil)
-    defer { for p in pointers { free(p) } }
-    return pointers.withUnsafeBufferPointer { buffer in
-        // Never empty (the terminating nil), so the base address exists.
-        guard let base = buffer.baseAddress else { preconditionFailure("empty argv") }
-        return body(base)
+/// C strings that live as long as the arena.
+private final class CStringArena {
+    private var pointers: [UnsafeMutablePointer<CChar>] = []
+    private var arrays: [UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>] = []
+
+    func string(_ s: String) -> UnsafeMutablePointer<CChar> {
+        // strdup fails only without memory, where nothing else can go on either.
+        guard let p = strdup(s) else { fatalError("out of memory") }
+        pointers.append(p)
+        return p
+    }
+
+    /// A NULL-terminated array of strings.
+    func array(_ strings: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
+        let a = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: strings.count + 1)
+        for (i, s) in strings.enumerated() { a[i] = string(s) }
+        a[strings.count] = nil
+        arrays.append(a)
+        return a
+    }
+
+    deinit {
+        for p in pointers { free(p) }
+        for a in arrays { a.deallocate() }
     }
 }
 

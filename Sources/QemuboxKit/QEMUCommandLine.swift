@@ -1,28 +1,62 @@
 /// Renders a ``ResolvedMachine`` to QEMU's argv: a pure function of its input.
 ///
-/// Descriptors QEMU inherits have fixed numbers: 3 is the QMP socket, 4 the serial
-/// console socket, 5… the TAP descriptors in NIC order (see ``inheritedDescriptors(for:)``).
-/// The machine always starts paused (`-S`): the launcher connects QMP, subscribes to
-/// events, then sends `cont`, so nothing the guest does can be missed.
+/// QEMU opens no host file, socket or device by path except its firmware, the kernel
+/// and initrd and a RAM file: everything else is a descriptor the launcher opened and
+/// passed in, at the fixed numbers ``DescriptorLayout`` assigns (3 the QMP socket, 4 the
+/// serial console, then TAPs, vhost devices, serial-port listeners, disks, the control
+/// monitor and an incoming migration stream). That is what lets QEMU run jailed
+/// (``QEMUJail``) with `-sandbox` denying it new processes and privileges. The machine
+/// always starts paused (`-S`): the launcher connects QMP, subscribes to events, then
+/// sends `cont`, so nothing the guest does can be missed.
 public enum QEMUCommandLine {
     /// Descriptor number of the QMP socket in QEMU.
     public static let qmpDescriptor: Int32 = 3
     /// Descriptor number of the console socket in QEMU.
     public static let consoleDescriptor: Int32 = 4
-    /// First descriptor number used for TAPs.
-    public static let firstTapDescriptor: Int32 = 5
 
-    /// Maps each caller-held TAP descriptor (by NIC id) to its number in QEMU.
-    public static func inheritedDescriptors(for m: ResolvedMachine) -> [(nicID: String, source: Int32, target: Int32)] {
-        var next = firstTapDescriptor
-        var out: [(String, Int32, Int32)] = []
-        for nic in m.description.nics {
-            if case .tapDescriptor(let fd) = nic.backend {
-                out.append((nic.id, fd, next))
-                next += 1
+    /// QEMU's own seccomp deny-list, on top of the jail's allow-list.
+    public static let sandboxOption = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
+    /// Where each descriptor QEMU inherits goes, numbered from 5 in this order.
+    public struct DescriptorLayout: Sendable, Hashable {
+        /// TAP per NIC id (``NIC/Backend/tapDescriptor`` and ``NIC/Backend/tapName``).
+        public var taps: [String: Int32] = [:]
+        /// `/dev/vhost-net` per NIC id with ``NIC/vhost``.
+        public var vhosts: [String: Int32] = [:]
+        /// The listening socket of each ``SerialPort``, in order.
+        public var serialPorts: [Int32] = []
+        /// The image of each disk with a file, by disk id (also its fdset id).
+        public var disks: [String: Int32] = [:]
+        /// `/dev/vhost-vsock`, when the machine has a vsock device.
+        public var vsock: Int32?
+        /// The listening socket of the control monitor (descriptor passing, see ``QMPControlChannel``).
+        public var control: Int32 = 0
+        /// The saved state to load, when restoring.
+        public var incomingState: Int32?
+    }
+
+    /// The descriptor numbers for `m`.
+    public static func layout(for m: ResolvedMachine, incoming: Bool = false) -> DescriptorLayout {
+        var layout = DescriptorLayout()
+        var next: Int32 = 5
+        func take() -> Int32 {
+            defer { next += 1 }
+            return next
+        }
+        let d = m.description
+        for nic in d.nics {
+            switch nic.backend {
+            case .tapDescriptor, .tapName: layout.taps[nic.id] = take()
+            case .disconnected: break
             }
         }
-        return out
+        for nic in d.nics where nic.vhost && layout.taps[nic.id] != nil { layout.vhosts[nic.id] = take() }
+        layout.serialPorts = d.serialPorts.map { _ in take() }
+        for disk in d.disks where disk.emptyBytes == nil { layout.disks[disk.id] = take() }
+        if d.vsock != nil { layout.vsock = take() }
+        layout.control = take()
+        if incoming { layout.incomingState = take() }
+        return layout
     }
 
     /// The kernel command line actually passed.
@@ -38,6 +72,7 @@ public enum QEMUCommandLine {
     /// migration (`-incoming defer`, see ``VMConfiguration/restoreState``).
     public static func arguments(for m: ResolvedMachine, incoming: Bool = false) -> [String] {
         let d = m.description
+        let fds = layout(for: m, incoming: incoming)
         let microvm = m.machineType == .microvm
         let bus = microvm ? "device" : "pci"
         var a: [String] = []
@@ -52,6 +87,7 @@ public enum QEMUCommandLine {
             if let cpu = d.cpuModel { a += ["-cpu", cpu] }
         }
         a += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-S"]
+        a += ["-sandbox", sandboxOption]
         var smp = "\(d.vcpus)"
         if let max = d.maxVCPUs, max > d.vcpus { smp += ",maxcpus=\(max)" }
         a += ["-smp", smp]
@@ -67,32 +103,33 @@ public enum QEMUCommandLine {
         a += ["-append", kernelCommandLine(for: m)]
         a += ["-chardev", "socket,id=qmp,fd=\(qmpDescriptor)", "-mon", "chardev=qmp,mode=control"]
         a += ["-chardev", "socket,id=console,fd=\(consoleDescriptor)", "-serial", "chardev:console"]
+        a += ["-chardev", "socket,id=qmpctl,fd=\(fds.control),server=on,wait=off", "-mon", "chardev=qmpctl,mode=control"]
         if d.panicDevice {
             a += ["-device", "pvpanic", "-action", "panic=shutdown"]
         }
         if d.rng {
-            a += ["-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-\(bus),rng=rng0"]
+            a += ["-object", "rng-builtin,id=rng0", "-device", "virtio-rng-\(bus),rng=rng0"]
         }
         for disk in d.disks {
             var drive: String
             if let bytes = disk.emptyBytes {
                 drive = "driver=null-co,size=\(bytes),read-zeroes=on,if=none,id=\(disk.id)"
             } else {
-                drive = "file=\(disk.path),if=none,id=\(disk.id),format=\(disk.format)"
+                let fd = fds.disks[disk.id] ?? -1
+                a += ["-add-fd", "fd=\(fd),set=\(fd),opaque=\(disk.id)"]
+                drive = "file=/dev/fdset/\(fd),if=none,id=\(disk.id),format=\(disk.format)"
                 drive += ",cache=\(disk.cache.rawValue),aio=\(disk.aio.rawValue)"
             }
             if disk.readOnly { drive += ",readonly=on" }
             a += ["-drive", drive, "-device", "virtio-blk-\(bus),drive=\(disk.id),serial=\(disk.id)"]
         }
-        let taps = Dictionary(uniqueKeysWithValues: inheritedDescriptors(for: m).map { ($0.nicID, $0.target) })
         for (index, nic) in d.nics.enumerated() {
-            var netdev = "tap,id=\(nic.id)"
+            var netdev: String
             switch nic.backend {
-            case .tapDescriptor: netdev += ",fd=\(taps[nic.id] ?? -1)"
-            case .tapName(let name): netdev += ",ifname=\(name),script=no,downscript=no"
+            case .tapDescriptor, .tapName: netdev = "tap,id=\(nic.id),fd=\(fds.taps[nic.id] ?? -1)"
             case .disconnected: netdev = "hubport,id=\(nic.id),hubid=\(index)"
             }
-            if nic.vhost { netdev += ",vhost=on" }
+            if let vhost = fds.vhosts[nic.id] { netdev += ",vhost=on,vhostfd=\(vhost)" }
             var dev = "virtio-net-\(bus),netdev=\(nic.id)"
             if let mac = nic.mac { dev += ",mac=\(mac)" }
             if let mtu = nic.mtu { dev += ",host_mtu=\(mtu)" }
@@ -101,12 +138,12 @@ public enum QEMUCommandLine {
         if !d.serialPorts.isEmpty {
             a += ["-device", "virtio-serial-\(bus),id=vser0"]
             for (i, port) in d.serialPorts.enumerated() {
-                a += ["-chardev", "socket,id=vport\(i),path=\(port.socketPath),server=on,wait=off",
+                a += ["-chardev", "socket,id=vport\(i),fd=\(fds.serialPorts[i]),server=on,wait=off",
                       "-device", "virtserialport,bus=vser0.0,chardev=vport\(i),name=\(port.name)"]
             }
         }
         if let v = d.vsock {
-            a += ["-device", "vhost-vsock-\(bus),guest-cid=\(v.guestCID)"]
+            a += ["-device", "vhost-vsock-\(bus),guest-cid=\(v.guestCID),vhostfd=\(fds.vsock ?? -1)"]
         }
         if incoming { a += ["-incoming", "defer"] }
         return a

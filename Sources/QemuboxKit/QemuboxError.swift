@@ -35,6 +35,8 @@ public struct QemuboxError: Error, Sendable, Hashable, CustomStringConvertible {
         case invalidConfiguration = "invalid_configuration"
         /// The container's network could not be set up (namespace, CNI, TAP wiring, guest configuration).
         case network = "network"
+        /// A host resource ran out (e.g. every jail id is in use).
+        case resourceExhausted = "resource_exhausted"
     }
 
     /// Stable error code.

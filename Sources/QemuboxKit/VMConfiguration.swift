@@ -29,6 +29,9 @@ public struct VMConfiguration: Sendable {
     /// ``MemoryFile`` (mapped private here, so the file stays as saved). QEMU starts
     /// with `-incoming defer`, loads the state and only then resumes.
     public var restoreState: String?
+    /// How QEMU is confined; nil runs it with the launcher's identity (and `-sandbox`
+    /// only). Defaults to ``QEMUJail/standard``: jailed whenever the launcher is root.
+    public var jail: QEMUJail? = QEMUJail.standard
 
     /// Creates a configuration.
     public init(stateDirectory: String, qemuBinary: String = "qemu-system-x86_64", hostFacts: HostFacts? = nil,

@@ -1,16 +1,21 @@
 import Foundation
+import NIOPosix
 import QMPClient
 
-/// Saving a machine's state and restoring it (VM templates, warm start).
+/// Saving a machine's state and restoring it (VM templates, warm start). QEMU opens
+/// no file for either: the launcher passes the stream's descriptor (the incoming one
+/// at start, the outgoing one over the control monitor), so a jailed QEMU needs no
+/// path and `-sandbox spawn=deny` no `exec:` helper.
 extension VirtualMachine {
-    /// The incoming half of a restore: the state file through `exec:cat`, RAM left to the memory file.
+    /// The incoming half of a restore: the state from the descriptor QEMU was started
+    /// with, RAM left to the memory file.
     func loadState(_ path: String, _ client: QMPClient) async throws {
-        guard FileManager.default.isReadableFile(atPath: path) else {
-            throw QemuboxError(.startFailed, "\(machine.name): cannot read the saved state \(path)")
+        guard let fd = descriptorLayout?.incomingState else {
+            throw QemuboxError(.startFailed, "\(machine.name): no saved state was passed to QEMU")
         }
         do {
             try await client.migrateSetCapabilities(["x-ignore-shared": true])
-            try await client.migrateIncoming(uri: "exec:cat \(Self.shellQuoted(path))")
+            try await client.migrateIncoming(uri: "fd:\(fd)")
             try await client.waitForMigration(timeout: configuration.startTimeout)
         } catch {
             throw QemuboxError(.startFailed, "\(machine.name): restoring \(path) failed: \(error); \(stderrTail())")
@@ -29,15 +34,21 @@ extension VirtualMachine {
         do {
             try await qmp.stop()
             try await qmp.migrateSetCapabilities(["x-ignore-shared": true])
-            try await qmp.migrate(uri: "exec:cat > \(Self.shellQuoted(path))")
+            let control = controlSocketPath
+            try await NIOThreadPool.singleton.runIfActive {
+                let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+                guard fd >= 0 else {
+                    throw QemuboxError(.stateDirectory, "create \(path): \(String(cString: strerror(errno)))")
+                }
+                defer { close(fd) }
+                let channel = try QMPControlChannel(unixSocketPath: control)
+                defer { channel.close() }
+                try channel.execute("getfd", arguments: ["fdname": "qemubox-state"], passing: fd)
+                try channel.execute("migrate", arguments: ["uri": "fd:qemubox-state"])
+            }
             try await qmp.waitForMigration(timeout: timeout)
         } catch {
             throw QemuboxError(.startFailed, "\(machine.name): saving the state to \(path) failed: \(error); \(stderrTail())")
         }
-    }
-
-    /// `path` in single quotes for QEMU's `exec:` (run by /bin/sh).
-    static func shellQuoted(_ path: String) -> String {
-        "'" + path.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import Logging
 import QMPClient
 
@@ -46,6 +47,12 @@ public actor VirtualMachine {
     private var subscribers: [Int: AsyncStream<QMPEvent>.Continuation] = [:]
     private var nextSubscriber = 0
     private var logger: Logger
+    /// The jailed QEMU's uid and gid, held until it has exited.
+    private var jailIdentity: JailIdentity?
+    /// Files handed to the jailed QEMU's uid for its lifetime (a template's RAM file).
+    private var handBackToRoot: [String] = []
+    /// The descriptor numbers QEMU was started with.
+    private(set) var descriptorLayout: QEMUCommandLine.DescriptorLayout?
 
     /// Creates a machine; nothing runs until ``start(readiness:)``.
     public init(_ machine: MachineDescription, configuration: VMConfiguration) {
@@ -58,6 +65,8 @@ public actor VirtualMachine {
 
     private var stateDirectory: String { configuration.stateDirectory }
     private var stderrPath: String { stateDirectory + "/qemu.stderr" }
+    /// The control monitor's socket (descriptor passing, see ``QMPControlChannel``).
+    var controlSocketPath: String { stateDirectory + "/qmp-control.sock" }
     /// Path of the console log.
     public nonisolated var consoleLogPath: String { configuration.stateDirectory + "/console.log" }
 
@@ -118,18 +127,35 @@ public actor VirtualMachine {
 
     private func launch() async throws {
         let facts = try configuration.hostFacts ?? HostFacts.probe(machine.accelerator)
-        let resolved = try ResolvedMachine(machine, host: facts)
-        self.resolved = resolved
-        logger.info("starting", metadata: ["machine": "\(resolved.machineType)",
-                                           "accel": "\(facts.accelerator.accelerator)",
-                                           "why": "\(resolved.machineTypeReason); \(facts.accelerator.reason)"])
         for path in [machine.kernel.kernelPath] + (machine.kernel.initrdPath.map { [$0] } ?? [])
         where !FileManager.default.isReadableFile(atPath: path) {
             throw QemuboxError(.spawnFailed, "\(path) is not readable")
         }
         let binary = try resolveBinary(configuration.qemuBinary)
         try Self.makeDirectory(stateDirectory)
+        var effective = machine
+        if let jail = configuration.jail {
+            let identity = try jail.allocateIdentity()
+            jailIdentity = identity
+            let prepared = try await NIOThreadPool.singleton.runIfActive { [machine, stateDirectory] in
+                try QEMULaunch.jailedMachine(machine, identity: identity, stateDirectory: stateDirectory)
+            }
+            effective = prepared.0
+            handBackToRoot = prepared.handBack
+        }
+        let resolved = try ResolvedMachine(effective, host: facts)
+        self.resolved = resolved
+        logger.info("starting", metadata: ["machine": "\(resolved.machineType)",
+                                           "accel": "\(facts.accelerator.accelerator)",
+                                           "jail": "\(jailIdentity.map { "uid \($0.id)" } ?? "none")",
+                                           "why": "\(resolved.machineTypeReason); \(facts.accelerator.reason)"])
 
+        let incoming = configuration.restoreState != nil
+        let layout = QEMUCommandLine.layout(for: resolved, incoming: incoming)
+        descriptorLayout = layout
+        var launch = try QEMULaunch.openDescriptors(resolved, layout: layout, controlSocket: controlSocketPath,
+                                         incomingState: configuration.restoreState)
+        defer { launch.closeAll() }
         var toClose: [Int32] = []
         defer { for fd in toClose { close(fd) } }
         let qmpPair = try Self.socketPair()
@@ -153,20 +179,22 @@ public actor VirtualMachine {
             toClose.append(fd)
             netns = fd
         }
-        var descriptors: [(source: Int32, target: Int32)] = [
+        let descriptors: [(source: Int32, target: Int32)] = [
             (devNull, 0), (stderrFD, 1), (stderrFD, 2),
             (qmpPair.1, QEMUCommandLine.qmpDescriptor), (consolePair.1, QEMUCommandLine.consoleDescriptor),
-        ]
-        for tap in QEMUCommandLine.inheritedDescriptors(for: resolved) {
-            descriptors.append((tap.source, tap.target))
+        ] + launch.descriptors
+        var jailSpec: ProcessSpawner.JailSpec?
+        if let jail = configuration.jail, let identity = jailIdentity {
+            jailSpec = try jail.spec(for: resolved, identity: identity, root: stateDirectory + "/root")
         }
         let env = ProcessInfo.processInfo.environment.filter { $0.key == "PATH" || $0.key.hasPrefix("LC_") || $0.key == "LANG" }
             .map { "\($0.key)=\($0.value)" }
         let pid = try await ProcessSpawner.shared.spawn(.init(
-            path: binary, arguments: QEMUCommandLine.arguments(for: resolved, incoming: configuration.restoreState != nil),
+            path: binary, arguments: QEMUCommandLine.arguments(for: resolved, incoming: incoming),
             environment: env,
             descriptors: descriptors, networkNamespace: netns,
-            newNetworkNamespace: netns == nil && configuration.newNetworkNamespace))
+            newNetworkNamespace: netns == nil && configuration.newNetworkNamespace,
+            taps: launch.taps, jail: jailSpec))
         let process = ChildProcess(pid: pid)
         self.process = process
         // Watch for the exit from the first moment: QEMU may die before QMP is up.
@@ -176,6 +204,7 @@ public actor VirtualMachine {
         }
         for fd in toClose { close(fd) }
         toClose = []
+        launch.closeAll()
         logger.debug("spawned", metadata: ["pid": "\(pid)"])
 
         let record = VMStateRecord(pid: pid, startTime: VMStateRecord.startTime(of: pid) ?? 0,
@@ -263,11 +292,18 @@ public actor VirtualMachine {
 
     private func removeFiles() {
         let fm = FileManager.default
+        for path in handBackToRoot { _ = chown(path, 0, 0) }
+        handBackToRoot = []
+        jailIdentity = nil
+        try? fm.removeItem(atPath: controlSocketPath)
         for port in machine.serialPorts { try? fm.removeItem(atPath: port.socketPath) }
         if configuration.removeStateDirectoryOnExit {
             try? fm.removeItem(atPath: stateDirectory)
         } else {
             try? fm.removeItem(atPath: stateDirectory + "/" + VMStateRecord.fileName)
+            // A jailed clone's private RAM copy and the jail's (empty) mount point.
+            try? fm.removeItem(atPath: stateDirectory + "/memory")
+            try? fm.removeItem(atPath: stateDirectory + "/root")
         }
     }
 

@@ -40,9 +40,13 @@ import Testing
                           SerialPort(name: "org.qemubox.log", socketPath: "/run/qb/log.sock")],
             vsock: Vsock(guestCID: 42))
         try check("microvm-full", m)
-        let taps = QEMUCommandLine.inheritedDescriptors(for: try ResolvedMachine(m, host: Self.tcg))
-        #expect(taps.map(\.source) == [17, 9])
-        #expect(taps.map(\.target) == [5, 6])
+        // Inherited descriptors: TAPs in NIC order, serial listeners, disks, vsock, the control monitor.
+        let layout = QEMUCommandLine.layout(for: try ResolvedMachine(m, host: Self.tcg))
+        #expect(layout.taps == ["net0": 5, "net1": 6, "net2": 7])
+        #expect(layout.serialPorts == [8, 9])
+        #expect(layout.disks == ["rootfs": 10, "rw": 11, "scratch": 12])
+        #expect(layout.vsock == 13 && layout.control == 14 && layout.incomingState == nil)
+        #expect(QEMUCommandLine.layout(for: try ResolvedMachine(m, host: Self.tcg), incoming: true).incomingState == 15)
     }
 
     @Test func templateCloneMicrovm() throws {
@@ -66,7 +70,7 @@ import Testing
         var clone = template
         clone.nics = SandboxNetwork.new(slots: 2).nics(vhost: true)
         let cloneArgv = QEMUCommandLine.arguments(for: try ResolvedMachine(clone, host: Self.tcg))
-        #expect(cloneArgv.contains("tap,id=net1,ifname=qbxtap1,script=no,downscript=no,vhost=on"))
+        #expect(cloneArgv.contains("tap,id=net1,fd=6,vhost=on,vhostfd=8"))
         #expect(cloneArgv.filter { $0.hasPrefix("virtio-net") } == argv.filter { $0.hasPrefix("virtio-net") })
         var mtu = template
         mtu.nics = [NIC(id: "n", backend: .tapName("t"), mtu: 1400)]

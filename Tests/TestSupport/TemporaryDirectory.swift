@@ -26,3 +26,19 @@ public enum TemporaryDirectory {
         }
     }
 }
+
+extension TemporaryDirectory {
+    /// ``with(prefix:_:)`` for synchronous bodies.
+    public static func withSync<T>(prefix: String = "qemubox-test", _ body: (String) throws -> T) throws -> T {
+        let base = FileManager.default.temporaryDirectory.path
+        var template = Array("\(base)/\(prefix).XXXXXX".utf8CString)
+        let path: String = try template.withUnsafeMutableBufferPointer { buf in
+            guard let base = buf.baseAddress, mkdtemp(base) != nil else {
+                throw POSIXError(.init(rawValue: errno) ?? .EIO)
+            }
+            return String(cString: base)
+        }
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try body(path)
+    }
+}

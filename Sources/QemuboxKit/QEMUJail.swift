@@ -1,0 +1,133 @@
+import CQemuboxSupport
+import Foundation
+
+/// How each VM's QEMU is confined, with Firecracker's jailer as the model.
+///
+/// QEMU starts as root only long enough to be set up: in the launching process's
+/// child, after its network namespace, TAPs and descriptors are in place, it gets
+/// new mount and IPC namespaces and a root of its own (a read-only tmpfs holding
+/// `/usr`, the loader's symlinks, `/dev/null`, `/dev/zero`, `/dev/urandom`, `/dev/random`
+/// (`/dev/kvm` under KVM), the kernel and initrd read-only and its own RAM file, nothing
+/// else: no `/etc`, `/home`, `/root`, `/proc`, `/sys`, `/run`). It then becomes a uid and
+/// gid of its own (one per VM, from ``firstID``…), drops every capability (bounding and
+/// ambient sets too, with libcap-ng), sets `PR_SET_NO_NEW_PRIVS` and loads a seccomp
+/// allow-list (libseccomp; see ``allowedSystemCalls``) before exec. QEMU adds its own
+/// `-sandbox` deny-list on top once it is up. Every file QEMU works on is opened by
+/// the launcher and passed in as a descriptor (disks, sockets, TAPs, migration
+/// streams), so the jail needs no access to any host path.
+///
+/// Requires root in the launching process (the shim always is); ``standard`` is nil
+/// for others, and QEMU then runs with the launcher's identity and `-sandbox` only.
+public struct QEMUJail: Sendable, Hashable {
+    /// First uid and gid of the range jailed QEMUs run as.
+    public var firstID: UInt32
+    /// How many ids the range holds (at most this many VMs at once).
+    public var idCount: UInt32
+    /// Lock files of the ids in use (`<id>.lock`, held with `flock` while the VM runs).
+    public var lockDirectory: String
+    /// Load the seccomp allow-list (on by default; off only to diagnose a system call
+    /// the list lacks: a VM killed by `SIGSYS` says which list to extend).
+    public var seccomp: Bool
+
+    /// Creates a jail configuration.
+    public init(firstID: UInt32 = QEMUJail.defaultFirstID, idCount: UInt32 = 65_536,
+                lockDirectory: String = "/run/qemubox/jail-ids", seccomp: Bool = true) {
+        self.firstID = firstID
+        self.idCount = idCount
+        self.lockDirectory = lockDirectory
+        self.seccomp = seccomp
+    }
+
+    /// The default first id: far above login users (1000…) and the usual `/etc/subuid`
+    /// ranges (100000…), below the 32-bit overflow ids.
+    public static let defaultFirstID: UInt32 = 1_500_000_000
+
+    /// The jail used when none is configured: on for root, nil otherwise.
+    public static var standard: QEMUJail? { geteuid() == 0 ? QEMUJail() : nil }
+
+    /// Checks the range: never root, never the overflow id, no wrap.
+    public func validate() throws {
+        guard firstID > 0, idCount > 0, UInt64(firstID) + UInt64(idCount) <= UInt64(UInt32.max - 1) else {
+            throw QemuboxError(.invalidConfiguration, "jail ids \(firstID)+\(idCount): must be above 0 and below \(UInt32.max - 1)")
+        }
+        guard lockDirectory.hasPrefix("/") else {
+            throw QemuboxError(.invalidConfiguration, "jail lock directory \(lockDirectory) must be absolute")
+        }
+    }
+
+    /// Takes a free id of the range for one VM; held until the lease is released (or the process exits).
+    func allocateIdentity() throws -> JailIdentity {
+        try validate()
+        try Self.makeDirectories(lockDirectory)
+        let start = UInt64(UInt32(truncatingIfNeeded: getpid()) % idCount)
+        for i in 0..<UInt64(idCount) {
+            let id = firstID + UInt32((start + i) % UInt64(idCount))
+            let path = "\(lockDirectory)/\(id).lock"
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            guard fd >= 0 else {
+                throw QemuboxError(.system, "open \(path): \(String(cString: strerror(errno)))")
+            }
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { return JailIdentity(id: id, lockFD: fd) }
+            let err = errno
+            close(fd)
+            guard err == EWOULDBLOCK else {
+                throw QemuboxError(.system, "flock \(path): \(String(cString: strerror(err)))")
+            }
+        }
+        throw QemuboxError(.resourceExhausted, "all \(idCount) jail ids from \(firstID) are in use (\(lockDirectory))")
+    }
+
+    static func makeDirectories(_ path: String) throws {
+        var current = ""
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o755) != 0, errno != EEXIST {
+                throw QemuboxError(.system, "mkdir \(current): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+}
+
+/// One VM's uid and gid, held by a lock file until released.
+final class JailIdentity: Sendable {
+    let id: UInt32
+    private let lockFD: Int32
+
+    init(id: UInt32, lockFD: Int32) {
+        self.id = id
+        self.lockFD = lockFD
+    }
+
+    deinit { close(lockFD) }
+}
+
+/// A compiled seccomp BPF program (`struct sock_filter[]`).
+struct SeccompProgram: Sendable {
+    let bytes: [UInt8]
+    /// Number of BPF instructions.
+    var count: Int { bytes.count / 8 }
+
+    static let empty = SeccompProgram(bytes: [])
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { bytes.withUnsafeBytes(body) }
+
+    /// Compiles an allow-list: the named system calls, anything else kills the process.
+    static func allowList(_ names: [String]) throws -> SeccompProgram {
+        let pointers = names.map { strdup($0) }
+        defer { for p in pointers { free(p) } }
+        var out: UnsafeMutableRawPointer?
+        var count: Int32 = 0
+        var bad: Int32 = -1
+        let rc = pointers.map { UnsafePointer($0) }.withUnsafeBufferPointer { buffer in
+            qbx_seccomp_compile(buffer.baseAddress, Int32(buffer.count), &out, &count, &bad)
+        }
+        defer { free(out) }
+        if rc == -EINVAL, bad >= 0, Int(bad) < names.count {
+            throw QemuboxError(.invalidConfiguration, "seccomp: unknown system call \(names[Int(bad)])")
+        }
+        guard rc == 0, let out, count > 0 else {
+            throw QemuboxError(.system, "seccomp: compiling the allow-list failed: \(String(cString: strerror(-rc)))")
+        }
+        return SeccompProgram(bytes: Array(UnsafeRawBufferPointer(start: out, count: Int(count) * 8)))
+    }
+}

@@ -1,0 +1,173 @@
+import CQemuboxSupport
+import Foundation
+
+/// What launching one QEMU needs besides its argv: the machine as QEMU will see it,
+/// the descriptors it inherits (opened here, by the launcher) and its jail.
+struct QEMULaunch {
+    /// The descriptors for the spawner, and what to close once QEMU has them.
+    var descriptors: [(source: Int32, target: Int32)] = []
+    var taps: [ProcessSpawner.Tap] = []
+    var opened: [Int32] = []
+
+    /// Closes every descriptor opened here (QEMU holds its own copies once spawned).
+    mutating func closeAll() {
+        for fd in opened { close(fd) }
+        opened = []
+    }
+
+    /// The machine as a jailed QEMU sees it: the kernel, initrd and RAM file at their
+    /// resolved paths (the jail holds no symlinks to them), and the RAM file QEMU's uid
+    /// can open: a template being saved is handed to that uid until QEMU exits; a clone
+    /// gets a private copy of its template in the state directory (QEMU 7.2 opens a RAM
+    /// file read-write even for a private mapping, so a shared template would have to be
+    /// writable by every clone). Returns the files to hand back to root afterwards.
+    static func jailedMachine(_ machine: MachineDescription, identity: JailIdentity,
+                              stateDirectory: String) throws -> (MachineDescription, handBack: [String]) {
+        var m = machine
+        m.kernel.kernelPath = try QEMUJail.resolve(m.kernel.kernelPath)
+        if let initrd = m.kernel.initrdPath { m.kernel.initrdPath = try QEMUJail.resolve(initrd) }
+        var handBack: [String] = []
+        if let file = m.memoryFile {
+            if file.shared {
+                let fd = Glibc.open(file.path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+                guard fd >= 0 else { throw QemuboxError(.spawnFailed, "open \(file.path): \(String(cString: strerror(errno)))") }
+                defer { close(fd) }
+                guard fchown(fd, identity.id, identity.id) == 0 else {
+                    throw QemuboxError(.spawnFailed, "chown \(file.path): \(String(cString: strerror(errno)))")
+                }
+                handBack.append(try QEMUJail.resolve(file.path))
+                m.memoryFile = MemoryFile(path: handBack[0], shared: true)
+            } else {
+                let copy = stateDirectory + "/memory"
+                try copySparse(from: file.path, to: copy, owner: identity.id)
+                m.memoryFile = MemoryFile(path: try QEMUJail.resolve(copy), shared: true)
+            }
+        }
+        return (m, handBack)
+    }
+
+    /// Copies `source` to a new `target` (0600, owned by `owner`), data segments only.
+    static func copySparse(from source: String, to target: String, owner: UInt32) throws {
+        let input = Glibc.open(source, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { throw QemuboxError(.spawnFailed, "open \(source): \(String(cString: strerror(errno)))") }
+        defer { close(input) }
+        let output = Glibc.open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard output >= 0 else { throw QemuboxError(.spawnFailed, "create \(target): \(String(cString: strerror(errno)))") }
+        defer { close(output) }
+        func fail(_ what: String) -> QemuboxError {
+            QemuboxError(.spawnFailed, "copying \(source) to \(target): \(what): \(String(cString: strerror(errno)))")
+        }
+        guard fchown(output, owner, owner) == 0 else { throw fail("chown") }
+        var st = stat()
+        guard fstat(input, &st) == 0 else { throw fail("stat") }
+        guard ftruncate(output, st.st_size) == 0 else { throw fail("truncate") }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var offset: off_t = 0
+        while offset < st.st_size {
+            let data = lseek(input, offset, qbx_seek_data())
+            if data < 0 {
+                if errno == ENXIO { break }
+                throw fail("seek")
+            }
+            var end = lseek(input, data, qbx_seek_hole())
+            if end < 0 { end = st.st_size }
+            var at = data
+            while at < end {
+                let want = min(buffer.count, Int(end - at))
+                let n = buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, want, at) }
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else { throw fail("read") }
+                var written = 0
+                while written < n {
+                    let w = buffer.withUnsafeBytes { raw -> Int in
+                        guard let base = raw.baseAddress else { return -1 }
+                        return pwrite(output, base + written, n - written, at + off_t(written))
+                    }
+                    if w < 0, errno == EINTR { continue }
+                    guard w > 0 else { throw fail("write") }
+                    written += w
+                }
+                at += off_t(n)
+            }
+            offset = end
+        }
+    }
+
+    /// Opens what `layout` says QEMU inherits: disks, serial-port and control listeners,
+    /// vhost devices and the incoming state; TAPs by name are created by the spawner in
+    /// QEMU's network namespace. On error everything opened is closed.
+    static func openDescriptors(_ m: ResolvedMachine, layout: QEMUCommandLine.DescriptorLayout, controlSocket: String,
+                     incomingState: String?) throws -> QEMULaunch {
+        var launch = QEMULaunch()
+        do {
+            try launch.openAll(m, layout: layout, controlSocket: controlSocket, incomingState: incomingState)
+        } catch {
+            launch.closeAll()
+            throw error
+        }
+        return launch
+    }
+
+    private mutating func openAll(_ m: ResolvedMachine, layout: QEMUCommandLine.DescriptorLayout,
+                                  controlSocket: String, incomingState: String?) throws {
+        let d = m.description
+        for nic in d.nics {
+            guard let target = layout.taps[nic.id] else { continue }
+            let vhost = layout.vhosts[nic.id]
+            switch nic.backend {
+            case .tapDescriptor(let fd):
+                descriptors.append((fd, target))
+                if let vhost { descriptors.append((try take("/dev/vhost-net", O_RDWR), vhost)) }
+            case .tapName(let name):
+                taps.append(ProcessSpawner.Tap(name: name, target: target, vnetHeader: true, vhostTarget: vhost))
+            case .disconnected:
+                break
+            }
+        }
+        for (port, target) in zip(d.serialPorts, layout.serialPorts) {
+            descriptors.append((try listen(port.socketPath), target))
+        }
+        for disk in d.disks {
+            guard let target = layout.disks[disk.id] else { continue }
+            var flags = disk.readOnly ? O_RDONLY : O_RDWR
+            if disk.cache.isDirect { flags |= qbx_o_direct() }
+            descriptors.append((try take(disk.path, flags), target))
+        }
+        if let target = layout.vsock { descriptors.append((try take("/dev/vhost-vsock", O_RDWR), target)) }
+        descriptors.append((try listen(controlSocket), layout.control))
+        if let target = layout.incomingState, let incomingState {
+            descriptors.append((try take(incomingState, O_RDONLY), target))
+        }
+    }
+
+    private mutating func take(_ path: String, _ flags: Int32) throws -> Int32 {
+        let fd = Glibc.open(path, flags | O_CLOEXEC)
+        guard fd >= 0 else { throw QemuboxError(.spawnFailed, "open \(path): \(String(cString: strerror(errno)))") }
+        opened.append(fd)
+        return fd
+    }
+
+    /// A listening unix socket at `path` (replacing a stale one), mode 0600.
+    private mutating func listen(_ path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw QemuboxError(.spawnFailed, "socket: \(String(cString: strerror(errno)))") }
+        opened.append(fd)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw QemuboxError(.spawnFailed, "socket path too long (\(bytes.count) bytes): \(path)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        unlink(path)
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0, chmod(path, 0o600) == 0, Glibc.listen(fd, 16) == 0 else {
+            throw QemuboxError(.spawnFailed, "listen on \(path): \(String(cString: strerror(errno)))")
+        }
+        return fd
+    }
+}
