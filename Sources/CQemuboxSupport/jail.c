@@ -113,11 +113,11 @@ int qbx_jail_seccomp(const struct qbx_jail *jail) {
 
 /* ---- In the parent. ---- */
 
-int qbx_seccomp_compile(const char *const *names, int count, void **out, int *out_count, int *bad_index) {
+int qbx_seccomp_compile(const char *const *names, int count, int log_only, void **out, int *out_count, int *bad_index) {
     *out = NULL;
     *out_count = 0;
     *bad_index = -1;
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+    scmp_filter_ctx ctx = seccomp_init(log_only ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
     if (!ctx) return -ENOMEM;
     /* The filter is loaded by the child itself, after PR_SET_NO_NEW_PRIVS. */
     seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);

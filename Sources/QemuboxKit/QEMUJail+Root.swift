@@ -10,6 +10,8 @@ extension QEMUJail {
         var readWrite: [String] = []
         /// Device nodes beyond the standard ones (e.g. `/dev/kvm`).
         var devices: [String] = []
+        /// Bound read-only and executable (a QEMU binary outside `/usr`).
+        var executables: [String] = []
     }
 
     /// Device nodes every jailed QEMU gets.
@@ -51,15 +53,16 @@ extension QEMUJail {
         for device in standardDevices + files.devices {
             steps.append(Step(kind: .bindFile, noDev: false, noExec: true, source: device, target: root + device))
         }
-        func bind(_ path: String, readOnly: Bool) throws {
+        func bind(_ path: String, readOnly: Bool, executable: Bool = false) throws {
             let resolved = try resolve(path)
             // Already visible (e.g. a kernel under /usr).
             if resolved.hasPrefix("/usr/") { return }
             guard !made.contains(resolved) else { return }
             makeParents(of: resolved)
-            steps.append(Step(kind: .bindFile, readOnly: readOnly, noExec: true, source: resolved, target: root + resolved))
+            steps.append(Step(kind: .bindFile, readOnly: readOnly, noExec: !executable, source: resolved, target: root + resolved))
             made.insert(resolved)
         }
+        for path in files.executables { try bind(path, readOnly: true, executable: true) }
         for path in files.readOnly { try bind(path, readOnly: true) }
         for path in files.readWrite { try bind(path, readOnly: false) }
         return steps
@@ -78,7 +81,7 @@ extension QEMUJail {
 extension QEMUJail {
     /// The spawner's jail for one resolved machine (its paths already resolved, see
     /// ``QEMULaunch/jailedMachine(_:identity:stateDirectory:)``), built on `root`.
-    func spec(for m: ResolvedMachine, identity: JailIdentity, root: String) throws -> ProcessSpawner.JailSpec {
+    func spec(for m: ResolvedMachine, binary: String, identity: JailIdentity, root: String) throws -> ProcessSpawner.JailSpec {
         if mkdir(root, 0o755) != 0, errno != EEXIST {
             throw QemuboxError(.spawnFailed, "mkdir \(root): \(String(cString: strerror(errno)))")
         }
@@ -86,6 +89,7 @@ extension QEMUJail {
         var files = RootFiles()
         files.readOnly = [d.kernel.kernelPath] + (d.kernel.initrdPath.map { [$0] } ?? [])
         files.readWrite = d.memoryFile.map { [$0.path] } ?? []
+        files.executables = [binary]
         var groups: [UInt32] = []
         if m.host.accelerator.accelerator == .kvm {
             files.devices.append("/dev/kvm")
@@ -96,17 +100,18 @@ extension QEMUJail {
         return ProcessSpawner.JailSpec(
             root: root, steps: try Self.rootSteps(root: root, files: files),
             uid: identity.id, gid: identity.id, groups: groups,
-            filter: seccomp ? try Self.compiledAllowList() : .empty)
+            filter: try Self.compiledAllowList(seccomp))
     }
 
-    private static let compiled = NIOLockedValueBox<SeccompProgram?>(nil)
+    private static let compiled = NIOLockedValueBox<[SeccompMode: SeccompProgram]>([:])
 
-    /// ``allowedSystemCalls`` compiled once per process.
-    static func compiledAllowList() throws -> SeccompProgram {
-        try compiled.withLockedValue { cached in
-            if let cached { return cached }
-            let program = try SeccompProgram.allowList(allowedSystemCalls)
-            cached = program
+    /// ``allowedSystemCalls`` compiled once per process and mode.
+    static func compiledAllowList(_ mode: SeccompMode = .enforce) throws -> SeccompProgram {
+        if mode == .off { return .empty }
+        return try compiled.withLockedValue { cache in
+            if let cached = cache[mode] { return cached }
+            let program = try SeccompProgram.allowList(allowedSystemCalls, logOnly: mode == .log)
+            cache[mode] = program
             return program
         }
     }

@@ -10,7 +10,7 @@ extension QEMUJail {
 
     /// The address space: guest RAM, TCG's code buffer, the loader, glib's allocator.
     static let memory = ["brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "mlock", "munlock",
-                         "membarrier", "mbind", "get_mempolicy"]
+                         "membarrier", "mbind", "get_mempolicy", "set_mempolicy"]
     /// Files and descriptors QEMU was given, the firmware and libraries under `/usr`,
     /// the kernel and initrd, disk images through fdsets (`dup`, `fcntl`), block I/O.
     static let files = ["read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
@@ -19,7 +19,9 @@ extension QEMUJail {
                         "faccessat2", "readlink", "readlinkat", "getdents64", "fsync", "fdatasync",
                         "fallocate", "ftruncate", "flock", "fcntl", "ioctl", "getcwd", "io_uring_setup",
                         "io_uring_enter", "io_uring_register", "io_setup", "io_submit", "io_getevents",
-                        "io_destroy", "memfd_create", "copy_file_range"]
+                        "io_destroy", "memfd_create", "copy_file_range",
+                        // A socket chardev closing unlinks its path (none inside the read-only root).
+                        "unlink"]
     /// Descriptors QEMU makes for itself: pipes, eventfds, sockets it was passed.
     static let descriptors = ["dup", "dup2", "dup3", "pipe", "pipe2", "eventfd2", "signalfd4", "timerfd_create",
                               "timerfd_settime"]
@@ -41,6 +43,6 @@ extension QEMUJail {
                           "getresuid", "getresgid", "getgroups", "uname", "sysinfo", "getrusage", "umask",
                           "wait4"]
     /// The sockets QEMU was passed: accept on its listeners, messages with descriptors.
-    static let network = ["accept", "accept4", "recvfrom", "recvmsg", "sendto", "sendmsg", "shutdown",
+    static let network = ["listen", "accept", "accept4", "recvfrom", "recvmsg", "sendto", "sendmsg", "shutdown",
                           "getsockopt", "setsockopt", "getsockname", "getpeername"]
 }

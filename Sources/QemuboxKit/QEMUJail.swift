@@ -25,13 +25,23 @@ public struct QEMUJail: Sendable, Hashable {
     public var idCount: UInt32
     /// Lock files of the ids in use (`<id>.lock`, held with `flock` while the VM runs).
     public var lockDirectory: String
-    /// Load the seccomp allow-list (on by default; off only to diagnose a system call
-    /// the list lacks: a VM killed by `SIGSYS` says which list to extend).
-    public var seccomp: Bool
+    /// What the seccomp allow-list does with a system call not on it.
+    public enum SeccompMode: String, Sendable, Hashable, CaseIterable {
+        /// Kill QEMU (`SIGSYS`; the VM's exit reason says so). The default.
+        case enforce
+        /// Allow it and have the kernel's audit log it (`dmesg`: `type=1326 … syscall=N`),
+        /// to find what the list lacks without killing VMs.
+        case log
+        /// No filter (QEMU's own `-sandbox` still applies).
+        case off
+    }
+
+    /// The seccomp mode.
+    public var seccomp: SeccompMode
 
     /// Creates a jail configuration.
     public init(firstID: UInt32 = QEMUJail.defaultFirstID, idCount: UInt32 = 65_536,
-                lockDirectory: String = "/run/qemubox/jail-ids", seccomp: Bool = true) {
+                lockDirectory: String = "/run/qemubox/jail-ids", seccomp: SeccompMode = .enforce) {
         self.firstID = firstID
         self.idCount = idCount
         self.lockDirectory = lockDirectory
@@ -42,8 +52,17 @@ public struct QEMUJail: Sendable, Hashable {
     /// ranges (100000…), below the 32-bit overflow ids.
     public static let defaultFirstID: UInt32 = 1_500_000_000
 
-    /// The jail used when none is configured: on for root, nil otherwise.
-    public static var standard: QEMUJail? { geteuid() == 0 ? QEMUJail() : nil }
+    /// The jail used when none is configured: on for root, nil otherwise. The
+    /// environment variable `QEMUBOX_JAIL_SECCOMP` (`enforce`, `log`, `off`) overrides its
+    /// seccomp mode, for diagnosing a system call the list lacks.
+    public static var standard: QEMUJail? {
+        guard geteuid() == 0 else { return nil }
+        var jail = QEMUJail()
+        if let mode = ProcessInfo.processInfo.environment["QEMUBOX_JAIL_SECCOMP"].flatMap(SeccompMode.init(rawValue:)) {
+            jail.seccomp = mode
+        }
+        return jail
+    }
 
     /// Checks the range: never root, never the overflow id, no wrap.
     public func validate() throws {
@@ -112,14 +131,14 @@ struct SeccompProgram: Sendable {
     func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { bytes.withUnsafeBytes(body) }
 
     /// Compiles an allow-list: the named system calls, anything else kills the process.
-    static func allowList(_ names: [String]) throws -> SeccompProgram {
+    static func allowList(_ names: [String], logOnly: Bool = false) throws -> SeccompProgram {
         let pointers = names.map { strdup($0) }
         defer { for p in pointers { free(p) } }
         var out: UnsafeMutableRawPointer?
         var count: Int32 = 0
         var bad: Int32 = -1
         let rc = pointers.map { UnsafePointer($0) }.withUnsafeBufferPointer { buffer in
-            qbx_seccomp_compile(buffer.baseAddress, Int32(buffer.count), &out, &count, &bad)
+            qbx_seccomp_compile(buffer.baseAddress, Int32(buffer.count), logOnly ? 1 : 0, &out, &count, &bad)
         }
         defer { free(out) }
         if rc == -EINVAL, bad >= 0, Int(bad) < names.count {

@@ -131,7 +131,9 @@ public actor VirtualMachine {
         where !FileManager.default.isReadableFile(atPath: path) {
             throw QemuboxError(.spawnFailed, "\(path) is not readable")
         }
-        let binary = try resolveBinary(configuration.qemuBinary)
+        var binary = try resolveBinary(configuration.qemuBinary)
+        // The jail has no symlinks: exec the file itself.
+        if configuration.jail != nil { binary = try QEMUJail.resolve(binary) }
         try Self.makeDirectory(stateDirectory)
         var effective = machine
         if let jail = configuration.jail {
@@ -185,7 +187,7 @@ public actor VirtualMachine {
         ] + launch.descriptors
         var jailSpec: ProcessSpawner.JailSpec?
         if let jail = configuration.jail, let identity = jailIdentity {
-            jailSpec = try jail.spec(for: resolved, identity: identity, root: stateDirectory + "/root")
+            jailSpec = try jail.spec(for: resolved, binary: binary, identity: identity, root: stateDirectory + "/root")
         }
         let env = ProcessInfo.processInfo.environment.filter { $0.key == "PATH" || $0.key.hasPrefix("LC_") || $0.key == "LANG" }
             .map { "\($0.key)=\($0.value)" }

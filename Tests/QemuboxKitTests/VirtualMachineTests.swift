@@ -188,15 +188,33 @@ import TestSupport
         }
     }
 
-    @Test func qemuRejectingArgumentsIsAStartFailureWithItsMessage() async throws {
+    @Test func missingDiskFailsBeforeQEMUStarts() async throws {
         try await TestGuest.with { initrd, dir in
-            let m = TestGuest.machine("baddisk", initrd: initrd) {
+            let m = TestGuest.machine("nodisk", initrd: initrd) {
                 $0.disks = [Disk(id: "d0", path: dir + "/does-not-exist.img")]
             }
             let vm = VirtualMachine(m, configuration: VMConfiguration(stateDirectory: dir + "/state"))
             let e = await #expect(throws: QemuboxError.self) { try await vm.start() }
-            #expect(e?.code == .startFailed)
+            // The launcher opens every disk for QEMU: a missing one is its error, and no QEMU ran.
+            #expect(e?.code == .spawnFailed)
             #expect(e?.message.contains("does-not-exist.img") == true, "\(String(describing: e))")
+            #expect(await vm.exit?.kind == .neverStarted)
+            #expect(!FileManager.default.fileExists(atPath: dir + "/state"))
+        }
+    }
+
+    @Test func qemuRejectingArgumentsIsAStartFailureWithItsMessage() async throws {
+        try await TestGuest.with { initrd, dir in
+            // Zeros are no qcow2 image: QEMU itself refuses the drive.
+            let image = dir + "/zeros.img"
+            #expect(FileManager.default.createFile(atPath: image, contents: Data(count: 1 << 16)))
+            let m = TestGuest.machine("baddisk", initrd: initrd) {
+                $0.disks = [Disk(id: "d0", path: image, format: "qcow2")]
+            }
+            let vm = VirtualMachine(m, configuration: VMConfiguration(stateDirectory: dir + "/state"))
+            let e = await #expect(throws: QemuboxError.self) { try await vm.start() }
+            #expect(e?.code == .startFailed)
+            #expect(e?.message.contains("qcow2") == true, "\(String(describing: e))")
             #expect(await vm.exit?.kind == .crashed)
         }
     }
@@ -249,6 +267,8 @@ import TestSupport
                                                 hostFacts: HostFacts(accelerator: AcceleratorDecision(.tcg, reason: "test"),
                                                                      tscKHz: 1_000_000))
             configuration.removeStateDirectoryOnExit = false
+            // A shell script is no QEMU for the jail's allow-list; the cap is what is tested here.
+            configuration.jail = nil
             let vm = VirtualMachine(m, configuration: configuration)
             let e = await #expect(throws: QemuboxError.self) { try await vm.start() }
             #expect(e?.message.contains("LAST-WORDS") == true, "\(String(describing: e).suffix(300))")

@@ -119,11 +119,12 @@ int qbx_spawn(const struct qbx_spawn_request *request, pid_t *out_pid, int *out_
 
 /// Compiles a seccomp allow-list with libseccomp for the native architecture: the
 /// system calls named in `names` are allowed, any other kills the process
-/// (`SCMP_ACT_KILL_PROCESS`), a foreign architecture too. On success returns 0 and a
+/// (`SCMP_ACT_KILL_PROCESS`), a foreign architecture too; with `log_only`, any other
+/// is allowed and logged by the kernel's audit (`SCMP_ACT_LOG`), to find what a list lacks. On success returns 0 and a
 /// malloc'd `struct sock_filter` array in `*out` (free it) with `*out_count` entries;
 /// a name libseccomp does not know returns -EINVAL with its index in `*bad_index`;
 /// other failures a negative errno.
-int qbx_seccomp_compile(const char *const *names, int count, void **out, int *out_count, int *bad_index);
+int qbx_seccomp_compile(const char *const *names, int count, int log_only, void **out, int *out_count, int *bad_index);
 
 /// `O_DIRECT`, `SEEK_DATA` and `SEEK_HOLE` (GNU extensions Swift's Glibc does not import).
 int qbx_o_direct(void);
