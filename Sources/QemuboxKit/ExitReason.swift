@@ -23,6 +23,9 @@ public struct ExitReason: Sendable, Hashable, CustomStringConvertible {
         case crashed
         /// The machine never started.
         case neverStarted = "never_started"
+        /// QEMU made a system call its jail's seccomp allow-list does not hold and was
+        /// killed for it (`SIGSYS`); the kernel's audit log (`dmesg`, `type=1326`) names it.
+        case jailViolation = "jail_violation"
     }
 
     /// Classification.
@@ -49,6 +52,7 @@ public struct ExitReason: Sendable, Hashable, CustomStringConvertible {
         guard let termination else { return .neverStarted }
         if panicked || shutdownReason == .guestPanic { return .guestPanic }
         if killedByUs, termination == .signaled(SIGKILL) { return .killed }
+        if termination == .signaled(SIGSYS) { return .jailViolation }
         guard let reason = shutdownReason else { return .crashed }
         if reason == .guestShutdown { return .guestPoweroff }
         if reason == .guestReset { return .guestReboot }

@@ -29,6 +29,12 @@ import TOMLKit
 /// bin_dirs = ["/opt/cni/bin", "/usr/lib/cni"]
 /// cache_dir = "/var/lib/qemubox/cni"
 /// nic_slots = 1                   # NICs a VM gets for networks containerd adds after Create
+///
+/// [jail]                          # QEMU's confinement (Documentation/security.md)
+/// enabled = true
+/// first_id = 1500000000
+/// id_count = 65536
+/// seccomp = "enforce"             # enforce | log | off
 /// ```
 public struct QemuboxConfiguration: Sendable, Hashable {
     /// QEMU binary (path or name on PATH).
@@ -66,6 +72,8 @@ public struct QemuboxConfiguration: Sendable, Hashable {
 
     /// Networking (`[network]`).
     public var network = NetworkSettings()
+    /// `[jail]`: QEMU's confinement.
+    public var jail = JailSettings()
 
     /// The default file.
     public static let defaultPath = "/etc/qemubox/config.toml"
@@ -145,6 +153,9 @@ public struct QemuboxConfiguration: Sendable, Hashable {
             case "network":
                 guard let network = value.table else { throw wrongType(key, "a table", value.type, source) }
                 configuration.network = try NetworkSettings.parse(network, source: source)
+            case "jail":
+                guard let jail = value.table else { throw wrongType(key, "a table", value.type, source) }
+                configuration.jail = try JailSettings.parse(jail, source: source)
             default:
                 throw QemuboxError(.invalidConfiguration, "\(source): unknown key \"\(key)\"")
             }

@@ -85,6 +85,7 @@ public final class Sandbox: Sendable {
                                               removeStateDirectoryOnExit: configuration.removeStateDirectoryOnExit,
                                               logger: configuration.logger)
         vmConfiguration.hostFacts = configuration.hostFacts
+        vmConfiguration.jail = configuration.jail
         vmConfiguration.restoreState = template?.statePath
         switch configuration.network?.namespace {
         case .path(let path): vmConfiguration.networkNamespacePath = path
@@ -218,6 +219,8 @@ public struct SandboxConfiguration: Sendable {
     /// The network namespace QEMU runs in and the VM's NICs (nil: the host's
     /// namespace, no NIC; the guest has loopback only).
     public var network: SandboxNetwork?
+    /// How QEMU is confined (``QEMUJail/standard``: jailed when running as root).
+    public var jail: QEMUJail? = QEMUJail.standard
     /// NICs connected to nothing (a warm-start template's, standing for its clones' ``network`` slots).
     var placeholderNICs = 0
     /// Logger.

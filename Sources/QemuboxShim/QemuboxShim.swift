@@ -219,6 +219,7 @@ enum ShimDelete {
                 memoryMiB: configuration.memoryMiB, vcpus: 1, qemuBinary: configuration.qemuBinary,
                 agentTimeout: .seconds(configuration.bootTimeoutSeconds), logger: logger)
             sandbox.accelerator = configuration.accelerator
+            sandbox.jail = configuration.jail.jail
             let summary = try await Sandbox.rescueWriteBack(scratchImage: scratchImage, into: target, policy: policy,
                                                             configuration: sandbox)
             log(summary, target: target, seconds: (ContinuousClock.now - started).shimSeconds, logger: logger)

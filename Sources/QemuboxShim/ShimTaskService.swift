@@ -151,6 +151,7 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
                 logger: logger)
             sandboxConfiguration.accelerator = configuration.accelerator
             sandboxConfiguration.templates = configuration.templates
+            sandboxConfiguration.jail = configuration.jail.jail
             let networkPlan = try await networkPlan(spec, id: request.id, record: &record)
             attachment = networkPlan.attachment
             sandboxConfiguration.network = networkPlan.network
