@@ -25,8 +25,12 @@ public enum QEMUCommandLine {
         public var vhosts: [String: Int32] = [:]
         /// The listening socket of each ``SerialPort``, in order.
         public var serialPorts: [Int32] = []
-        /// The image of each disk with a file, by disk id (also its fdset id).
+        /// The image of each disk with a file, by disk id (also its fdset id), opened as the
+        /// disk is attached (read-only or read-write).
         public var disks: [String: Int32] = [:]
+        /// A second, read-only descriptor of each writable disk, in the same fdset: QEMU's
+        /// block layer reopens an image read-only while no device writes to it.
+        public var diskReadOnlyCopies: [String: Int32] = [:]
         /// `/dev/vhost-vsock`, when the machine has a vsock device.
         public var vsock: Int32?
         /// The listening socket of the control monitor (descriptor passing, see ``QMPControlChannel``).
@@ -52,7 +56,10 @@ public enum QEMUCommandLine {
         }
         for nic in d.nics where nic.vhost && layout.taps[nic.id] != nil { layout.vhosts[nic.id] = take() }
         layout.serialPorts = d.serialPorts.map { _ in take() }
-        for disk in d.disks where disk.emptyBytes == nil { layout.disks[disk.id] = take() }
+        for disk in d.disks where disk.emptyBytes == nil {
+            layout.disks[disk.id] = take()
+            if !disk.readOnly { layout.diskReadOnlyCopies[disk.id] = take() }
+        }
         if d.vsock != nil { layout.vsock = take() }
         layout.control = take()
         if incoming { layout.incomingState = take() }
@@ -117,6 +124,9 @@ public enum QEMUCommandLine {
             } else {
                 let fd = fds.disks[disk.id] ?? -1
                 a += ["-add-fd", "fd=\(fd),set=\(fd),opaque=\(disk.id)"]
+                if let copy = fds.diskReadOnlyCopies[disk.id] {
+                    a += ["-add-fd", "fd=\(copy),set=\(fd),opaque=\(disk.id)-ro"]
+                }
                 drive = "file=/dev/fdset/\(fd),if=none,id=\(disk.id),format=\(disk.format)"
                 drive += ",cache=\(disk.cache.rawValue),aio=\(disk.aio.rawValue)"
             }

@@ -17,7 +17,7 @@ extension QEMUJail {
                         "preadv2", "pwritev2", "lseek", "openat", "open", "close", "close_range", "newfstatat",
                         "fstat", "stat", "lstat", "statx", "statfs", "fstatfs", "access", "faccessat",
                         "faccessat2", "readlink", "readlinkat", "getdents64", "fsync", "fdatasync",
-                        "fallocate", "ftruncate", "flock", "fcntl", "ioctl", "getcwd", "io_uring_setup",
+                        "fallocate", "fadvise64", "ftruncate", "flock", "fcntl", "ioctl", "getcwd", "io_uring_setup",
                         "io_uring_enter", "io_uring_register", "io_setup", "io_submit", "io_getevents",
                         "io_destroy", "memfd_create", "copy_file_range",
                         // A socket chardev closing unlinks its path (none inside the read-only root).

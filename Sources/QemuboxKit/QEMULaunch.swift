@@ -132,6 +132,9 @@ struct QEMULaunch {
             var flags = disk.readOnly ? O_RDONLY : O_RDWR
             if disk.cache.isDirect { flags |= qbx_o_direct() }
             descriptors.append((try take(disk.path, flags), target))
+            if let copy = layout.diskReadOnlyCopies[disk.id] {
+                descriptors.append((try take(disk.path, O_RDONLY | (disk.cache.isDirect ? qbx_o_direct() : 0)), copy))
+            }
         }
         if let target = layout.vsock { descriptors.append((try take("/dev/vhost-vsock", O_RDWR), target)) }
         descriptors.append((try listen(controlSocket), layout.control))

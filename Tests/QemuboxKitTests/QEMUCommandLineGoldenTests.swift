@@ -44,9 +44,10 @@ import Testing
         let layout = QEMUCommandLine.layout(for: try ResolvedMachine(m, host: Self.tcg))
         #expect(layout.taps == ["net0": 5, "net1": 6, "net2": 7])
         #expect(layout.serialPorts == [8, 9])
-        #expect(layout.disks == ["rootfs": 10, "rw": 11, "scratch": 12])
-        #expect(layout.vsock == 13 && layout.control == 14 && layout.incomingState == nil)
-        #expect(QEMUCommandLine.layout(for: try ResolvedMachine(m, host: Self.tcg), incoming: true).incomingState == 15)
+        #expect(layout.disks == ["rootfs": 10, "rw": 11, "scratch": 13])
+        #expect(layout.diskReadOnlyCopies == ["rw": 12, "scratch": 14])
+        #expect(layout.vsock == 15 && layout.control == 16 && layout.incomingState == nil)
+        #expect(QEMUCommandLine.layout(for: try ResolvedMachine(m, host: Self.tcg), incoming: true).incomingState == 17)
     }
 
     @Test func templateCloneMicrovm() throws {
