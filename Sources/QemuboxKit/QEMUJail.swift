@@ -57,10 +57,13 @@ public struct QEMUJail: Sendable, Hashable {
     /// seccomp mode, for diagnosing a system call the list lacks.
     public static var standard: QEMUJail? {
         guard geteuid() == 0 else { return nil }
-        var jail = QEMUJail()
-        if let mode = ProcessInfo.processInfo.environment["QEMUBOX_JAIL_SECCOMP"].flatMap(SeccompMode.init(rawValue:)) {
-            jail.seccomp = mode
-        }
+        return QEMUJail().overridden()
+    }
+
+    /// This jail with the seccomp mode `QEMUBOX_JAIL_SECCOMP` names, if it names one.
+    public func overridden(by environment: [String: String] = ProcessInfo.processInfo.environment) -> QEMUJail {
+        var jail = self
+        if let mode = environment["QEMUBOX_JAIL_SECCOMP"].flatMap(SeccompMode.init(rawValue:)) { jail.seccomp = mode }
         return jail
     }
 

@@ -23,10 +23,11 @@ public struct JailSettings: Sendable, Hashable {
     /// The defaults.
     public init() {}
 
-    /// The jail these settings give, nil when off or when not running as root.
+    /// The jail these settings give (`QEMUBOX_JAIL_SECCOMP` overriding the seccomp mode),
+    /// nil when off or when not running as root.
     public var jail: QEMUJail? {
         guard enabled, geteuid() == 0 else { return nil }
-        return QEMUJail(firstID: firstID, idCount: idCount, seccomp: seccomp)
+        return QEMUJail(firstID: firstID, idCount: idCount, seccomp: seccomp).overridden()
     }
 
     static func parse(_ table: TOMLTable, source: String) throws -> JailSettings {

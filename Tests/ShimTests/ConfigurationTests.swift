@@ -69,6 +69,12 @@ import Testing
         ("[network]\nconf_dir = \"cni\"", "network.conf_dir = \"cni\" must be an absolute path"),
         ("[network]\nbin_dirs = [\"/usr/lib/cni\", \"bin\"]", "must be an absolute path"),
         ("[network]\nnetwork = [\"x\"]", "unknown key \"network.network\""),
+        ("jail = true", "jail must be a table"),
+        ("[jail]\nseccomp = \"strict\"", "jail.seccomp = \"strict\" is not one of enforce, log, off"),
+        ("[jail]\nfirst_id = 0", "jail.first_id = 0 is out of range"),
+        ("[jail]\nfirst_id = 4294967000\nid_count = 1000", "[jail]: jail ids 4294967000+1000"),
+        ("[jail]\nenabled = \"no\"", "jail.enabled must be a boolean"),
+        ("[jail]\nuid = 5", "unknown key \"jail.uid\""),
     ])
     func rejectsWithClearErrors(text: String, message: String) {
         #expect {
@@ -96,6 +102,23 @@ import Testing
         #expect(configuration.network.nicSlots == 2)
         #expect(QemuboxConfiguration().network.networks.isEmpty)
         #expect(QemuboxConfiguration().network.nicSlots == 1)
+    }
+
+    @Test func jailTable() throws {
+        let configuration = try QemuboxConfiguration.parse("""
+            [jail]
+            first_id = 2000000000
+            id_count = 100
+            seccomp = "log"
+            """)
+        #expect(configuration.jail.firstID == 2_000_000_000 && configuration.jail.idCount == 100)
+        #expect(configuration.jail.seccomp == .log)
+        let jail = try #require(configuration.jail.jail)
+        #expect(jail.firstID == 2_000_000_000 && jail.idCount == 100)
+        #expect(jail.overridden(by: ["QEMUBOX_JAIL_SECCOMP": "off"]).seccomp == .off)
+        #expect(jail.overridden(by: ["QEMUBOX_JAIL_SECCOMP": "bogus"]).seccomp == jail.seccomp)
+        #expect(try QemuboxConfiguration.parse("[jail]\nenabled = false").jail.jail == nil)
+        #expect(QemuboxConfiguration().jail.enabled && QemuboxConfiguration().jail.seccomp == .enforce)
     }
 
     @Test func environmentNamesTheFile() async throws {

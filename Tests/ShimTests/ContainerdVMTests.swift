@@ -133,11 +133,34 @@ import Testing
         }
     }
 
+    /// The task pid is QEMU's: it runs jailed (Documentation/security.md) with its own
+    /// uid, no capabilities, seccomp and no-new-privileges, and a root without the host's files.
+    static func expectJailed(_ pid: Int32, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        var fields: [String: String] = [:]
+        for line in status.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        let uids = fields["Uid"]?.split(separator: "\t").compactMap { UInt32($0) } ?? []
+        #expect(uids.count == 4 && uids.allSatisfy { $0 >= 1_500_000_000 && $0 == uids[0] }, "Uid \(uids)",
+                sourceLocation: sourceLocation)
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            #expect(fields[set] == "0000000000000000", "\(set) \(fields[set] ?? "?")", sourceLocation: sourceLocation)
+        }
+        #expect(fields["Seccomp"] == "2", sourceLocation: sourceLocation)
+        #expect(fields["NoNewPrivs"] == "1", sourceLocation: sourceLocation)
+        let top = Set(try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/root"))
+        #expect(top.contains("usr") && top.isDisjoint(with: ["etc", "home", "root", "proc", "sys", "run", "tmp"]),
+                "QEMU's root: \(top.sorted())", sourceLocation: sourceLocation)
+    }
+
     @Test(.enabled(if: PrivateContainerd.vmAvailable))
     func execPsMetricsPauseResumeKillDelete() async throws {
         try await Self.withVM { containerd in
             try await containerd.ctrCheck("run -d \(Self.qemubox) \(Self.image) d1 sleep 1000")
             #expect(try await Self.status(containerd, "d1") == "RUNNING")
+            try Self.expectJailed(try await ContainerdNetworkTests.taskPid(containerd, "d1"))
             let exec = try await containerd.ctr("task exec --exec-id e1 d1 sh -c 'echo in-exec; exit 5'")
             #expect(exec.stdout == "in-exec\n")
             #expect(exec.status == 5)
