@@ -89,7 +89,7 @@ def generate(proto: Path) -> tuple[str, str]:
                 out.append(f"        try await client.call(service: \"{full}\", method: \"{rpc}\", request: request, as: {resp}.self, options: options)")
             else:
                 out.append(f"    public func {lower_first(rpc)}(_ request: {req}, options: TTRPCCallOptions = TTRPCCallOptions()) async throws")
-                out.append(f"        -> AsyncThrowingMapSequence<AsyncThrowingStream<Data, any Error>, {resp}> {{")
+                out.append(f"        -> AsyncThrowingMapSequence<TTRPCStreamMessages, {resp}> {{")
                 out.append(f"        try await client.serverStream(service: \"{full}\", method: \"{rpc}\", request: request, as: {resp}.self, options: options)")
             out.append("    }\n")
         out.append("}\n")

@@ -20,7 +20,7 @@ extension TTRPCClient {
     public func serverStream<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
         service: String, method: String, request: Request, as: Response.Type = Response.self,
         options: TTRPCCallOptions = TTRPCCallOptions()
-    ) async throws -> AsyncThrowingMapSequence<AsyncThrowingStream<Data, any Error>, Response> {
+    ) async throws -> AsyncThrowingMapSequence<TTRPCStreamMessages, Response> {
         let stream = try await self.stream(service: service, method: method, kind: .serverStreaming,
                                            payload: try encode(request), options: options)
         return stream.messages.map { try decode(Response.self, from: $0) }

@@ -30,6 +30,13 @@ public final class TTRPCClient: Sendable {
         /// with `ResourceExhausted` (ttrpc has no flow control; the connection's
         /// read loop never waits for one stream).
         public var maxBufferedStreamMessages: Int = 4096
+        /// Bytes one streaming call buffers for a slow consumer before it fails with
+        /// `ResourceExhausted` (a peer sending 4 MiB messages must not make one stream
+        /// hold 16 GiB).
+        public var maxBufferedStreamBytes: Int = 16 << 20
+        /// Bytes all streaming calls of the connection buffer together before the call
+        /// that would exceed it fails with `ResourceExhausted`.
+        public var maxBufferedBytes: Int = 64 << 20
 
         /// Default settings.
         public init() {}
@@ -62,8 +69,10 @@ public final class TTRPCClient: Sendable {
         self.channel = channel
         self.configuration = configuration
         let maxMessageSize = configuration.maxMessageSize
+        let limits = TTRPCClientHandler.BufferLimits(perStream: configuration.maxBufferedStreamBytes,
+                                                     perConnection: configuration.maxBufferedBytes)
         self.handler = try await channel.eventLoop.submit {
-            let handler = TTRPCClientHandler(maxMessageSize: maxMessageSize)
+            let handler = TTRPCClientHandler(maxMessageSize: maxMessageSize, bufferLimits: limits)
             try channel.pipeline.syncOperations.addHandlers([
                 ByteToMessageHandler(TTRPCFrameDecoder(maxMessageSize: maxMessageSize)),
                 MessageToByteHandler(TTRPCFrameEncoder()),
@@ -120,10 +129,11 @@ public final class TTRPCClient: Sendable {
             bufferingPolicy: .bufferingOldest(configuration.maxBufferedStreamMessages))
         let box = NIOLoopBoundBox.makeEmptyBox(valueType: TTRPCClientHandler.Call.self, eventLoop: loop)
         let handler = self.handler
+        let accounting = TTRPCBufferAccounting()
         let started: Bool = try await loop.submit {
             box.value = handler.value.start(
                 service: service, method: method, payload: payload, kind: kind, options: options,
-                response: promise, messages: kind.serverStreams ? continuation : nil)
+                response: promise, messages: kind.serverStreams ? continuation : nil, accounting: accounting)
             return box.value != nil
         }.get()
         if !started {
@@ -131,7 +141,8 @@ public final class TTRPCClient: Sendable {
             _ = try await promise.futureResult.get()
         }
         return TTRPCClientStream(kind: kind, loop: loop, handler: handler, call: box,
-                                 response: promise.futureResult, messages: messages)
+                                 response: promise.futureResult,
+                                 messages: TTRPCStreamMessages(base: messages, accounting: accounting))
     }
 }
 
@@ -150,11 +161,11 @@ public struct TTRPCClientStream: Sendable {
 
     /// The server's messages; ends when the server ends the stream, throws its
     /// error status if it failed.
-    public let messages: AsyncThrowingStream<Data, any Error>
+    public let messages: TTRPCStreamMessages
 
     init(kind: TTRPCMethodKind, loop: any EventLoop, handler: NIOLoopBound<TTRPCClientHandler>,
          call: NIOLoopBoundBox<TTRPCClientHandler.Call?>, response: EventLoopFuture<Data>,
-         messages: AsyncThrowingStream<Data, any Error>) {
+         messages: TTRPCStreamMessages) {
         self.kind = kind
         self.loop = loop
         self.handler = handler

@@ -21,15 +21,18 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         let response: EventLoopPromise<Data>
         /// Receives data frames (server and bidirectional streaming).
         let messages: AsyncThrowingStream<Data, any Error>.Continuation?
+        /// Bytes buffered for the consumer of ``messages``.
+        let accounting: TTRPCBufferAccounting?
         var timer: Scheduled<Void>?
         var localClosed: Bool
 
         init(id: UInt32, kind: TTRPCMethodKind, response: EventLoopPromise<Data>,
-             messages: AsyncThrowingStream<Data, any Error>.Continuation?) {
+             messages: AsyncThrowingStream<Data, any Error>.Continuation?, accounting: TTRPCBufferAccounting?) {
             self.id = id
             self.kind = kind
             self.response = response
             self.messages = messages
+            self.accounting = accounting
             self.localClosed = !kind.clientStreams
         }
 
@@ -40,14 +43,24 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Caps on bytes buffered for slow stream consumers.
+    struct BufferLimits: Sendable {
+        var perStream: Int
+        var perConnection: Int
+    }
+
     private let maxMessageSize: Int
+    private let bufferLimits: BufferLimits
+    /// Bytes buffered across every stream of the connection (shared with the consumers).
+    private let connectionBuffered = TTRPCBufferAccounting.Counter()
     private var context: ChannelHandlerContext?
     private var nextStreamID: UInt32 = 1
     private var calls: [UInt32: Call] = [:]
     private var closedError: TTRPCError?
 
-    init(maxMessageSize: Int) {
+    init(maxMessageSize: Int, bufferLimits: BufferLimits = BufferLimits(perStream: 16 << 20, perConnection: 64 << 20)) {
         self.maxMessageSize = maxMessageSize
+        self.bufferLimits = bufferLimits
     }
 
     var activeCalls: Int { calls.count }
@@ -69,7 +82,8 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Starts a call: allocates the stream id, sends the request, arms the deadline.
     func start(service: String, method: String, payload: Data, kind: TTRPCMethodKind,
                options: TTRPCCallOptions, response: EventLoopPromise<Data>,
-               messages: AsyncThrowingStream<Data, any Error>.Continuation?) -> Call? {
+               messages: AsyncThrowingStream<Data, any Error>.Continuation?,
+               accounting: TTRPCBufferAccounting? = nil) -> Call? {
         let fail = { (error: TTRPCError) -> Call? in
             messages?.finish(throwing: error)
             response.fail(error)
@@ -98,7 +112,8 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let id = nextStreamID
         nextStreamID += 2
-        let call = Call(id: id, kind: kind, response: response, messages: messages)
+        accounting?.connection = connectionBuffered
+        let call = Call(id: id, kind: kind, response: response, messages: messages, accounting: accounting)
         calls[id] = call
         if options.timeout != nil {
             let nanos = options.timeoutNanoseconds
@@ -219,6 +234,13 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         if !frame.flags.contains(.noData) {
             let payload = Data(buffer: frame.payload)
+            if let accounting = call.accounting,
+               let exceeded = accounting.add(payload.count, streamLimit: bufferLimits.perStream,
+                                             connectionLimit: bufferLimits.perConnection) {
+                finish(call, with: TTRPCError(
+                    .resourceExhausted, "stream \(frame.streamID): \(exceeded), consumer too slow"))
+                return
+            }
             if case .dropped = messages.yield(payload) {
                 finish(call, with: TTRPCError(
                     .resourceExhausted, "stream \(frame.streamID): receive buffer full, consumer too slow"))

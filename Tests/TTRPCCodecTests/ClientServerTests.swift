@@ -57,6 +57,47 @@ struct ClientServerTests {
         }
     }
 
+    @Test("a stream whose consumer falls behind fails at its byte cap; the connection and its total recover")
+    func streamByteCaps() async throws {
+        try await TemporaryDirectory.with { dir in
+            try await withEchoServer(in: dir) { _, path in
+                var configuration = TTRPCClient.Configuration()
+                configuration.maxBufferedStreamBytes = 1 << 20
+                configuration.maxBufferedBytes = 3 << 19
+                let client = try await TTRPCClient.connect(unixDomainSocketPath: path, configuration: configuration)
+                var flood = CountRequest()
+                flood.count = 100
+                flood.size = 64 << 10
+                // Nobody reads: 100 × 64 KiB would be buffered; the stream fails at 1 MiB.
+                let unread = try await client.stream(service: echoServiceName, method: "Count", kind: .serverStreaming,
+                                                     payload: try flood.serializedData())
+                let error = await #expect(throws: TTRPCError.self) { _ = try await unread.response() }
+                #expect(error?.code == .resourceExhausted)
+                #expect(error?.message.contains("stream's limit of 1048576") == true, "\(String(describing: error))")
+                // What it buffered is released once its messages are dropped unread.
+                var drained = 0
+                do {
+                    for try await _ in unread.messages { drained += 1 }
+                } catch {}
+                #expect(drained > 0 && drained <= 16)
+                // The connection lives on, and its total is back: 10 × 64 KiB fits again.
+                var small = flood
+                small.count = 10
+                let ok = try await client.stream(service: echoServiceName, method: "Count", kind: .serverStreaming,
+                                                 payload: try small.serializedData())
+                _ = try await ok.response()
+                var received = 0
+                for try await _ in ok.messages { received += 1 }
+                #expect(received == 10)
+                var echo = EchoRequest()
+                echo.payload = Data("still here".utf8)
+                let reply = try await client.call(service: echoServiceName, method: "Echo", request: echo, as: EchoResponse.self)
+                #expect(reply.payload == Data("still here".utf8))
+                try await client.close()
+            }
+        }
+    }
+
     @Test("a deadline fails the call on time and cancels the handler; the connection lives on")
     func deadline() async throws {
         try await TemporaryDirectory.with { dir in

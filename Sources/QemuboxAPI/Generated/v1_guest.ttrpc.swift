@@ -165,7 +165,7 @@ public struct QemuboxGuestV1SystemClient: Sendable {
 
     /// Calls `qemubox.guest.v1.System/ExportChanges`.
     public func exportChanges(_ request: Qemubox_Guest_V1_ExportChangesRequest, options: TTRPCCallOptions = TTRPCCallOptions()) async throws
-        -> AsyncThrowingMapSequence<AsyncThrowingStream<Data, any Error>, Qemubox_Guest_V1_ChangeRecord> {
+        -> AsyncThrowingMapSequence<TTRPCStreamMessages, Qemubox_Guest_V1_ChangeRecord> {
         try await client.serverStream(service: "qemubox.guest.v1.System", method: "ExportChanges", request: request, as: Qemubox_Guest_V1_ChangeRecord.self, options: options)
     }
 
@@ -176,7 +176,7 @@ public struct QemuboxGuestV1SystemClient: Sendable {
 
     /// Calls `qemubox.guest.v1.System/Events`.
     public func events(_ request: Qemubox_Guest_V1_EventsRequest, options: TTRPCCallOptions = TTRPCCallOptions()) async throws
-        -> AsyncThrowingMapSequence<AsyncThrowingStream<Data, any Error>, Qemubox_Guest_V1_Event> {
+        -> AsyncThrowingMapSequence<TTRPCStreamMessages, Qemubox_Guest_V1_Event> {
         try await client.serverStream(service: "qemubox.guest.v1.System", method: "Events", request: request, as: Qemubox_Guest_V1_Event.self, options: options)
     }
 
