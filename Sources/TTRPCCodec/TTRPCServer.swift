@@ -124,13 +124,20 @@ public final class TTRPCServer: Sendable {
             channel.close(promise: nil)
             throw TTRPCError(.unavailable, "server is shutting down")
         }
-        try channel.pipeline.syncOperations.addHandlers([
-            ByteToMessageHandler(TTRPCFrameDecoder(maxMessageSize: configuration.maxMessageSize)),
-            MessageToByteHandler(TTRPCFrameEncoder()),
-            handler,
-        ])
+        // Before the handlers: a connection whose pipeline cannot be set up is closed by
+        // NIO, and its entry must go with it.
         channel.closeFuture.whenComplete { [weak self] _ in
             _ = self?.state.withLockedValue { $0.connections.removeValue(forKey: key) }
+        }
+        do {
+            try channel.pipeline.syncOperations.addHandlers([
+                ByteToMessageHandler(TTRPCFrameDecoder(maxMessageSize: configuration.maxMessageSize)),
+                MessageToByteHandler(TTRPCFrameEncoder()),
+                handler,
+            ])
+        } catch {
+            channel.close(promise: nil)
+            throw error
         }
     }
 

@@ -149,6 +149,16 @@ struct QEMUJailTests {
         }
     }
 
+    @Test func allowListCompilesToOneCheckPerCall() throws {
+        let names = QEMUJail.allowedSystemCalls
+        #expect(Set(names).count == names.count, "duplicates in the allow-list")
+        let program = try QEMUJail.compiledAllowList()
+        // An architecture check, one comparison per call, the two returns: nothing unbounded.
+        #expect(program.count > names.count && program.count < names.count * 2 + 16, "\(program.count) instructions")
+        #expect(try QEMUJail.compiledAllowList(.off).count == 0)
+        #expect(try QEMUJail.compiledAllowList(.log).count == program.count)
+    }
+
     @Test func unknownSystemCallNameIsAClearError() {
         #expect(throws: QemuboxError.self) { try SeccompProgram.allowList(["read", "no_such_call"]) }
     }
