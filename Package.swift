@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "QMPClient", targets: ["QMPClient"]),
         .library(name: "QemuboxKit", targets: ["QemuboxKit"]),
         .library(name: "CNIRunner", targets: ["CNIRunner"]),
+        .library(name: "ProcessSpawn", targets: ["ProcessSpawn"]),
         .library(name: "OCISpec", targets: ["OCISpec"]),
         .library(name: "VsockTransport", targets: ["VsockTransport"]),
         .library(name: "EROFSImage", targets: ["EROFSImage"]),
@@ -152,10 +153,35 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: ProcessSpawn — the one way to start a process: descriptors, session, death
+        // signal, network namespace and TAPs, a jail (leaf)
+        .target(
+            name: "CProcessSpawn",
+            path: "Sources/CProcessSpawn",
+            // The jail: libseccomp compiles allow-lists, libcap-ng drops capabilities
+            // (scripts/deps/jail.sh installs both).
+            linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("cap-ng")]
+        ),
+        .target(
+            name: "ProcessSpawn",
+            dependencies: [
+                "CProcessSpawn",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ProcessSpawnTests",
+            dependencies: ["ProcessSpawn", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: CNIRunner — CNI plugin execution, result cache, network namespaces (leaf)
         .target(
             name: "CNIRunner",
             dependencies: [
+                "ProcessSpawn",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"],
@@ -170,16 +196,13 @@ let package = Package(
         // MARK: QemuboxKit — host side (VM layer: description, argv, launch, supervision)
         .target(
             name: "CQemuboxSupport",
-            path: "Sources/CQemuboxSupport",
-            // The QEMU jail: libseccomp compiles its allow-list, libcap-ng drops capabilities
-            // (scripts/deps/jail.sh installs both).
-            linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("cap-ng")]
+            path: "Sources/CQemuboxSupport"
         ),
         .target(
             name: "QemuboxKit",
             dependencies: [
                 "QMPClient", "CQemuboxSupport", "QemuboxAPI", "TTRPCCodec", "VsockTransport", "EROFSImage", "OCISpec",
-                "CNIRunner",
+                "CNIRunner", "ProcessSpawn",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -216,6 +239,7 @@ let package = Package(
             name: "QemuboxKitTests",
             dependencies: [
                 "QemuboxKit", "QMPClient", "TestSupport", "QemuboxAPI", "TTRPCCodec", "VsockTransport", "CQemuboxSupport",
+                "ProcessSpawn",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
@@ -375,7 +399,7 @@ let package = Package(
         .target(
             name: "QemuboxShim",
             dependencies: [
-                "QemuboxKit", "QemuboxAPI", "TTRPCCodec", "OCISpec", "VsockTransport",
+                "QemuboxKit", "QemuboxAPI", "TTRPCCodec", "OCISpec", "VsockTransport", "ProcessSpawn",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSpawn
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -97,7 +98,7 @@ enum ChildProcess {
         }
     }
 
-    /// The result of one `posix_spawn`: a pid, or the errno it returned.
+    /// The result of one spawn: a pid, or the errno it failed with.
     typealias SpawnOutcome = Result<pid_t, SpawnFailure>
 
     struct SpawnFailure: Error, Equatable {
@@ -310,46 +311,21 @@ enum ChildProcess {
         return (fds[0], fds[1])
     }
 
+    /// One spawn through ProcessSpawn (every descriptor but 0, 1 and 2 closed on exec, default
+    /// signal dispositions, a session and process group of its own so the whole group can be
+    /// killed, and SIGKILL if this process dies).
     private static func spawn(executable: String, arguments: [String], environment: [String],
                               stdin: Int32, stdout: Int32, stderr: Int32) -> SpawnOutcome {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdin, 0)
-        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
-        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
-        if let closeFrom = LibC.addCloseFrom { _ = closeFrom(&actions, 3) }
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1, SIGUSR2, SIGALRM] {
-            sigaddset(&defaults, signal)
+        do {
+            return .success(try ProcessSpawner.shared.spawnBlocking(.init(
+                path: executable, arguments: arguments, environment: environment,
+                descriptors: [(source: stdin, target: Int32(0)), (source: stdout, target: Int32(1)), (source: stderr, target: Int32(2))],
+                newSession: true, deathSignal: SIGKILL)))
+        } catch let error as SpawnError {
+            return .failure(SpawnFailure(errno: error.errno ?? EIO))
+        } catch {
+            return .failure(SpawnFailure(errno: EIO))
         }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-        let argv = ([executable] + arguments).map { strdup($0) }
-        let envp = environment.map { strdup($0) }
-        defer {
-            for pointer in argv { free(pointer) }
-            for pointer in envp { free(pointer) }
-        }
-        var pid: pid_t = 0
-        let result = (argv + [nil]).withUnsafeBufferPointer { argvBuffer in
-            (envp + [nil]).withUnsafeBufferPointer { envBuffer -> Int32 in
-                guard let argvBase = argvBuffer.baseAddress, let envBase = envBuffer.baseAddress else { return EINVAL }
-                return posix_spawn(&pid, executable, &actions, &attributes,
-                                   UnsafeMutablePointer(mutating: argvBase), UnsafeMutablePointer(mutating: envBase))
-            }
-        }
-        return result == 0 ? .success(pid) : .failure(SpawnFailure(errno: result))
     }
 }
 
@@ -357,14 +333,9 @@ enum ChildProcess {
 /// looked up at run time.
 enum LibC {
     typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
-    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
 
     /// `pipe2(2)` (glibc 2.9).
     static let pipe2: Pipe2? = symbol("pipe2").map { unsafeBitCast($0, to: Pipe2.self) }
-    /// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34): the child closes every
-    /// descriptor from 3 up, so descriptors other threads leave inheritable never leak into plugins.
-    static let addCloseFrom: AddCloseFrom? = symbol("posix_spawn_file_actions_addclosefrom_np")
-        .map { unsafeBitCast($0, to: AddCloseFrom.self) }
 
     private static func symbol(_ name: String) -> UnsafeMutableRawPointer? {
         dlsym(UnsafeMutableRawPointer(bitPattern: 0), name)

@@ -23,3 +23,7 @@ int qbx_open_beneath(int dirfd, const char *path, int flags, unsigned int mode) 
 int qbx_mknodat(int dirfd, const char *name, unsigned int mode, unsigned int major, unsigned int minor) {
     return mknodat(dirfd, name, (mode_t)mode, makedev(major, minor));
 }
+
+int qbx_o_direct(void) { return O_DIRECT; }
+int qbx_seek_data(void) { return SEEK_DATA; }
+int qbx_seek_hole(void) { return SEEK_HOLE; }

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSpawn
 import QMPClient
 
 /// Why a machine stopped, as a value.

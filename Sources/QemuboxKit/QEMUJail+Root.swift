@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSpawn
 import NIOConcurrencyHelpers
 
 extension QEMUJail {
@@ -24,8 +25,8 @@ extension QEMUJail {
     /// The steps that build the root on `root`: `/usr` read-only (nosuid, nodev), the
     /// loader's symlinks or directories, `/dev` with the device nodes, and `files` at their
     /// host paths (resolved, so no symlink is followed inside the jail).
-    static func rootSteps(root: String, files: RootFiles) throws -> [ProcessSpawner.JailSpec.Step] {
-        typealias Step = ProcessSpawner.JailSpec.Step
+    static func rootSteps(root: String, files: RootFiles) throws -> [JailSpec.Step] {
+        typealias Step = JailSpec.Step
         var steps: [Step] = []
         var made: Set<String> = ["/"]
         func makeParents(of path: String) {
@@ -81,7 +82,7 @@ extension QEMUJail {
 extension QEMUJail {
     /// The spawner's jail for one resolved machine (its paths already resolved, see
     /// ``QEMULaunch/jailedMachine(_:identity:stateDirectory:)``), built on `root`.
-    func spec(for m: ResolvedMachine, binary: String, identity: JailIdentity, root: String) throws -> ProcessSpawner.JailSpec {
+    func spec(for m: ResolvedMachine, binary: String, identity: JailIdentity, root: String) throws -> JailSpec {
         if mkdir(root, 0o755) != 0, errno != EEXIST {
             throw QemuboxError(.spawnFailed, "mkdir \(root): \(String(cString: strerror(errno)))")
         }
@@ -97,7 +98,7 @@ extension QEMUJail {
             var st = stat()
             if stat("/dev/kvm", &st) == 0, st.st_gid != 0 { groups.append(st.st_gid) }
         }
-        return ProcessSpawner.JailSpec(
+        return JailSpec(
             root: root, steps: try Self.rootSteps(root: root, files: files),
             uid: identity.id, gid: identity.id, groups: groups,
             filter: try Self.compiledAllowList(seccomp))

@@ -1,5 +1,6 @@
 import CQemuboxSupport
 import Foundation
+import ProcessSpawn
 
 /// How each VM's QEMU is confined, with Firecracker's jailer as the model.
 ///
@@ -123,33 +124,3 @@ final class JailIdentity: Sendable {
     deinit { close(lockFD) }
 }
 
-/// A compiled seccomp BPF program (`struct sock_filter[]`).
-struct SeccompProgram: Sendable {
-    let bytes: [UInt8]
-    /// Number of BPF instructions.
-    var count: Int { bytes.count / 8 }
-
-    static let empty = SeccompProgram(bytes: [])
-
-    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R { bytes.withUnsafeBytes(body) }
-
-    /// Compiles an allow-list: the named system calls, anything else kills the process.
-    static func allowList(_ names: [String], logOnly: Bool = false) throws -> SeccompProgram {
-        let pointers = names.map { strdup($0) }
-        defer { for p in pointers { free(p) } }
-        var out: UnsafeMutableRawPointer?
-        var count: Int32 = 0
-        var bad: Int32 = -1
-        let rc = pointers.map { UnsafePointer($0) }.withUnsafeBufferPointer { buffer in
-            qbx_seccomp_compile(buffer.baseAddress, Int32(buffer.count), logOnly ? 1 : 0, &out, &count, &bad)
-        }
-        defer { free(out) }
-        if rc == -EINVAL, bad >= 0, Int(bad) < names.count {
-            throw QemuboxError(.invalidConfiguration, "seccomp: unknown system call \(names[Int(bad)])")
-        }
-        guard rc == 0, let out, count > 0 else {
-            throw QemuboxError(.system, "seccomp: compiling the allow-list failed: \(String(cString: strerror(-rc)))")
-        }
-        return SeccompProgram(bytes: Array(UnsafeRawBufferPointer(start: out, count: Int(count) * 8)))
-    }
-}

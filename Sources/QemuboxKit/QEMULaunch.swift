@@ -1,5 +1,6 @@
 import CQemuboxSupport
 import Foundation
+import ProcessSpawn
 
 /// What launching one QEMU needs besides its argv: the machine as QEMU will see it,
 /// the descriptors it inherits (opened here, by the launcher) and its jail.

@@ -52,3 +52,7 @@ public struct QemuboxError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "qemubox: \(code.rawValue): \(message)" }
 }
+
+/// ProcessSpawn's `ProcessTermination`, `Subprocess`, `JailSpec` and `SeccompProgram` are part of
+/// this module's API (exit reasons, the jail).
+@_exported import ProcessSpawn

@@ -86,23 +86,46 @@ public struct RootfsPlan: Sendable {
               truncate(path, off_t(bytes)) == 0 else {
             throw QemuboxError(.rootfs, "cannot create \(path): \(String(cString: strerror(errno)))")
         }
-        let mkfs = Process()
-        mkfs.executableURL = URL(fileURLWithPath: VirtualMachine.findExecutable("mkfs.ext4", fallbackDirectories: ["/usr/sbin", "/sbin"])
-            ?? "/sbin/mkfs.ext4")
-        mkfs.arguments = ["-q", "-F", "-O", "^has_journal", "-E", "lazy_itable_init=1,root_owner=0:0", "-L", "scratch", path]
-        let errors = Pipe()
-        mkfs.standardError = errors
-        mkfs.standardOutput = FileHandle.nullDevice
+        let mkfs = VirtualMachine.findExecutable("mkfs.ext4", fallbackDirectories: ["/usr/sbin", "/sbin"]) ?? "/sbin/mkfs.ext4"
+        let arguments = ["-q", "-F", "-O", "^has_journal", "-E", "lazy_itable_init=1,root_owner=0:0", "-L", "scratch", path]
+        let (status, message) = try runCapturingStderr(mkfs, arguments, what: "mkfs.ext4 (apt-get install e2fsprogs)")
+        guard status == 0 else {
+            throw QemuboxError(.rootfs, "mkfs.ext4 \(path) failed: \(message)")
+        }
+    }
+
+    /// Runs a short host tool through ProcessSpawn with stdin and stdout on /dev/null,
+    /// stderr captured (at most 64 KiB); returns the wait status's exit code (-1 if it
+    /// was killed) and the stderr text. Blocks the calling thread until it exits.
+    static func runCapturingStderr(_ path: String, _ arguments: [String], what: String) throws -> (Int32, String) {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw QemuboxError(.system, "pipe: \(String(cString: strerror(errno)))") }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        defer { close(fds[0]) }
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { if null >= 0 { close(null) } }
+        let pid: pid_t
         do {
-            try mkfs.run()
+            pid = try ProcessSpawner.shared.spawnBlocking(.init(
+                path: path, arguments: arguments, environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
+                descriptors: [(source: null, target: Int32(0)), (source: null, target: Int32(1)), (source: fds[1], target: Int32(2))]))
         } catch {
-            throw QemuboxError(.rootfs, "cannot run mkfs.ext4 (apt-get install e2fsprogs): \(error)")
+            close(fds[1])
+            throw QemuboxError(.rootfs, "cannot run \(what): \(error)")
         }
-        let message = errors.fileHandleForReading.readDataToEndOfFile()
-        mkfs.waitUntilExit()
-        guard mkfs.terminationStatus == 0 else {
-            throw QemuboxError(.rootfs, "mkfs.ext4 \(path) failed: \(String(decoding: message, as: UTF8.self))")
+        close(fds[1])
+        var message = Data()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fds[0], &buffer, buffer.count)
+            if n < 0, errno == EINTR { continue }
+            if n <= 0 { break }
+            if message.count < 64 << 10 { message.append(contentsOf: buffer[0..<n]) }
         }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        let code: Int32 = status & 0x7f == 0 ? (status >> 8) & 0xff : -1
+        return (code, String(decoding: message, as: UTF8.self))
     }
 
     static func guestMount(_ type: String, _ source: String, _ target: String, _ options: [String])

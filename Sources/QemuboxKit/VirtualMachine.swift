@@ -1,4 +1,5 @@
 import Foundation
+import ProcessSpawn
 import NIOPosix
 import Logging
 import QMPClient
@@ -32,7 +33,7 @@ public actor VirtualMachine {
     /// QEMU's pid while it runs.
     public var pid: Int32? { process?.termination == nil ? process?.pid : nil }
 
-    private var process: ChildProcess?
+    private var process: Subprocess?
     private var console: ConsoleLog?
     /// QEMU's stderr, drained like the console and capped on disk the same way: a guest
     /// that makes QEMU complain in a loop cannot fill the state directory's file system.
@@ -185,19 +186,24 @@ public actor VirtualMachine {
             (devNull, 0), (stderrFD, 1), (stderrFD, 2),
             (qmpPair.1, QEMUCommandLine.qmpDescriptor), (consolePair.1, QEMUCommandLine.consoleDescriptor),
         ] + launch.descriptors
-        var jailSpec: ProcessSpawner.JailSpec?
+        var jailSpec: JailSpec?
         if let jail = configuration.jail, let identity = jailIdentity {
             jailSpec = try jail.spec(for: resolved, binary: binary, identity: identity, root: stateDirectory + "/root")
         }
         let env = ProcessInfo.processInfo.environment.filter { $0.key == "PATH" || $0.key.hasPrefix("LC_") || $0.key == "LANG" }
             .map { "\($0.key)=\($0.value)" }
-        let pid = try await ProcessSpawner.shared.spawn(.init(
+        let pid: pid_t
+        do {
+            pid = try await ProcessSpawner.shared.spawn(.init(
             path: binary, arguments: QEMUCommandLine.arguments(for: resolved, incoming: incoming),
             environment: env,
             descriptors: descriptors, networkNamespace: netns,
             newNetworkNamespace: netns == nil && configuration.newNetworkNamespace,
             taps: launch.taps, jail: jailSpec))
-        let process = ChildProcess(pid: pid)
+        } catch let error as SpawnError {
+            throw QemuboxError(.spawnFailed, error.message)
+        }
+        let process = Subprocess(pid: pid)
         self.process = process
         // Watch for the exit from the first moment: QEMU may die before QMP is up.
         monitor = Task { [weak self] in
@@ -409,7 +415,7 @@ public actor VirtualMachine {
 
     /// Sends one QMP command of the stop sequence and waits for QEMU to exit, all
     /// within `timeout` (a frozen QEMU must not hold the sequence up). True if it exited.
-    private func step(_ timeout: Duration, _ process: ChildProcess,
+    private func step(_ timeout: Duration, _ process: Subprocess,
                       _ command: @Sendable (Duration) async throws -> JSONValue) async -> Bool {
         let deadline = ContinuousClock.now + timeout
         do {

@@ -21,7 +21,7 @@ struct QEMUJailTests {
             let identity = try Self.jail.allocateIdentity()
             var files = QEMUJail.RootFiles()
             files.readOnly = readOnlyFiles
-            let spec = ProcessSpawner.JailSpec(root: root, steps: try QEMUJail.rootSteps(root: root, files: files),
+            let spec = JailSpec(root: root, steps: try QEMUJail.rootSteps(root: root, files: files),
                                                uid: identity.id, gid: identity.id, groups: [], filter: filter)
             var p: [Int32] = [-1, -1]
             #expect(pipe(&p) == 0)
@@ -41,7 +41,7 @@ struct QEMUJailTests {
                 throw error
             }
             close(p[1])
-            let child = ChildProcess(pid: pid)
+            let child = Subprocess(pid: pid)
             do {
                 try await started(pid, identity.id)
             } catch {
@@ -160,6 +160,7 @@ struct QEMUJailTests {
     }
 
     @Test func unknownSystemCallNameIsAClearError() {
-        #expect(throws: QemuboxError.self) { try SeccompProgram.allowList(["read", "no_such_call"]) }
+        let error = #expect(throws: SpawnError.self) { try SeccompProgram.allowList(["read", "no_such_call"]) }
+        #expect(error?.code == .unknownSystemCall && error?.message.contains("no_such_call") == true)
     }
 }

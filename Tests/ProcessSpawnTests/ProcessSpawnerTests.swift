@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
-@testable import QemuboxKit
+import ProcessSpawn
 
 /// The fork/exec helper: descriptor wiring, exec errors, network namespaces, reaping.
 @Suite struct ProcessSpawnerTests {
@@ -21,7 +21,7 @@ import TestSupport
             path: "/bin/sh", arguments: ["-c", script], environment: ["PATH=/usr/bin:/bin:/usr/sbin:/sbin"],
             descriptors: descriptors, networkNamespace: netns))
         close(p[1])
-        let child = ChildProcess(pid: pid)
+        let child = Subprocess(pid: pid)
         var data = Data()
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -60,15 +60,52 @@ import TestSupport
         #expect(out == "/dev/null\n/dev/zero\n")
     }
 
+    /// The command names of this process's children that are zombies.
+    static func zombieChildren() -> [String] {
+        let me = getpid()
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> String? in
+            guard Int32(entry) != nil, let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 2, fields[0] == "Z", Int32(fields[1]) == me else { return nil }
+            return String(stat[stat.index(after: open)..<close])
+        }
+    }
+
     @Test func execFailureIsReportedNotAZombie() async throws {
-        let e = await #expect(throws: QemuboxError.self) {
+        let e = await #expect(throws: SpawnError.self) {
             try await ProcessSpawner.shared.spawn(.init(path: "/nonexistent/qemu", arguments: [], environment: [],
                                                         descriptors: [], networkNamespace: nil))
         }
         #expect(e?.code == .spawnFailed)
         #expect(e?.message.contains("No such file") == true)
         // A child whose exec failed still has the test binary's name; it must have been reaped.
-        #expect(!TestGuest.children().contains { $0.state == "Z" && $0.comm.hasPrefix("qemuboxPackage") })
+        #expect(e?.errno == ENOENT)
+        #expect(!Self.zombieChildren().contains { $0.hasPrefix("qemuboxPackage") })
+    }
+
+    @Test func aSessionOfItsOwnIsTheCallersChoice() throws {
+        let devNull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(devNull) }
+        func start(newSession: Bool) throws -> pid_t {
+            try ProcessSpawner.shared.spawnBlocking(.init(
+                path: "/bin/sleep", arguments: ["30"], environment: [],
+                descriptors: [(source: devNull, target: Int32(0)), (source: devNull, target: Int32(1)),
+                              (source: devNull, target: Int32(2))],
+                newSession: newSession, deathSignal: newSession ? SIGKILL : nil))
+        }
+        let leader = try start(newSession: true)
+        let member = try start(newSession: false)
+        defer {
+            for pid in [leader, member] {
+                kill(pid, SIGKILL)
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+            }
+        }
+        #expect(getpgid(leader) == leader && getsid(leader) == leader)
+        #expect(getpgid(member) == getpgrp())
     }
 
     @Test func exitStatusAndSignals() async throws {
@@ -98,49 +135,5 @@ import TestSupport
         let (out, t) = try await run("readlink /proc/self/ns/net", netns: fd)
         #expect(t == .exited(0))
         #expect(out.trimmingCharacters(in: .whitespacesAndNewlines) == "net:[\(st.st_ino)]")
-    }
-}
-
-/// The console drain: rotation at the size limit, bounded tail, waiting, input.
-@Suite struct ConsoleLogTests {
-    @Test func rotatesAtTheLimitAndKeepsABoundedTail() async throws {
-        try await TemporaryDirectory.with { dir in
-            var fds: [Int32] = [-1, -1]
-            #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
-            let log = dir + "/console.log"
-            let console = try ConsoleLog(fd: fds[0], logPath: log,
-                                         settings: ConsoleSettings(maxLogBytes: 8192, memoryTailBytes: 1024))
-            let line = Array(String(repeating: "x", count: 99).utf8) + [10]
-            for _ in 0..<300 { _ = line.withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) } }
-            _ = Array("MARKER-END\n".utf8).withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
-            #expect(await console.wait(for: "MARKER-END", timeout: .seconds(10)))
-            #expect(console.tail.utf8.count <= 1024)
-            // Input goes the other way.
-            try console.write("typed\n")
-            var buf = [UInt8](repeating: 0, count: 16)
-            let n = read(fds[1], &buf, buf.count)
-            #expect(String(decoding: buf[0..<max(n, 0)], as: UTF8.self) == "typed\n")
-            close(fds[1])
-            await console.waitFinished()
-            let size = (try FileManager.default.attributesOfItem(atPath: log)[.size] as? Int) ?? -1
-            let rotated = (try FileManager.default.attributesOfItem(atPath: log + ".1")[.size] as? Int) ?? -1
-            #expect(size > 0 && size <= 8192)
-            #expect(rotated > 0 && rotated <= 8192)
-            #expect(await console.wait(for: "never", timeout: .seconds(5)) == false, "closed console: no wait")
-            #expect(throws: QemuboxError.self) { try console.write("late\n") }
-        }
-    }
-
-    @Test func waitTimesOut() async throws {
-        try await TemporaryDirectory.with { dir in
-            var fds: [Int32] = [-1, -1]
-            #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0)
-            let console = try ConsoleLog(fd: fds[0], logPath: dir + "/c.log", settings: ConsoleSettings())
-            let started = ContinuousClock.now
-            #expect(await console.wait(for: "absent", timeout: .milliseconds(200)) == false)
-            #expect(ContinuousClock.now - started < .seconds(60))  // it returns; loaded CI machines are slow
-            close(fds[1])
-            await console.waitFinished()
-        }
     }
 }

@@ -1,69 +1,85 @@
-import CQemuboxSupport
+import CProcessSpawn
 import Foundation
-import NIOConcurrencyHelpers
 
-/// Starts child processes that die with their owner.
+/// The one way qemubox starts a process: fork and exec from one dedicated thread,
+/// with an exact descriptor map, default signal dispositions, optionally a session of
+/// its own, a parent-death signal, a network namespace to join or create, TAPs created
+/// there, and a jail (``JailSpec``) entered before exec.
 ///
-/// The child gets `PR_SET_PDEATHSIG(SIGKILL)` between fork and exec. Linux sends
-/// that signal when the *thread* that forked exits, not the process, and Swift's
-/// cooperative threads may come and go; so every fork happens on one dedicated
-/// thread that lives as long as the process.
-final class ProcessSpawner: @unchecked Sendable {
+/// The parent-death signal (`PR_SET_PDEATHSIG`) fires when the *thread* that forked
+/// exits, not the process, and Swift's cooperative threads may come and go; so every
+/// fork happens on one thread that lives as long as the process. Nothing blocks the
+/// caller's thread in ``spawn(_:)``: the caller awaits; ``spawnBlocking(_:)`` is for
+/// code already on a thread of its own.
+public final class ProcessSpawner: @unchecked Sendable {
     /// What to start.
-    struct Request: Sendable {
-        var path: String
-        var arguments: [String]
-        var environment: [String]
-        /// (source descriptor in this process, number in the child); 0, 1 and 2 must be included.
-        var descriptors: [(source: Int32, target: Int32)]
+    public struct Request: Sendable {
+        /// Absolute path of the executable.
+        public var path: String
+        /// argv[1...].
+        public var arguments: [String]
+        /// `KEY=value` strings, the whole environment.
+        public var environment: [String]
+        /// (source descriptor in this process, number in the child); 0, 1 and 2 must be
+        /// included. Every other descriptor is closed on exec.
+        public var descriptors: [(source: Int32, target: Int32)]
         /// A network namespace to join (an open `/run/netns/NAME`), or nil.
-        var networkNamespace: Int32?
+        public var networkNamespace: Int32?
         /// Without `networkNamespace`: a new, empty network namespace for the child.
-        var newNetworkNamespace = false
+        public var newNetworkNamespace = false
+        /// A session (and process group) of its own: signals to the owner's group miss it,
+        /// and `kill(-pid, …)` reaches everything it starts.
+        public var newSession = true
+        /// Sent to the child when the owner exits (nil: it outlives the owner, e.g. a daemon).
+        public var deathSignal: Int32? = SIGKILL
         /// TAPs the child creates in its network namespace and gets as descriptors.
-        var taps: [Tap] = []
+        public var taps: [Tap] = []
         /// Confinement entered after the descriptors are installed; nil: none.
-        var jail: JailSpec?
+        public var jail: JailSpec?
+
+        /// Creates a request.
+        public init(path: String, arguments: [String], environment: [String],
+                    descriptors: [(source: Int32, target: Int32)], networkNamespace: Int32? = nil,
+                    newNetworkNamespace: Bool = false, newSession: Bool = true, deathSignal: Int32? = SIGKILL,
+                    taps: [Tap] = [], jail: JailSpec? = nil) {
+            self.path = path
+            self.arguments = arguments
+            self.environment = environment
+            self.descriptors = descriptors
+            self.networkNamespace = networkNamespace
+            self.newNetworkNamespace = newNetworkNamespace
+            self.newSession = newSession
+            self.deathSignal = deathSignal
+            self.taps = taps
+            self.jail = jail
+        }
     }
 
     /// A TAP created by the child, in its network namespace.
-    struct Tap: Sendable {
-        var name: String
+    public struct Tap: Sendable, Hashable {
+        /// Interface name (created if absent, attached if it exists).
+        public var name: String
         /// Its descriptor number in the child.
-        var target: Int32
-        var vnetHeader: Bool
+        public var target: Int32
+        /// `IFF_VNET_HDR`.
+        public var vnetHeader: Bool
         /// Where `/dev/vhost-net` goes in the child, if wanted.
-        var vhostTarget: Int32?
+        public var vhostTarget: Int32?
+
+        /// Creates a TAP request.
+        public init(name: String, target: Int32, vnetHeader: Bool = true, vhostTarget: Int32? = nil) {
+            self.name = name
+            self.target = target
+            self.vnetHeader = vnetHeader
+            self.vhostTarget = vhostTarget
+        }
     }
 
-    /// The child's jail, as ``QEMUJail`` plans it.
-    struct JailSpec: Sendable {
-        enum StepKind: Int32, Sendable {
-            case directory = 1, bindDirectory = 2, bindFile = 3, symlink = 4, tmpfs = 5
-        }
-        struct Step: Sendable, Hashable {
-            var kind: StepKind
-            var readOnly = false, noSuid = true, noDev = true, noExec = false
-            /// Bind source or symlink target.
-            var source = ""
-            /// Full host path under the root.
-            var target: String
-            var mode: UInt32 = 0o755
-        }
-        /// An existing empty directory the root is built on.
-        var root: String
-        var steps: [Step]
-        var uid: UInt32
-        var gid: UInt32
-        var groups: [UInt32]
-        /// The compiled seccomp program; empty: none.
-        var filter: SeccompProgram
-    }
-
-    static let shared = ProcessSpawner()
+    /// The process-wide spawner.
+    public static let shared = ProcessSpawner()
 
     private let condition = NSCondition()
-    private var queue: [(Request, CheckedContinuation<pid_t, any Error>)] = []
+    private var queue: [(Request, @Sendable (Result<pid_t, any Error>) -> Void)] = []
 
     private init() {
         let thread = Thread { [unowned self] in self.run() }
@@ -71,23 +87,40 @@ final class ProcessSpawner: @unchecked Sendable {
         thread.start()
     }
 
-    /// Forks and execs; returns the pid once exec succeeded.
-    func spawn(_ request: Request) async throws -> pid_t {
+    /// Forks and execs; returns the pid once exec succeeded. The caller reaps it
+    /// (``Subprocess`` does that for you).
+    public func spawn(_ request: Request) async throws -> pid_t {
         try await withCheckedThrowingContinuation { cont in
-            condition.lock()
-            queue.append((request, cont))
-            condition.signal()
-            condition.unlock()
+            enqueue(request) { cont.resume(with: $0) }
         }
+    }
+
+    /// ``spawn(_:)`` for a caller on a thread of its own (never Swift's cooperative pool).
+    public func spawnBlocking(_ request: Request) throws -> pid_t {
+        let done = DispatchSemaphore(value: 0)
+        let result = LockedResult()
+        enqueue(request) {
+            result.set($0)
+            done.signal()
+        }
+        done.wait()
+        return try result.get()
+    }
+
+    private func enqueue(_ request: Request, _ completion: @escaping @Sendable (Result<pid_t, any Error>) -> Void) {
+        condition.lock()
+        queue.append((request, completion))
+        condition.signal()
+        condition.unlock()
     }
 
     private func run() {
         while true {
             condition.lock()
             while queue.isEmpty { condition.wait() }
-            let (request, cont) = queue.removeFirst()
+            let (request, completion) = queue.removeFirst()
             condition.unlock()
-            cont.resume(with: Result { try Self.spawnNow(request) })
+            completion(Result { try Self.spawnNow(request) })
         }
     }
 
@@ -112,7 +145,8 @@ final class ProcessSpawner: @unchecked Sendable {
                     fd_map: m.baseAddress, fd_map_count: Int32(r.descriptors.count),
                     netns_fd: r.networkNamespace ?? -1,
                     new_netns: r.networkNamespace == nil && r.newNetworkNamespace ? 1 : 0,
-                    death_signal: SIGKILL, taps: t.baseAddress, tap_count: Int32(t.count), jail: nil)
+                    death_signal: r.deathSignal ?? 0, new_session: r.newSession ? 1 : 0,
+                    taps: t.baseAddress, tap_count: Int32(t.count), jail: nil)
                 guard let jail = r.jail else { return qbx_spawn(&request, &pid, &stage, &index) }
                 let steps = jail.steps.map { s in
                     qbx_jail_step(kind: s.kind.rawValue,
@@ -138,7 +172,8 @@ final class ProcessSpawner: @unchecked Sendable {
         }
         if err != 0 {
             let reason = String(cString: strerror(err))
-            throw QemuboxError(.spawnFailed, "\(r.path): \(Self.describe(stage: stage, index: Int(index), r)): \(reason) (errno \(err))")
+            throw SpawnError(.spawnFailed, "\(r.path): \(Self.describe(stage: stage, index: Int(index), r)): \(reason) (errno \(err))",
+                             errno: err)
         }
         return pid
     }
@@ -193,97 +228,15 @@ private final class CStringArena {
     }
 }
 
-/// How a child process ended, from `waitpid`.
-public enum ProcessTermination: Sendable, Hashable, CustomStringConvertible {
-    /// `exit(status)`.
-    case exited(Int32)
-    /// Killed by a signal.
-    case signaled(Int32)
 
-    public var description: String {
-        switch self {
-        case .exited(let s): "exited with status \(s)"
-        case .signaled(let s): "killed by signal \(s)"
-        }
-    }
-}
+/// A result handed from the spawner thread to a blocked caller.
+private final class LockedResult: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<pid_t, any Error>?
 
-/// A started child: reaped by a waiter thread as soon as it exits (no zombie),
-/// signalled only while it is known not to be reaped (no pid reuse race).
-final class ChildProcess: Sendable {
-    let pid: pid_t
-    private struct State {
-        var termination: ProcessTermination?
-        var nextWaiter = 0
-        var waiters: [Int: CheckedContinuation<ProcessTermination?, Never>] = [:]
-    }
-    private let state = NIOLockedValueBox(State())
-
-    init(pid: pid_t) {
-        self.pid = pid
-        let thread = Thread { [self] in self.reap() }
-        thread.name = "qemubox-reaper"
-        thread.start()
-    }
-
-    private func reap() {
-        var status: Int32 = 0
-        var r: pid_t
-        repeat { r = waitpid(pid, &status, 0) } while r < 0 && errno == EINTR
-        let t: ProcessTermination
-        if r < 0 {
-            t = .exited(-1)
-        } else if status & 0x7f == 0 {
-            t = .exited((status >> 8) & 0xff)
-        } else {
-            t = .signaled(status & 0x7f)
-        }
-        let waiters = state.withLockedValue { s -> [CheckedContinuation<ProcessTermination?, Never>] in
-            s.termination = t
-            defer { s.waiters = [:] }
-            return Array(s.waiters.values)
-        }
-        for w in waiters { w.resume(returning: t) }
-    }
-
-    /// The termination, if the process has been reaped.
-    var termination: ProcessTermination? { state.withLockedValue { $0.termination } }
-
-    /// Waits for the process to end.
-    func wait() async -> ProcessTermination {
-        // Without a timeout the continuation is only ever resumed by the reaper.
-        await wait(timeout: nil) ?? .exited(-1)
-    }
-
-    /// Waits at most `timeout`; nil if still running then.
-    func wait(timeout: Duration?) async -> ProcessTermination? {
-        await withCheckedContinuation { (c: CheckedContinuation<ProcessTermination?, Never>) in
-            let registered = state.withLockedValue { s -> Int? in
-                if s.termination != nil { return nil }
-                let id = s.nextWaiter
-                s.nextWaiter += 1
-                s.waiters[id] = c
-                return id
-            }
-            guard let id = registered else {
-                c.resume(returning: termination)
-                return
-            }
-            guard let timeout else { return }
-            Task { [state] in
-                try? await Task.sleep(for: timeout)
-                let waiter = state.withLockedValue { $0.waiters.removeValue(forKey: id) }
-                waiter?.resume(returning: nil)
-            }
-        }
-    }
-
-    /// Sends `signal` unless the process was already reaped. Returns whether it was sent.
-    @discardableResult
-    func signal(_ signal: Int32) -> Bool {
-        state.withLockedValue { s in
-            guard s.termination == nil else { return false }
-            return kill(pid, signal) == 0
-        }
+    func set(_ r: Result<pid_t, any Error>) { lock.withLock { result = r } }
+    func get() throws -> pid_t {
+        guard let result = lock.withLock({ result }) else { throw SpawnError(.spawnFailed, "no result") }
+        return try result.get()
     }
 }

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "CQemuboxSupport.h"
+#include "CProcessSpawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -84,7 +84,7 @@ static void run_child(const struct qbx_spawn_request *r, pid_t parent, int errpi
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    setsid();
+    if (r->new_session) setsid();
     if (r->netns_fd >= 0) {
         if (setns(r->netns_fd, CLONE_NEWNET) != 0) child_fail(errpipe, errno, QBX_STAGE_NETNS, 0);
     } else if (r->new_netns && unshare(CLONE_NEWNET) != 0) {
@@ -200,7 +200,3 @@ int qbx_spawn(const struct qbx_spawn_request *request, pid_t *out_pid, int *out_
     *out_pid = pid;
     return 0;
 }
-
-int qbx_o_direct(void) { return O_DIRECT; }
-int qbx_seek_data(void) { return SEEK_DATA; }
-int qbx_seek_hole(void) { return SEEK_HOLE; }

@@ -1,5 +1,5 @@
 #define _GNU_SOURCE
-#include "CQemuboxSupport.h"
+#include "CProcessSpawn.h"
 
 #include <cap-ng.h>
 #include <errno.h>
