@@ -38,20 +38,13 @@ public final class QMPControlChannel {
             for option in [SO_RCVTIMEO, SO_SNDTIMEO] {
                 setsockopt(fd, SOL_SOCKET, option, &tv, socklen_t(MemoryLayout<timeval>.size))
             }
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            let bytes = Array(path.utf8)
-            guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-                throw QMPError(.connectFailed, "socket path too long: \(path)")
+            let address: SocketAddress
+            do {
+                address = try SocketAddress(unixDomainSocketPath: path)
+            } catch {
+                throw QMPError(.connectFailed, "socket path \(path): \(error)")
             }
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                for (i, b) in bytes.enumerated() { raw[i] = b }
-            }
-            let rc = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
+            let rc = address.withSockAddr { Glibc.connect(fd, $0, socklen_t($1)) }
             guard rc == 0 else { throw QMPError(.connectFailed, "connect \(path): \(String(cString: strerror(errno)))") }
             guard case .greeting(let g) = try readMessage(skippingEvents: true) else {
                 throw QMPError(.protocolViolation, "\(path): no greeting")

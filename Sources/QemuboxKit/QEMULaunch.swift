@@ -1,5 +1,6 @@
 import CQemuboxSupport
 import Foundation
+import NIOCore
 import ProcessSpawn
 
 /// What launching one QEMU needs besides its argv: the machine as QEMU will see it,
@@ -156,19 +157,14 @@ struct QEMULaunch {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw QemuboxError(.spawnFailed, "socket: \(String(cString: strerror(errno)))") }
         opened.append(fd)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw QemuboxError(.spawnFailed, "socket path too long (\(bytes.count) bytes): \(path)")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
+        let address: SocketAddress
+        do {
+            address = try SocketAddress(unixDomainSocketPath: path)
+        } catch {
+            throw QemuboxError(.spawnFailed, "socket path \(path): \(error)")
         }
         unlink(path)
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let rc = address.withSockAddr { bind(fd, $0, socklen_t($1)) }
         guard rc == 0, chmod(path, 0o600) == 0, Glibc.listen(fd, 16) == 0 else {
             throw QemuboxError(.spawnFailed, "listen on \(path): \(String(cString: strerror(errno)))")
         }

@@ -8,14 +8,7 @@ public enum TemporaryDirectory {
         prefix: String = "qemubox-test",
         _ body: (String) async throws -> T
     ) async throws -> T {
-        let base = FileManager.default.temporaryDirectory.path
-        var template = Array("\(base)/\(prefix).XXXXXX".utf8CString)
-        let path: String = try template.withUnsafeMutableBufferPointer { buf in
-            guard let base = buf.baseAddress, mkdtemp(base) != nil else {
-                throw POSIXError(.init(rawValue: errno) ?? .EIO)
-            }
-            return String(cString: base)
-        }
+        let path = try make(prefix)
         do {
             let result = try await body(path)
             try? FileManager.default.removeItem(atPath: path)
@@ -28,16 +21,21 @@ public enum TemporaryDirectory {
 }
 
 extension TemporaryDirectory {
-    /// ``with(prefix:_:)`` for synchronous bodies.
-    public static func withSync<T>(prefix: String = "qemubox-test", _ body: (String) throws -> T) throws -> T {
+    /// A fresh directory `<tmp>/<prefix>.XXXXXX`.
+    static func make(_ prefix: String) throws -> String {
         let base = FileManager.default.temporaryDirectory.path
         var template = Array("\(base)/\(prefix).XXXXXX".utf8CString)
-        let path: String = try template.withUnsafeMutableBufferPointer { buf in
+        return try template.withUnsafeMutableBufferPointer { buf in
             guard let base = buf.baseAddress, mkdtemp(base) != nil else {
                 throw POSIXError(.init(rawValue: errno) ?? .EIO)
             }
             return String(cString: base)
         }
+    }
+
+    /// ``with(prefix:_:)`` for synchronous bodies.
+    public static func withSync<T>(prefix: String = "qemubox-test", _ body: (String) throws -> T) throws -> T {
+        let path = try make(prefix)
         defer { try? FileManager.default.removeItem(atPath: path) }
         return try body(path)
     }
