@@ -27,6 +27,8 @@ let package = Package(
         .executable(name: "containerd-shim-qemubox-v1", targets: ["containerd-shim-qemubox-v1"]),
         .library(name: "GuestAgent", targets: ["GuestAgent"]),
         .executable(name: "vminitd", targets: ["vminitd"]),
+        // For the libFuzzer executables of the Fuzz/ package (Documentation/fuzzing.md).
+        .library(name: "QemuboxFuzzTargets", targets: ["QemuboxFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -420,6 +422,26 @@ let package = Package(
                 "QemuboxShim", "QemuboxKit", "QemuboxAPI", "TTRPCCodec", "TestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: QemuboxFuzzTargets — every parser of untrusted bytes behind one function each;
+        // driven by libFuzzer from the separate Fuzz/ package and by FuzzCorpusTests
+        .target(
+            name: "QemuboxFuzzTargets",
+            dependencies: [
+                "TTRPCCodec", "VsockTransport", "QMPClient", "QemuboxAPI", "EROFSImage", "QemuboxKit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FuzzCorpusTests",
+            dependencies: ["QemuboxFuzzTargets"],
             swiftSettings: swiftSettings
         ),
 

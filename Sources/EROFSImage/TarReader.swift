@@ -180,7 +180,7 @@ final class TarReader {
             unsigned += UInt64(v)
             signed += Int64(Int8(bitPattern: v))
         }
-        guard stored == unsigned || Int64(stored) == signed else {
+        guard stored == unsigned || Int64(bitPattern: stored) == signed else {
             throw fail("header checksum mismatch (not a tar, or corrupt)", at: offset)
         }
     }
@@ -258,8 +258,8 @@ final class TarReader {
         while pos < data.count {
             if data[pos] == 0 { break }
             guard let space = data[pos...].firstIndex(of: 0x20), space - pos <= 20 else { throw fail("bad PAX record", at: offset) }
-            let length = Int(try decimal(Array(data[pos..<space]), what: "a PAX record length", at: offset))
-            guard length > space - pos + 2, pos + length <= data.count, data[pos + length - 1] == 0x0A else {
+            let length = Int(clamping: try decimal(Array(data[pos..<space]), what: "a PAX record length", at: offset))
+            guard length > space - pos + 2, length <= data.count - pos, data[pos + length - 1] == 0x0A else {
                 throw fail("bad PAX record length", at: offset)
             }
             let record = data[(space + 1)..<(pos + length - 1)]

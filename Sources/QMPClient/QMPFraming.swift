@@ -4,12 +4,20 @@ import NIOCore
 /// Splits the byte stream into QMP messages: one JSON object per line (QEMU ends
 /// each with CRLF). A line longer than `maxMessageBytes` is an error, so a peer
 /// that never sends a newline cannot make the client buffer without bound.
-struct QMPLineDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
+///
+/// `package`-visible (not public) so that the fuzz targets (QemuboxFuzzTargets) can
+/// drive it on an `EmbeddedChannel`.
+package struct QMPLineDecoder: ByteToMessageDecoder {
+    package typealias InboundOut = ByteBuffer
 
     let maxMessageBytes: Int
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    /// Creates a decoder refusing lines longer than `maxMessageBytes`.
+    package init(maxMessageBytes: Int) {
+        self.maxMessageBytes = maxMessageBytes
+    }
+
+    package mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else {
             if buffer.readableBytes > maxMessageBytes {
                 throw QMPError(.messageTooLarge,
@@ -32,7 +40,7 @@ struct QMPLineDecoder: ByteToMessageDecoder {
         return .continue
     }
 
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    package mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
         if buffer.readableBytes > 0 {
             let n = buffer.readableBytes
@@ -43,13 +51,14 @@ struct QMPLineDecoder: ByteToMessageDecoder {
     }
 }
 
-/// One incoming QMP message, classified.
-enum QMPIncoming {
+/// One incoming QMP message, classified. `package`-visible for the fuzz targets.
+package enum QMPIncoming {
     case greeting(QMPGreeting)
     case response(id: JSONValue?, result: Result<JSONValue, QMPError>)
     case event(QMPEvent)
 
-    static func parse(_ bytes: ByteBuffer) throws -> QMPIncoming {
+    /// Parses one line (without its line end) into a greeting, response or event.
+    package static func parse(_ bytes: ByteBuffer) throws -> QMPIncoming {
         let value: JSONValue
         do {
             value = try JSONDecoder().decode(JSONValue.self, from: Data(bytes.readableBytesView))
