@@ -6,7 +6,7 @@ import TTRPCCodec
 import VsockTransport
 
 extension FuzzTargets {
-    /// ttrpc frames: the input (after a chunk-size byte, see the corpus README) is
+    /// ttrpc frames: the input (after a chunk-size byte, see `FuzzChunks`) is
     /// fed in chunks through `ByteToMessageHandler(TTRPCFrameDecoder())` on an
     /// `EmbeddedChannel`, once with the 4 MiB default limit and once with a 64-byte
     /// limit so that the oversized-frame skipping path runs too.

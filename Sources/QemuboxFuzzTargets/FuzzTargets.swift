@@ -52,8 +52,11 @@ public enum FuzzTargets {
 
 /// Splits fuzz input into chunks, so that parsers fed from a byte stream also see
 /// their input arrive in pieces. The first byte picks the chunk size (1…64, or
-/// everything at once for 0); the rest is the payload.
+/// everything at once for 0), raised so that there are at most 64 chunks (each
+/// chunk costs a trip through the channel pipeline); the rest is the payload.
 struct FuzzChunks {
+    static let maxChunks = 64
+
     let chunkSize: Int
     let payload: ArraySlice<UInt8>
 
@@ -63,9 +66,10 @@ struct FuzzChunks {
             payload = []
             return
         }
-        let size = Int(first % 65)
-        chunkSize = size == 0 ? max(1, data.count) : size
         payload = data.dropFirst()
+        let size = Int(first % 65)
+        let smallest = (payload.count + Self.maxChunks - 1) / Self.maxChunks
+        chunkSize = max(1, size == 0 ? payload.count : max(size, smallest))
     }
 
     /// The payload's chunks, in order.
