@@ -103,7 +103,7 @@ let package = Package(
         .target(
             name: "GuestAgent",
             dependencies: [
-                "QemuboxAPI", "TTRPCCodec", "VsockTransport", "OCISpec", "CGuestAgentSupport",
+                "QemuboxAPI", "TTRPCCodec", "VsockTransport", "OCISpec", "CGuestAgentSupport", "ProcessSpawn",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -4,6 +4,7 @@ import Glibc
 import CGuestAgentSupport
 import Dispatch
 import NIOConcurrencyHelpers
+import ProcessSpawn
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -30,17 +31,21 @@ enum Command {
     /// Returns the pid; the caller waits with the reaper from `since`.
     static func spawn(_ argv: [String], stdin: CInt, stdout: CInt, stderr: CInt) throws -> pid_t {
         guard let path = argv.first else { throw GuestAgentError(.invalidArgument, "empty command") }
-        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) }
-        cArgs.append(nil)
-        var cEnv: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) }
-        cEnv.append(nil)
-        defer {
-            for p in cArgs { free(p) }
-            for p in cEnv { free(p) }
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { if null >= 0 { close(null) } }
+        let descriptors = [stdin, stdout, stderr].enumerated().map { index, fd in
+            (source: fd < 0 ? null : fd, target: CInt(index))
         }
-        var pid: pid_t = 0
-        let rc = qb_spawn(path, cArgs, cEnv, stdin, stdout, stderr, &pid)
-        guard rc == 0 else { throw GuestAgentError.system("spawn \(path)", errno: rc) }
+        let pid: pid_t
+        do {
+            // In vminitd's session (crun manages its containers' sessions), no death signal:
+            // PID 1 outlives everything, and the reaper is the only waitpid caller.
+            pid = try ProcessSpawner.shared.spawnBlocking(.init(
+                path: path, arguments: Array(argv.dropFirst()), environment: environment,
+                descriptors: descriptors, newSession: false, deathSignal: nil))
+        } catch let error as SpawnError {
+            throw GuestAgentError.system("spawn \(path): \(error.message)", errno: error.errno ?? EIO)
+        }
         Reaper.shared.childSpawned()
         return pid
     }

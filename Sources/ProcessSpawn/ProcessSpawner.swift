@@ -1,5 +1,8 @@
 import CProcessSpawn
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import NIOConcurrencyHelpers
 
 /// The one way qemubox starts a process: fork and exec from one dedicated thread,
 /// with an exact descriptor map, default signal dispositions, optionally a session of
@@ -78,13 +81,13 @@ public final class ProcessSpawner: @unchecked Sendable {
     /// The process-wide spawner.
     public static let shared = ProcessSpawner()
 
-    private let condition = NSCondition()
+    /// Guards ``queue``; its value says whether the queue holds work, which the thread waits for.
+    private let pending = ConditionLock(value: false)
     private var queue: [(Request, @Sendable (Result<pid_t, any Error>) -> Void)] = []
 
     private init() {
-        let thread = Thread { [unowned self] in self.run() }
-        thread.name = "qemubox-spawner"
-        thread.start()
+        // Without its thread nothing could ever be spawned: that is not recoverable.
+        guard SpawnThread.start({ [unowned self] in self.run() }) else { fatalError("cannot start the spawner thread") }
     }
 
     /// Forks and execs; returns the pid once exec succeeded. The caller reaps it
@@ -97,29 +100,31 @@ public final class ProcessSpawner: @unchecked Sendable {
 
     /// ``spawn(_:)`` for a caller on a thread of its own (never Swift's cooperative pool).
     public func spawnBlocking(_ request: Request) throws -> pid_t {
-        let done = DispatchSemaphore(value: 0)
-        let result = LockedResult()
-        enqueue(request) {
-            result.set($0)
-            done.signal()
+        let done = ConditionLock(value: false)
+        let box = ResultBox()
+        enqueue(request) { result in
+            done.lock()
+            box.result = result
+            done.unlock(withValue: true)
         }
-        done.wait()
+        done.lock(whenValue: true)
+        let result = box.result
+        done.unlock()
+        guard let result else { throw SpawnError(.spawnFailed, "\(request.path): no result") }
         return try result.get()
     }
 
     private func enqueue(_ request: Request, _ completion: @escaping @Sendable (Result<pid_t, any Error>) -> Void) {
-        condition.lock()
+        pending.lock()
         queue.append((request, completion))
-        condition.signal()
-        condition.unlock()
+        pending.unlock(withValue: true)
     }
 
     private func run() {
         while true {
-            condition.lock()
-            while queue.isEmpty { condition.wait() }
+            pending.lock(whenValue: true)
             let (request, completion) = queue.removeFirst()
-            condition.unlock()
+            pending.unlock(withValue: !queue.isEmpty)
             completion(Result { try Self.spawnNow(request) })
         }
     }
@@ -228,15 +233,7 @@ private final class CStringArena {
     }
 }
 
-
-/// A result handed from the spawner thread to a blocked caller.
-private final class LockedResult: @unchecked Sendable {
-    private let lock = NSLock()
-    private var result: Result<pid_t, any Error>?
-
-    func set(_ r: Result<pid_t, any Error>) { lock.withLock { result = r } }
-    func get() throws -> pid_t {
-        guard let result = lock.withLock({ result }) else { throw SpawnError(.spawnFailed, "no result") }
-        return try result.get()
-    }
+/// A spawn result handed to a blocked caller (written and read under its ConditionLock).
+private final class ResultBox: @unchecked Sendable {
+    var result: Result<pid_t, any Error>?
 }

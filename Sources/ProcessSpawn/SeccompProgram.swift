@@ -1,5 +1,7 @@
 import CProcessSpawn
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A compiled seccomp BPF program (`struct sock_filter[]`).
 public struct SeccompProgram: Sendable, Hashable {

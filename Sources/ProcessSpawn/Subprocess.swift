@@ -1,4 +1,6 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOConcurrencyHelpers
 
 /// How a child process ended, from `waitpid`.
@@ -31,9 +33,10 @@ public final class Subprocess: Sendable {
     /// Takes over reaping `pid`, a child of this process that nobody else waits for.
     public init(pid: pid_t) {
         self.pid = pid
-        let thread = Thread { [self] in self.reap() }
-        thread.name = "qemubox-reaper"
-        thread.start()
+        if !SpawnThread.start({ [self] in self.reap() }) {
+            // No thread to spare: reap from a task (it blocks one pool thread until the exit).
+            Task.detached { [self] in self.reap() }
+        }
     }
 
     private func reap() {

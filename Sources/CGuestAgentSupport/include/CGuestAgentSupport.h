@@ -7,12 +7,6 @@
 #include <sys/types.h>
 #include <sys/xattr.h>  /* llistxattr, lgetxattr: ExportChanges */
 
-/// Spawns `path` with `argv`/`envp`; fds 0/1/2 of the child are `fd0`/`fd1`/`fd2`
-/// (-1: /dev/null). The signal mask is cleared and every signal's disposition
-/// reset to default in the child. Returns 0 and stores the pid, or an errno value.
-int qb_spawn(const char *path, char *const argv[], char *const envp[],
-             int fd0, int fd1, int fd2, pid_t *pid);
-
 /// Receives one file descriptor sent with SCM_RIGHTS on the connected unix
 /// socket `sock`. Returns the descriptor (close-on-exec) or -1 with errno set.
 int qb_recv_fd(int sock);
