@@ -3,18 +3,12 @@ import Glibc
 #endif
 import Foundation
 
-/// Per-process scratch space for the targets that need files: one directory,
-/// created on first use (in /dev/shm when writable, else the temporary
-/// directory) and removed at exit; each input gets a fresh subdirectory that is
-/// removed afterwards.
+/// Scratch space for the targets that need files: each input gets a fresh
+/// directory (in /dev/shm when writable, else the temporary directory) that is
+/// removed afterwards, so nothing is left behind unless the process dies mid-input.
 enum FuzzScratch {
-    /// The process's scratch directory, or nil if none could be created.
-    static let root: String? = {
-        let base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : NSTemporaryDirectory()
-        guard let path = makeDirectory(base + "/qemubox-fuzz.") else { return nil }
-        atexit { FuzzScratch.removeRoot() }
-        return path
-    }()
+    /// Where the directories are made.
+    static let base: String = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : NSTemporaryDirectory()
 
     /// `mkdtemp(prefix + "XXXXXX")`.
     private static func makeDirectory(_ prefix: String) -> String? {
@@ -26,13 +20,9 @@ enum FuzzScratch {
         return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    private static func removeRoot() {
-        if let root { removeTree(root) }
-    }
-
     /// Runs `body` with a fresh, empty directory that is removed afterwards.
     static func withDirectory(_ body: (String) -> Void) {
-        guard let root, let dir = makeDirectory(root + "/run.") else { return }
+        guard let dir = makeDirectory(base + "/qemubox-fuzz.") else { return }
         body(dir)
         removeTree(dir)
     }

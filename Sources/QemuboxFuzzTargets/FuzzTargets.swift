@@ -4,8 +4,8 @@
 /// A target returns normally for every input, whether the parser accepted or
 /// refused it (a thrown error is the expected answer to garbage). Only a crash, a
 /// trap, a hang or unbounded memory is a bug. The functions are synchronous and
-/// deterministic, keep no state between calls (beyond a per-process scratch
-/// directory for the targets that need files) and may run on any thread.
+/// deterministic, keep no state between calls (the targets that need files get a
+/// fresh directory per input) and may run on any thread.
 ///
 /// ```swift
 /// for target in FuzzTargets.all {
