@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 export PATH=/opt/swift/usr/bin:$PATH
+# Crashes are reported by libFuzzer and AddressSanitizer, not by Swift's backtracer.
+export SWIFT_BACKTRACE=enable=no
 target=${1:-all}
 runs=${2:-1000000}
 scratch=${FUZZ_SCRATCH:-$root/.build-fuzz}

@@ -116,8 +116,8 @@ public final class EROFSReader {
     /// Reads the inode `nid`.
     public func inode(nid: UInt64) throws -> EROFSInode {
         let (product, overflow) = nid.multipliedReportingOverflow(by: 32)
-        guard !overflow else { throw EROFSError(.corruptImage, "nid \(nid) out of range") }
-        let offset = metaBlkaddr * bs + product
+        let (offset, beyond) = (metaBlkaddr * bs).addingReportingOverflow(product)
+        guard !overflow, !beyond else { throw EROFSError(.corruptImage, "nid \(nid) out of range") }
         let head = try read(offset, 32)
         let format = head.le16(0)
         let extended = format & 1 == 1
