@@ -138,6 +138,13 @@ static void run_child(const struct qbx_spawn_request *r, pid_t parent, int errpi
     for (int i = 0; i < n; i++) {
         if (dup2(tmp[i], dst[i]) < 0) child_fail(errpipe, errno, QBX_STAGE_FDS, i);
     }
+    /* Close everything else now rather than at exec: a jail takes a while to build, and
+     * descriptors inherited from other threads (lock files, pipes) must not stay held by
+     * this child meanwhile. Close-on-exec stays the fallback. */
+#ifdef SYS_close_range
+    if (errpipe > max_dst + 1) syscall(SYS_close_range, (unsigned)(max_dst + 1), (unsigned)(errpipe - 1), 0U);
+    syscall(SYS_close_range, (unsigned)(errpipe + 1), ~0U, 0U);
+#endif
 
     if (r->jail) {
         int stage = 0, index = 0;
