@@ -53,6 +53,8 @@ struct QEMULaunch {
         let input = Glibc.open(source, O_RDONLY | O_CLOEXEC)
         guard input >= 0 else { throw QemuboxError(.spawnFailed, "open \(source): \(String(cString: strerror(errno)))") }
         defer { close(input) }
+        // A copy left by an earlier run in a reused state directory is replaced.
+        unlink(target)
         let output = Glibc.open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard output >= 0 else { throw QemuboxError(.spawnFailed, "create \(target): \(String(cString: strerror(errno)))") }
         defer { close(output) }
