@@ -115,10 +115,19 @@ public struct VMStateRecord: Codable, Sendable, Hashable {
             }
         }
         if FileManager.default.fileExists(atPath: stateDirectory) {
-            do {
-                try FileManager.default.removeItem(atPath: stateDirectory)
-            } catch {
-                throw QemuboxError(.stateDirectory, "remove \(stateDirectory): \(error)")
+            // Another remover (a supervisor still alive in this process) may be deleting
+            // files under it at the same time: what vanished meanwhile is not an error.
+            var attempts = 0
+            while FileManager.default.fileExists(atPath: stateDirectory) {
+                do {
+                    try FileManager.default.removeItem(atPath: stateDirectory)
+                } catch {
+                    attempts += 1
+                    guard attempts < 5, FileManager.default.fileExists(atPath: stateDirectory) else {
+                        if !FileManager.default.fileExists(atPath: stateDirectory) { break }
+                        throw QemuboxError(.stateDirectory, "remove \(stateDirectory): \(error)")
+                    }
+                }
             }
         }
         return outcome

@@ -235,6 +235,9 @@ public actor VirtualMachine {
                 takingOwnershipOf: qmpFD,
                 configuration: .init(handshakeTimeout: configuration.startTimeout))
         } catch {
+            // QEMU usually closed QMP because it is exiting with an error on stderr: let it
+            // exit and its stderr drain (bounded) so the message carries its last words.
+            if await process.wait(timeout: .seconds(2)) != nil { await qemuStderr?.waitFinished() }
             throw QemuboxError(.startFailed, "\(machine.name): QMP handshake failed: \(error); \(stderrTail())")
         }
         if exitReason != nil {
