@@ -17,6 +17,10 @@ let fuzzerSettings: [SwiftSetting] = [
     .unsafeFlags(["-parse-as-library"]),
 ]
 
+/// One libFuzzer executable per target, `fuzz-<name>` (Sources/fuzz-<name>/Fuzzer.swift).
+let fuzzTargets = ["ttrpc-frame", "yamux-session", "qmp-framing", "guest-stream-header", "tar-reader",
+                   "erofs-reader", "writeback-stream", "config-toml"]
+
 let package = Package(
     name: "qemubox-fuzz",
     dependencies: [
@@ -25,46 +29,12 @@ let package = Package(
     targets: [
         // Declares libFuzzer's driver entry point (defined by the -sanitize=fuzzer runtime).
         .target(name: "CFuzzerDriver"),
+    ] + fuzzTargets.map { name in
         .executableTarget(
-            name: "fuzz-ttrpc-frame",
+            name: "fuzz-\(name)",
             dependencies: ["CFuzzerDriver", .product(name: "QemuboxFuzzTargets", package: "qemubox")],
             swiftSettings: fuzzerSettings
-        ),
-        .executableTarget(
-            name: "fuzz-yamux-session",
-            dependencies: ["CFuzzerDriver", .product(name: "QemuboxFuzzTargets", package: "qemubox")],
-            swiftSettings: fuzzerSettings
-        ),
-        .executableTarget(
-            name: "fuzz-qmp-framing",
-            dependencies: ["CFuzzerDriver", .product(name: "QemuboxFuzzTargets", package: "qemubox")],
-            swiftSettings: fuzzerSettings
-        ),
-        .executableTarget(
-            name: "fuzz-guest-stream-header",
-            dependencies: ["CFuzzerDriver", .product(name: "QemuboxFuzzTargets", package: "qemubox")],
-            swiftSettings: fuzzerSettings
-        ),
-        .executableTarget(
-            name: "fuzz-tar-reader",
-            dependencies: ["CFuzzerDriver", .product(name: "QemuboxFuzzTargets", package: "qemubox")],
-            swiftSettings: fuzzerSettings
-        ),
-        .executableTarget(
-            name: "fuzz-erofs-reader",
-            dependencies: ["CFuzzerDriver", .product(name: "QemuboxFuzzTargets", package: "qemubox")],
-            swiftSettings: fuzzerSettings
-        ),
-        .executableTarget(
-            name: "fuzz-writeback-stream",
-            dependencies: ["CFuzzerDriver", .product(name: "QemuboxFuzzTargets", package: "qemubox")],
-            swiftSettings: fuzzerSettings
-        ),
-        .executableTarget(
-            name: "fuzz-config-toml",
-            dependencies: ["CFuzzerDriver", .product(name: "QemuboxFuzzTargets", package: "qemubox")],
-            swiftSettings: fuzzerSettings
-        ),
-    ],
+        )
+    },
     swiftLanguageModes: [.v6]
 )

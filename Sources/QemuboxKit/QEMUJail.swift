@@ -81,7 +81,7 @@ public struct QEMUJail: Sendable, Hashable {
     /// Takes a free id of the range for one VM; held until the lease is released (or the process exits).
     func allocateIdentity() throws -> JailIdentity {
         try validate()
-        try Self.makeDirectories(lockDirectory)
+        try VirtualMachine.makeDirectory(lockDirectory)
         let start = UInt64(UInt32(truncatingIfNeeded: getpid()) % idCount)
         for i in 0..<UInt64(idCount) {
             let id = firstID + UInt32((start + i) % UInt64(idCount))
@@ -98,16 +98,6 @@ public struct QEMUJail: Sendable, Hashable {
             }
         }
         throw QemuboxError(.resourceExhausted, "all \(idCount) jail ids from \(firstID) are in use (\(lockDirectory))")
-    }
-
-    static func makeDirectories(_ path: String) throws {
-        var current = ""
-        for part in path.split(separator: "/") {
-            current += "/" + part
-            if mkdir(current, 0o755) != 0, errno != EEXIST {
-                throw QemuboxError(.system, "mkdir \(current): \(String(cString: strerror(errno)))")
-            }
-        }
     }
 }
 
