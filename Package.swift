@@ -37,7 +37,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0", traits: ["FieldMaskUtilities"]),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // MARK: TTRPCCodec — the ttrpc wire protocol (leaf)
@@ -206,7 +205,6 @@ let package = Package(
                 "QMPClient", "CQemuboxSupport", "QemuboxAPI", "TTRPCCodec", "VsockTransport", "EROFSImage", "OCISpec",
                 "CNIRunner", "ProcessSpawn",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,5 +1,4 @@
 import Foundation
-import TOMLKit
 
 /// `[jail]`: how each VM's QEMU is confined (``QEMUJail``).
 ///
@@ -35,9 +34,7 @@ public struct JailSettings: Sendable, Hashable {
         for key in table.keys.sorted() {
             guard let value = table[key] else { continue }
             let name = "jail.\(key)"
-            func wrong(_ expected: String) -> QemuboxError {
-                QemuboxError(.invalidConfiguration, "\(source): \(name) must be \(expected), not a \(value.type)")
-            }
+            func wrong(_ expected: String) -> QemuboxError { wrongType(name, expected, value, source) }
             switch key {
             case "enabled":
                 guard let b = value.bool else { throw wrong("a boolean") }

@@ -1,5 +1,4 @@
 import Foundation
-import TOMLKit
 
 /// qemubox's host configuration, read from `/etc/qemubox/config.toml` (or the
 /// file named by `QEMUBOX_CONFIG`). Every key is optional; unknown keys, wrong
@@ -94,29 +93,33 @@ public struct QemuboxConfiguration: Sendable, Hashable {
             if named == nil && !FileManager.default.fileExists(atPath: path) { return QemuboxConfiguration() }
             throw QemuboxError(.invalidConfiguration, "\(path): cannot read the configuration file")
         }
-        return try parse(String(decoding: data, as: UTF8.self), source: path)
+        return try parse(bytes: Array(data), source: path)
     }
 
     /// Parses and validates TOML text (`source` names it in errors).
     public static func parse(_ text: String, source: String = "config.toml") throws -> QemuboxConfiguration {
+        try parse(bytes: Array(text.utf8), source: source)
+    }
+
+    /// Parses and validates a TOML document given as bytes (UTF-8; invalid UTF-8 is an
+    /// error). A malformed document's error names the line and column:
+    /// `config.toml:3:7: expected '=' after a key, found ':'`.
+    package static func parse(bytes: [UInt8], source: String = "config.toml") throws -> QemuboxConfiguration {
         let table: TOMLTable
         do {
-            table = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw QemuboxError(.invalidConfiguration,
-                "\(source):\(error.source.begin.line):\(error.source.begin.column): \(error.description)")
+            table = try TOMLParser.parse(bytes)
         } catch {
-            throw QemuboxError(.invalidConfiguration, "\(source): \(error)")
+            throw QemuboxError(.invalidConfiguration, "\(source):\(error.line):\(error.column): \(error.message)")
         }
         var configuration = QemuboxConfiguration()
         for key in table.keys.sorted() {
             guard let value = table[key] else { continue }
             func string() throws -> String {
-                guard let s = value.string else { throw wrongType(key, "a string", value.type, source) }
+                guard let s = value.string else { throw wrongType(key, "a string", value, source) }
                 return s
             }
             func int(_ range: ClosedRange<Int>) throws -> Int {
-                guard let i = value.int else { throw wrongType(key, "an integer", value.type, source) }
+                guard let i = value.int else { throw wrongType(key, "an integer", value, source) }
                 guard range.contains(i) else {
                     throw QemuboxError(.invalidConfiguration,
                         "\(source): \(key) = \(i) is out of range (\(range.lowerBound)…\(range.upperBound))")
@@ -144,17 +147,17 @@ public struct QemuboxConfiguration: Sendable, Hashable {
             case "shutdown_timeout_seconds": configuration.shutdownTimeoutSeconds = try int(1...3600)
             case "log_level": configuration.logLevel = try string()
             case "guest_debug":
-                guard let b = value.bool else { throw wrongType(key, "a boolean", value.type, source) }
+                guard let b = value.bool else { throw wrongType(key, "a boolean", value, source) }
                 configuration.guestDebug = b
             case "warm_start":
-                guard let b = value.bool else { throw wrongType(key, "a boolean", value.type, source) }
+                guard let b = value.bool else { throw wrongType(key, "a boolean", value, source) }
                 configuration.warmStart = b
             case "template_dir": configuration.templateDirectory = try string()
             case "network":
-                guard let network = value.table else { throw wrongType(key, "a table", value.type, source) }
+                guard let network = value.table else { throw wrongType(key, "a table", value, source) }
                 configuration.network = try NetworkSettings.parse(network, source: source)
             case "jail":
-                guard let jail = value.table else { throw wrongType(key, "a table", value.type, source) }
+                guard let jail = value.table else { throw wrongType(key, "a table", value, source) }
                 configuration.jail = try JailSettings.parse(jail, source: source)
             default:
                 throw QemuboxError(.invalidConfiguration, "\(source): unknown key \"\(key)\"")
@@ -221,9 +224,9 @@ public struct NetworkSettings: Sendable, Hashable {
             guard let value = table[key] else { continue }
             let name = "network.\(key)"
             func strings() throws -> [String] {
-                guard let array = value.array else { throw wrongType(name, "an array of strings", value.type, source) }
+                guard let array = value.array else { throw wrongType(name, "an array of strings", value, source) }
                 return try array.map {
-                    guard let s = $0.string, !s.isEmpty else { throw wrongType(name, "an array of strings", $0.type, source) }
+                    guard let s = $0.string, !s.isEmpty else { throw wrongType(name, "an array of strings", $0, source) }
                     return s
                 }
             }
@@ -234,12 +237,12 @@ public struct NetworkSettings: Sendable, Hashable {
                     throw QemuboxError(.invalidConfiguration, "\(source): \(name) must name at most 8 distinct networks")
                 }
             case "conf_dir", "cache_dir":
-                guard let s = value.string else { throw wrongType(name, "a string", value.type, source) }
+                guard let s = value.string else { throw wrongType(name, "a string", value, source) }
                 if key == "conf_dir" { settings.configurationDirectory = s } else { settings.cacheDirectory = s }
             case "bin_dirs":
                 settings.binaryDirectories = try strings()
             case "nic_slots":
-                guard let i = value.int else { throw wrongType(name, "an integer", value.type, source) }
+                guard let i = value.int else { throw wrongType(name, "an integer", value, source) }
                 guard (0...8).contains(i) else {
                     throw QemuboxError(.invalidConfiguration, "\(source): \(name) = \(i) is out of range (0…8)")
                 }
@@ -252,8 +255,9 @@ public struct NetworkSettings: Sendable, Hashable {
     }
 }
 
-private func wrongType(_ key: String, _ expected: String, _ actual: TOMLType, _ source: String) -> QemuboxError {
-    QemuboxError(.invalidConfiguration, "\(source): \(key) must be \(expected), not a \(actual)")
+/// `SOURCE: KEY must be EXPECTED, not A TYPE`.
+func wrongType(_ key: String, _ expected: String, _ actual: TOMLValue, _ source: String) -> QemuboxError {
+    QemuboxError(.invalidConfiguration, "\(source): \(key) must be \(expected), not \(actual.typeNameWithArticle)")
 }
 
 extension String {
