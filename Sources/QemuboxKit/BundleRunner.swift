@@ -27,9 +27,6 @@ public enum BundleRunner {
         -> BundleRunResult
     {
         let configPath = options.bundle + "/config.json"
-        guard let configJSON = FileManager.default.contents(atPath: configPath) else {
-            throw QemuboxError(.invalidBundle, "\(configPath) is missing or unreadable")
-        }
         let spec: RuntimeSpec
         do {
             spec = try RuntimeSpec.load(bundle: options.bundle)
@@ -37,67 +34,34 @@ public enum BundleRunner {
         } catch {
             throw QemuboxError(.invalidBundle, "\(configPath): \(error)")
         }
-        guard let rootfs = spec.rootfsPath(bundle: options.bundle) else {
+        guard spec.rootfsPath(bundle: options.bundle) != nil else {
             throw QemuboxError(.invalidBundle, "\(configPath) has no root.path")
         }
         let terminal = options.terminal ?? spec.process?.terminal ?? false
-        // The guest's bundle keeps its rootfs at `rootfs`; any other root.path is
-        // rewritten, every other byte of config.json is passed on unchanged.
-        let guestConfig: Data
-        if spec.root?.path == "rootfs" && (spec.process?.terminal ?? false) == terminal {
-            guestConfig = configJSON
-        } else {
-            do {
-                guestConfig = try JSONEncoder().encode(spec.with {
-                    $0.root?.path = "rootfs"
-                    $0.process?.terminal = terminal
-                })
-            } catch {
-                throw QemuboxError(.invalidBundle, "cannot re-encode \(configPath): \(error)")
-            }
-        }
-
         let ownsState = options.stateDirectory == nil
         let stateDirectory = try options.stateDirectory ?? makeTemporaryDirectory()
-        var sandbox: Sandbox?
+        var configuration = PodConfiguration(id: options.containerID, stateDirectory: stateDirectory,
+                                             assets: options.assets)
+        configuration.qemuBinary = options.qemuBinary
+        configuration.memoryMiB = options.memoryMiB
+        configuration.vcpus = options.vcpus
+        configuration.writableBytes = options.writableBytes
+        configuration.debug = options.debug
+        configuration.templates = options.templates
+        configuration.extraKernelArguments = options.extraKernelArguments
+        configuration.networking = false
+        configuration.logger = options.logger
+        if let onEvent = options.onEvent { configuration.onEvent = onEvent }
+        let pod = Pod(configuration)
+        let io = DescriptorIO(stdin: options.stdin, stdout: options.stdout, stderr: options.stderr)
         do {
-            try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true,
-                                                    attributes: [.posixPermissions: 0o700])
             let started = ContinuousClock.now
-            let plan = try RootfsPlan.fromDirectory(rootfs, containerID: options.containerID, directory: stateDirectory,
-                                                    writableBytes: options.writableBytes)
-            let rootfsReady = ContinuousClock.now
-            var configuration = SandboxConfiguration(name: options.containerID, assets: options.assets,
-                                                     stateDirectory: stateDirectory, memoryMiB: options.memoryMiB,
-                                                     vcpus: options.vcpus, debug: options.debug,
-                                                     removeStateDirectoryOnExit: ownsState, logger: options.logger)
-            configuration.qemuBinary = options.qemuBinary
-            configuration.templates = options.templates
-            configuration.extraKernelArguments = options.extraKernelArguments
-            let box = try await Sandbox.start(configuration, extraDisks: plan.disks)
-            sandbox = box
-            let booted = ContinuousClock.now
-            let events = Task { await drainEvents(box, options) }
-            defer { events.cancel() }
-            try await box.prepareBundle(plan, configJSON: guestConfig)
-            let stdio = try await ProcessStdio.open(on: box.agent, name: options.containerID,
-                                                    stdin: options.stdin != nil, terminal: terminal)
-            do {
-                try await box.createTask(id: options.containerID, bundle: plan.guestBundle, stdio: stdio,
-                                         terminal: terminal)
-            } catch {
-                stdio.resetAll()
-                throw QemuboxError(.agentError, "create \(options.containerID): \(error)")
-            }
+            var create = Containerd_Task_V2_CreateTaskRequest()
+            create.id = options.containerID
+            create.bundle = options.bundle
+            create.terminal = terminal
+            try await pod.create(create, rootfs: .ephemeral, io: io)
             let created = ContinuousClock.now
-            let firstOutput = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
-            let output = startRelays(stdio, options) {
-                firstOutput.withLockedValue { $0 = $0 ?? ContinuousClock.now }
-            }
-            var start = Containerd_Task_V2_StartRequest()
-            start.id = options.containerID
-            _ = try await box.agent.task.start(start)
-            let running = ContinuousClock.now
             let resizer = resizes.map { sizes in
                 Task {
                     for await size in sizes {
@@ -105,65 +69,37 @@ public enum BundleRunner {
                         request.id = options.containerID
                         request.width = UInt32(size.columns)
                         request.height = UInt32(size.rows)
-                        _ = try? await box.agent.task.resizePty(request)
+                        try? await pod.resizePty(request)
                     }
                 }
             }
             defer { resizer?.cancel() }
-            let exit = try await box.wait(containerID: options.containerID)
+            try await pod.start(containerID: options.containerID)
+            let running = ContinuousClock.now
+            let exit = try await pod.wait(containerID: options.containerID)
+            if let reason = await pod.vm?.exit {
+                throw QemuboxError(.agentUnavailable, "the VM exited while waiting for \(options.containerID): \(reason)")
+            }
             // The guest closes stdout/stderr after the process's last byte.
-            let (stdoutBytes, stderrBytes) = try await output.value
-            var delete = Containerd_Task_V2_DeleteRequest()
-            delete.id = options.containerID
-            _ = try? await box.agent.task.delete(delete)
-            await box.stop(releasing: plan, reason: "container \(options.containerID) exited with \(exit.exitStatus)")
-            sandbox = nil
+            let (stdoutBytes, stderrBytes) = try await io.outputBytes()
+            _ = try await pod.delete(containerID: options.containerID)
             if ownsState { try? FileManager.default.removeItem(atPath: stateDirectory) }
             let exited = ContinuousClock.now
-            let first = firstOutput.withLockedValue { $0 }
-            return BundleRunResult(exitStatus: exit.exitStatus, stdoutBytes: stdoutBytes, stderrBytes: stderrBytes,
-                                   bootSeconds: seconds(booted - started),
+            let timings = await pod.timings
+            let rootfs = timings["rootfs"] ?? 0, boot = (timings["network"] ?? 0) + (timings["boot"] ?? 0)
+            return BundleRunResult(exitStatus: exit.status, stdoutBytes: stdoutBytes, stderrBytes: stderrBytes,
+                                   bootSeconds: rootfs + boot,
                                    runSeconds: seconds(exited - running),
                                    phases: BundleRunResult.Phases(
-                                       rootfs: seconds(rootfsReady - started),
-                                       boot: seconds(booted - rootfsReady),
-                                       create: seconds(created - booted),
+                                       rootfs: rootfs, boot: boot,
+                                       create: timings["create"] ?? 0,
                                        start: seconds(running - created),
-                                       firstOutput: first.map { seconds($0 - started) }))
+                                       firstOutput: io.firstOutput.map { seconds($0 - started) }))
         } catch {
-            if let sandbox { await sandbox.kill() }
+            await pod.terminate()
+            await io.close()
             if ownsState { try? FileManager.default.removeItem(atPath: stateDirectory) }
             throw error
-        }
-    }
-
-    static func startRelays(_ stdio: ProcessStdio, _ options: BundleRunOptions,
-                            onFirstOutput: @escaping @Sendable () -> Void) -> Task<(UInt64, UInt64), any Error> {
-        if let stdin = stdio.stdin, let fd = options.stdin {
-            Task { try? await StdioRelay.copy(from: fd, to: stdin) }
-        }
-        return Task {
-            async let out = copyOut(stdio.stdout, options.stdout, onFirstOutput)
-            async let err = copyOut(stdio.stderr, options.stderr, onFirstOutput)
-            return (try await out, try await err)
-        }
-    }
-
-    static func copyOut(_ stream: YamuxStream?, _ fd: Int32, _ onFirst: @escaping @Sendable () -> Void) async throws
-        -> UInt64
-    {
-        guard let stream else { return 0 }
-        return try await StdioRelay.copy(from: stream, to: fd, onFirstChunk: onFirst)
-    }
-
-    static func drainEvents(_ sandbox: Sandbox, _ options: BundleRunOptions) async {
-        do {
-            for try await event in try await sandbox.agent.system.events(.init(), options: .init(timeout: nil)) {
-                options.logger.debug("guest event \(event.topic)")
-                options.onEvent?(event)
-            }
-        } catch {
-            options.logger.debug("event stream ended: \(error)")
         }
     }
 
@@ -228,8 +164,8 @@ public struct BundleRunOptions: Sendable {
     public var templates: VMTemplateStore?
     /// Words appended to the guest kernel's command line (e.g. `loglevel=7`).
     public var extraKernelArguments: [String]
-    /// Called for every guest event (exit, OOM, exec started).
-    public var onEvent: (@Sendable (Qemubox_Guest_V1_Event) -> Void)?
+    /// Called for every task event in containerd's form (create, start, exit, OOM, delete).
+    public var onEvent: (@Sendable (any SwiftProtobuf.Message) -> Void)?
     /// Logger.
     public var logger: Logger
 

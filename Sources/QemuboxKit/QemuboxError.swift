@@ -1,3 +1,5 @@
+import TTRPCCodec
+
 /// The one error type of QemuboxKit: a stable ``code`` for `switch`, a
 /// human-readable message with context.
 public struct QemuboxError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -37,6 +39,16 @@ public struct QemuboxError: Error, Sendable, Hashable, CustomStringConvertible {
         case network = "network"
         /// A host resource ran out (e.g. every jail id is in use).
         case resourceExhausted = "resource_exhausted"
+        /// A request's fields are wrong (a missing exec id, an unreadable config.json).
+        case invalidArgument = "invalid_argument"
+        /// No such container or process.
+        case notFound = "not_found"
+        /// The container or process exists already.
+        case alreadyExists = "already_exists"
+        /// The call is not valid in the container's or process's state (e.g. delete while running).
+        case failedPrecondition = "failed_precondition"
+        /// qemubox does not do this (e.g. checkpoints).
+        case unimplemented = "unimplemented"
     }
 
     /// Stable error code.
@@ -51,6 +63,27 @@ public struct QemuboxError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "qemubox: \(code.rawValue): \(message)" }
+}
+
+extension QemuboxError: TTRPCStatusConvertible {
+    /// The status containerd's `errdefs` expects for each code, so that `errdefs.IsNotFound`
+    /// and friends work on the caller's side of a ttrpc boundary.
+    public var ttrpcStatus: TTRPCError {
+        let status: TTRPCError.Code = switch code {
+        case .invalidArgument, .invalidBundle, .invalidDescription: .invalidArgument
+        case .notFound: .notFound
+        case .alreadyExists: .alreadyExists
+        case .failedPrecondition, .invalidState, .guestAssetsMissing, .invalidConfiguration, .acceleratorUnavailable:
+            .failedPrecondition
+        case .unimplemented: .unimplemented
+        case .agentUnavailable: .unavailable
+        case .timeout: .deadlineExceeded
+        case .resourceExhausted: .resourceExhausted
+        case .spawnFailed, .startFailed, .notReady, .system, .stateDirectory, .agentError, .rootfs, .network:
+            .internal
+        }
+        return TTRPCError(status, message)
+    }
 }
 
 /// ProcessSpawn's `ProcessTermination`, `Subprocess`, `JailSpec` and `SeccompProgram` are part of

@@ -17,7 +17,7 @@ import VsockTransport
 /// until containerd's client opens its end), so the client closing it is the
 /// process's end-of-file; containerd's `CloseIO` ends it too (``closeStdin()``),
 /// after the bytes already in the FIFO were relayed.
-final class HostIO: Sendable {
+final class HostIO: ProcessIO {
     /// The paths/URIs as containerd gave them.
     let stdin: String
     let stdout: String

@@ -212,30 +212,15 @@ enum ShimDelete {
     /// disk in its guest and streams the layer back (the host never mounts it).
     static func rescueWriteBack(scratchImage: String, into target: RootfsWriteback.Target, policy: WritebackPolicy,
                                 configuration: QemuboxConfiguration, paths: ShimPaths, logger: Logger) async {
-        let started = ContinuousClock.now
         do {
-            var sandbox = SandboxConfiguration(
-                name: "qbx-rescue", assets: try configuration.assets(), stateDirectory: paths.stateDirectory + "/rescue",
-                memoryMiB: configuration.memoryMiB, vcpus: 1, qemuBinary: configuration.qemuBinary,
-                agentTimeout: .seconds(configuration.bootTimeoutSeconds), logger: logger)
-            sandbox.accelerator = configuration.accelerator
-            sandbox.jail = configuration.jail.jail
-            let summary = try await Sandbox.rescueWriteBack(scratchImage: scratchImage, into: target, policy: policy,
-                                                            configuration: sandbox)
-            log(summary, target: target, seconds: (ContinuousClock.now - started).shimSeconds, logger: logger)
+            var pod = try PodConfiguration(id: "rescue", namespace: "", stateDirectory: paths.stateDirectory,
+                                           host: configuration)
+            pod.logger = logger
+            let rescue = pod.sandbox(name: "qbx-rescue", directory: paths.stateDirectory + "/rescue",
+                                     memoryMiB: configuration.memoryMiB, vcpus: 1)
+            await Pod.rescueWriteBack(scratchImage: scratchImage, into: target, policy: policy, configuration: rescue)
         } catch {
-            logger.error("writing the writable layer back into \(target.directory) through a rescue VM failed: \(error)")
-        }
-    }
-
-    /// Logs a writeback, with what the policy refused.
-    static func log(_ summary: ChangeApplier.Summary, target: RootfsWriteback.Target, seconds: Double, logger: Logger) {
-        logger.info("wrote the writable layer back", metadata: [
-            "entries": "\(summary.entries)", "bytes": "\(summary.dataBytes)", "target": "\(target.directory)",
-            "seconds": "\(seconds)"])
-        if summary.refusedCount > 0 {
-            let refused = summary.refused.joined(separator: "; ")
-            logger.warning("the writable layer held \(summary.refusedCount) things the container could not have made; not applied: \(refused)")
+            logger.error("writing the writable layer back into \(target.directory) failed: \(error)")
         }
     }
 

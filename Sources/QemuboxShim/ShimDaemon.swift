@@ -82,20 +82,3 @@ enum ShimDaemon {
         unlink(arguments.socket)
     }
 }
-
-extension ShimTaskService {
-    /// Ends the task hard if it still runs (the daemon is exiting): kills the VM,
-    /// closes stdio, removes the state directory.
-    func terminate() async {
-        if let container, !container.deleted {
-            self.container?.deleted = true
-            let writtenBack = await vmAlive(container) ? await streamWriteBack(container) : false
-            await container.sandbox.kill()
-            for task in container.background { task.cancel() }
-            for (_, process) in container.processes { await process.io.close() }
-            await rescueWriteBack(container, unless: writtenBack)
-            await releaseNetwork(container)
-        }
-        removeState()
-    }
-}

@@ -35,22 +35,6 @@ public struct ShimError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { "qemubox shim: \(code.rawValue): \(message)" }
-
-    /// Wraps any error raised while serving a call: ttrpc statuses from the guest
-    /// pass through; QemuboxKit errors become `Internal`/`Unavailable` with their text.
-    static func wrap(_ error: any Error, _ context: String) -> any Error {
-        if error is ShimError || error is TTRPCError { return error }
-        if let error = error as? QemuboxError {
-            let code: Code = switch error.code {
-            case .agentUnavailable: .unavailable
-            case .invalidBundle: .invalidArgument
-            case .guestAssetsMissing, .invalidConfiguration, .acceleratorUnavailable: .failedPrecondition
-            default: .internal
-            }
-            return ShimError(code, "\(context): \(error)")
-        }
-        return ShimError(.internal, "\(context): \(error)")
-    }
 }
 
 extension ShimError: TTRPCStatusConvertible {

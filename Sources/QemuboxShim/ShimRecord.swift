@@ -15,7 +15,7 @@ public struct ShimPaths: Sendable, Hashable {
     /// Paths for a task.
     public init(stateRoot: String, namespace: String, id: String) throws {
         stateDirectory = stateRoot + "/" + namespace + "/" + id
-        let digest = EROFSLayerCacheKey.digest(namespace + "/" + id)
+        let digest = PodSpec.digest(namespace + "/" + id)
         socket = stateRoot + "/s/" + digest + ".sock"
         guard socket.utf8.count < 108 else {
             throw ShimError(.invalidArgument, "socket path \(socket) is too long for a unix socket; use a shorter state_dir")
@@ -26,18 +26,6 @@ public struct ShimPaths: Sendable, Hashable {
     public var vmDirectory: String { stateDirectory + "/vm" }
     /// The record file.
     public var recordFile: String { stateDirectory + "/" + ShimRecord.fileName }
-}
-
-/// Digests for short file names.
-enum EROFSLayerCacheKey {
-    static func digest(_ text: String) -> String {
-        var a: UInt64 = 0xcbf2_9ce4_8422_2325, b: UInt64 = 0x8422_2325_cbf2_9ce4
-        for byte in text.utf8 {
-            a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
-            b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 &+ 1
-        }
-        return String(format: "%016llx%016llx", a, b)
-    }
 }
 
 /// What a shim records in its state directory so that `delete` can clean up
@@ -83,5 +71,32 @@ public struct ShimRecord: Codable, Sendable, Hashable {
     static func read(from paths: ShimPaths) -> ShimRecord? {
         guard let data = FileManager.default.contents(atPath: paths.recordFile) else { return nil }
         return try? JSONDecoder().decode(ShimRecord.self, from: data)
+    }
+
+    /// The journal a shim's pod keeps in the record: what a `delete` after a crash
+    /// needs to undo (the writable disk and where it goes back, the pod's own networks).
+    static func journal(_ paths: ShimPaths) -> PodJournal {
+        PodJournal(
+            rootfsPlanned: { _, rootfs, policy in
+                guard var record = read(from: paths) else {
+                    throw ShimError(.internal, "\(paths.recordFile) vanished")
+                }
+                record.scratchImage = rootfs.scratchImage
+                record.writeback = rootfs.writeback
+                record.writebackPolicy = policy
+                try record.write(to: paths)
+            },
+            networkAttached: { attachment in
+                guard var record = read(from: paths) else {
+                    throw ShimError(.internal, "\(paths.recordFile) vanished")
+                }
+                record.network = attachment
+                try record.write(to: paths)
+            },
+            writtenBack: { _ in
+                guard var record = read(from: paths) else { return }
+                record.writtenBack = true
+                try? record.write(to: paths)
+            })
     }
 }

@@ -119,7 +119,7 @@ enum Fixture {
         }
         defer { if input >= 0 { close(input) } }
         let events = EventLog()
-        options.onEvent = { events.append($0.topic) }
+        options.onEvent = { events.append(ContainerdEvent.topic(for: $0) ?? "") }
         let result = try await BundleRunner.run(options)
         return Output(status: result.exitStatus,
                       stdout: try Data(contentsOf: URL(fileURLWithPath: outPath)),

@@ -1,0 +1,198 @@
+import Foundation
+import Logging
+import OCISpec
+import QemuboxAPI
+
+/// Where a container's root filesystem comes from.
+public enum PodRootfs: Sendable {
+    /// containerd's rootfs mounts (``RootfsPlan/fromMounts(_:bundleRootfs:containerID:directory:cache:writableBytes:)``;
+    /// none: the bundle's root directory, written back into it).
+    case mounts([Containerd_Types_Mount])
+    /// The bundle's root directory, converted for this run only: its writable layer is
+    /// discarded with the container.
+    case ephemeral
+}
+
+extension Pod {
+    /// Creates a container (`Task/Create`): reads the bundle's config.json, plans the
+    /// rootfs, boots the VM (this is the pod's first container), writes the guest's
+    /// bundle and creates the task in the guest with `io` joined to its stdio. Returns
+    /// the pid containerd sees (QEMU's). On failure everything made is released.
+    @discardableResult
+    public func create(_ request: Containerd_Task_V2_CreateTaskRequest, rootfs source: PodRootfs? = nil,
+                       io: any ProcessIO) async throws -> UInt32 {
+        guard !ended else { throw QemuboxError(.failedPrecondition, "the pod \(configuration.id) has ended") }
+        guard containers[request.id] == nil else {
+            throw QemuboxError(.alreadyExists, "task \(request.id) exists")
+        }
+        guard sandbox == nil else {
+            throw QemuboxError(.unimplemented,
+                "task \(request.id): a second container in the VM of \(configuration.id) needs disks added to a running VM")
+        }
+        guard request.checkpoint.isEmpty else {
+            throw QemuboxError(.unimplemented, "qemubox cannot restore checkpoints")
+        }
+        let started = ContinuousClock.now
+        let configPath = request.bundle + "/config.json"
+        guard let configJSON = FileManager.default.contents(atPath: configPath) else {
+            throw QemuboxError(.invalidArgument, "\(configPath) is missing or unreadable")
+        }
+        let spec: RuntimeSpec
+        do {
+            spec = try RuntimeSpec.load(bundle: request.bundle)
+        } catch {
+            throw QemuboxError(.invalidArgument, "\(configPath): \(error)")
+        }
+        let directory = configuration.containerDirectory(request.id)
+        var box: Sandbox?
+        var stdio: ProcessStdio?
+        var attachment: CNIAttachment?
+        do {
+            try VirtualMachine.makeDirectory(directory)
+            let writable = spec.root?.readonly == true ? 0 : configuration.writableBytes
+            let rootfs = try plan(source ?? .mounts(request.rootfs), spec: spec, bundle: request.bundle,
+                                  containerID: request.id, directory: directory, writableBytes: writable)
+            let policy = WritebackPolicy(spec: spec, layerBytes: configuration.writableBytes)
+            try configuration.journal.rootfsPlanned(request.id, rootfs, policy)
+            let rootfsReady = ContinuousClock.now
+            var sandboxConfiguration = configuration.sandbox(
+                name: PodSpec.vmName(configuration.id), directory: configuration.vmDirectory,
+                memoryMiB: PodSpec.memoryMiB(spec, defaultMiB: configuration.memoryMiB,
+                                             overheadMiB: configuration.guestOverheadMiB),
+                vcpus: PodSpec.vcpus(spec, defaultCount: configuration.vcpus))
+            let networkPlan = try await self.networkPlan(spec)
+            attachment = networkPlan.attachment
+            sandboxConfiguration.network = networkPlan.network
+            let networkReady = ContinuousClock.now
+            let files = PodSpec.networkFiles(attachment, spec: spec, plan: rootfs.plan)
+            let guestConfig = try PodSpec.guestConfig(spec, original: configJSON, terminal: request.terminal,
+                                                      files: files.map { ($0.destination, $0.guestPath) })
+            let sandbox = try await Sandbox.start(sandboxConfiguration, extraDisks: rootfs.plan.disks)
+            box = sandbox
+            for file in files {
+                var write = Qemubox_Guest_V1_WriteFileRequest()
+                write.path = file.guestPath
+                write.data = Data(file.content.utf8)
+                _ = try await sandbox.agent.system.writeFile(write)
+            }
+            var attached: [AttachedInterface] = []
+            if !networkPlan.attachAtStart, sandboxConfiguration.network != nil {
+                attached = try await sandbox.attachNetwork()
+            }
+            let booted = ContinuousClock.now
+            try await sandbox.prepareBundle(rootfs.plan, configJSON: guestConfig)
+            let streams = try await ProcessStdio.open(on: sandbox.agent, name: nextKey(), stdin: io.wantsStdin,
+                                                      stdout: io.wantsStdout, stderr: io.wantsStderr,
+                                                      terminal: request.terminal)
+            stdio = streams
+            let response = try await sandbox.createTask(id: request.id, bundle: rootfs.plan.guestBundle,
+                                                        stdio: streams, terminal: request.terminal)
+            io.attach(streams)
+            let pid = UInt32(await sandbox.vm.pid ?? 0)
+            let paths = ProcessIOPaths(stdin: request.stdin, stdout: request.stdout, stderr: request.stderr,
+                                       terminal: request.terminal)
+            var process = Process(execID: "", io: io, paths: paths)
+            process.pid = pid
+            self.sandbox = sandbox
+            cniAttachment = attachment
+            attachNetworkAtStart = networkPlan.attachAtStart
+            self.attached = attached
+            containers[request.id] = Container(
+                id: request.id, bundle: request.bundle, directory: directory, rootfs: rootfs,
+                writebackPolicy: rootfs.writeback == nil ? nil : policy, processes: ["": process])
+            startBackground(sandbox)
+            let created = ContinuousClock.now
+            timings = ["rootfs": (rootfsReady - started).podSeconds, "network": (networkReady - rootfsReady).podSeconds,
+                       "boot": (booted - networkReady).podSeconds, "create": (created - booted).podSeconds,
+                       "layers_converted": Double(rootfs.layers.filter { !$0.cached }.count),
+                       "layers_cached": Double(rootfs.layers.filter { $0.cached }.count)]
+            logger.info("created \(request.id) in its VM", metadata: [
+                "rootfs_s": "\(timings["rootfs"] ?? 0)", "boot_s": "\(timings["boot"] ?? 0)",
+                "create_s": "\(timings["create"] ?? 0)", "layers": "\(rootfs.layers.count)",
+                "layers_cached": "\(rootfs.layers.filter { $0.cached }.count)", "guest_pid": "\(response.pid)"])
+            var event = Containerd_Events_TaskCreate()
+            event.containerID = request.id
+            event.bundle = request.bundle
+            event.rootfs = request.rootfs
+            var taskIO = Containerd_Events_TaskIO()
+            taskIO.stdin = request.stdin
+            taskIO.stdout = request.stdout
+            taskIO.stderr = request.stderr
+            taskIO.terminal = request.terminal
+            event.io = taskIO
+            event.pid = pid
+            configuration.onEvent(event)
+            return pid
+        } catch {
+            stdio?.resetAll()
+            await io.close()
+            if let box { await box.kill() }
+            if let attachment { await attachment.detach(logger: logger) }
+            try? FileManager.default.removeItem(atPath: directory)
+            logger.error("create \(request.id) failed: \(error)")
+            throw Self.wrap(error, "create \(request.id)")
+        }
+    }
+
+    /// The rootfs plan for a container.
+    func plan(_ source: PodRootfs, spec: RuntimeSpec, bundle: String, containerID: String, directory: String,
+              writableBytes: UInt64) throws -> ContainerRootfs {
+        let rootPath = spec.root?.path ?? "rootfs"
+        let bundleRootfs = rootPath.hasPrefix("/") ? rootPath : bundle + "/" + rootPath
+        switch source {
+        case .mounts(let mounts):
+            let cache = configuration.layerCache ?? EROFSLayerCache(directory: directory + "/layers")
+            return try RootfsPlan.fromMounts(mounts, bundleRootfs: bundleRootfs, containerID: containerID,
+                                             directory: directory, cache: cache, writableBytes: writableBytes)
+        case .ephemeral:
+            let plan = try RootfsPlan.fromDirectory(bundleRootfs, containerID: containerID, directory: directory,
+                                                    writableBytes: writableBytes)
+            return ContainerRootfs(plan: plan, scratchImage: nil, writeback: nil, layers: [])
+        }
+    }
+
+    /// How the VM gets its network, from the spec's network namespace:
+    /// - a path (CRI's pod namespace): QEMU joins it and its interfaces become NICs now;
+    /// - no path, with `[network] networks` configured: the pod makes a namespace, runs
+    ///   those CNI networks in it (journalled for a cleanup after a crash), NICs now;
+    /// - no path otherwise: QEMU gets a new namespace of its own with `nic_slots` NICs, and
+    ///   whatever containerd's CNI puts there by Start (`ctr run --cni`) is attached then;
+    /// - no network namespace (host networking under runc): no NIC, loopback only, and
+    ///   QEMU stays in the caller's namespace.
+    struct NetworkPlan {
+        var network: SandboxNetwork?
+        var attachment: CNIAttachment?
+        var attachAtStart = false
+    }
+
+    func networkPlan(_ spec: RuntimeSpec) async throws -> NetworkPlan {
+        guard configuration.networking,
+              let entry = spec.linux?.namespaces?.first(where: { $0.type == .network }) else {
+            return NetworkPlan()
+        }
+        if let path = entry.path, !path.isEmpty {
+            return NetworkPlan(network: try await SandboxNetwork.existing(path: path))
+        }
+        let settings = configuration.network
+        guard !settings.networks.isEmpty else {
+            return NetworkPlan(network: SandboxNetwork.new(slots: settings.nicSlots), attachAtStart: true)
+        }
+        let journal = configuration.journal
+        let attachment = try await CNIAttachment.attach(
+            settings, containerID: "\(configuration.namespace)-\(configuration.id)",
+            namespaceName: PodSpec.namespaceName(namespace: configuration.namespace, id: configuration.id),
+            logger: logger
+        ) { attachment in
+            try journal.networkAttached(attachment)
+        }
+        return NetworkPlan(network: try await SandboxNetwork.existing(path: attachment.namespacePath),
+                           attachment: attachment)
+    }
+}
+
+extension Duration {
+    /// Seconds as a Double.
+    var podSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

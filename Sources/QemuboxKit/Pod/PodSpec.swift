@@ -1,0 +1,100 @@
+import Foundation
+import OCISpec
+
+/// How a container's OCI spec becomes what its VM and its guest get: the VM's size,
+/// the guest's config.json, and the files the host writes into the guest.
+public enum PodSpec {
+    /// VM memory: `defaultMiB`, or the container's memory limit plus `overheadMiB` for the guest.
+    public static func memoryMiB(_ spec: RuntimeSpec, defaultMiB: Int, overheadMiB: Int) -> Int {
+        guard let limit = spec.linux?.resources?.memory?.limit, limit > 0 else { return defaultMiB }
+        let limitMiB = Int((limit + (1 << 20) - 1) >> 20)
+        return max(defaultMiB, limitMiB + overheadMiB)
+    }
+
+    /// vCPUs: `defaultCount`, or the CPU quota rounded up (at most `hostCPUs`).
+    public static func vcpus(_ spec: RuntimeSpec, defaultCount: Int,
+                             hostCPUs: Int = ProcessInfo.processInfo.activeProcessorCount) -> Int {
+        guard let cpu = spec.linux?.resources?.cpu, let quota = cpu.quota, quota > 0,
+              let period = cpu.period, period > 0 else { return defaultCount }
+        let wanted = Int((UInt64(quota) + period - 1) / period)
+        return max(1, min(wanted, hostCPUs))
+    }
+
+    /// A QEMU-safe VM name for a container or pod id.
+    public static func vmName(_ id: String) -> String {
+        let cleaned = String(id.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") ? $0 : "-" })
+        return "qbx-" + String(cleaned.prefix(48))
+    }
+
+    /// The config.json the guest gets: `original` (containerd's bytes) unless the rootfs
+    /// path, the terminal flag or the namespaces must change. The container never gets a
+    /// network namespace of its own in the guest: it shares the VM's, which holds the
+    /// interfaces of the namespace it was given (``Sandbox/attachNetwork()``). `files`
+    /// (container path, guest path) are bind-mounted read-only into the container.
+    public static func guestConfig(_ spec: RuntimeSpec, original: Data, terminal: Bool,
+                                   files: [(destination: String, source: String)] = []) throws -> Data {
+        let networkNamespace = spec.linux?.namespaces?.contains { $0.type == .network } ?? false
+        if spec.root?.path == "rootfs" && (spec.process?.terminal ?? false) == terminal && !networkNamespace
+            && files.isEmpty {
+            return original
+        }
+        do {
+            return try JSONEncoder().encode(spec.with {
+                if $0.root == nil { $0.root = RuntimeSpec.Root() }
+                $0.root?.path = "rootfs"
+                $0.process?.terminal = terminal
+                $0.linux?.namespaces?.removeAll { $0.type == .network }
+                $0.mounts = ($0.mounts ?? []) + files.map {
+                    RuntimeSpec.Mount(destination: $0.destination, type: "bind", source: $0.source, options: ["rbind", "ro"])
+                }
+                if $0.mounts?.isEmpty == true { $0.mounts = nil }
+            })
+        } catch {
+            throw QemuboxError(.invalidBundle, "cannot re-encode config.json: \(error)")
+        }
+    }
+
+    /// A file the host writes into the guest for a container.
+    public struct GuestFile: Sendable, Hashable {
+        /// Where the container sees it.
+        public var destination: String
+        /// Where it is written in the guest (next to the guest bundle).
+        public var guestPath: String
+        /// Its text.
+        public var content: String
+    }
+
+    /// The files a container gets from networks the host attached itself (`[network]`):
+    /// `/etc/resolv.conf` from the first result naming DNS servers and `/etc/hosts` with
+    /// its addresses under the spec's hostname — each unless the spec mounts its own.
+    public static func networkFiles(_ attachment: CNIAttachment?, spec: RuntimeSpec, plan: RootfsPlan) -> [GuestFile] {
+        guard let attachment else { return [] }
+        var files: [GuestFile] = []
+        if let resolv = attachment.resolvConf {
+            files.append(GuestFile(destination: "/etc/resolv.conf", guestPath: plan.guestBundle + "/resolv.conf",
+                                   content: resolv))
+        }
+        let hostname = spec.hostname.flatMap { $0.isEmpty ? nil : $0 }
+        var hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        if let hostname {
+            for address in attachment.addresses { hosts += "\(address)\t\(hostname)\n" }
+        }
+        files.append(GuestFile(destination: "/etc/hosts", guestPath: plan.guestBundle + "/hosts", content: hosts))
+        return files.filter { file in !(spec.mounts?.contains { $0.destination == file.destination } ?? false) }
+    }
+
+    /// A short stable digest of `text` (32 hex digits) for file and namespace names.
+    public static func digest(_ text: String) -> String {
+        var a: UInt64 = 0xcbf2_9ce4_8422_2325, b: UInt64 = 0x8422_2325_cbf2_9ce4
+        for byte in text.utf8 {
+            a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+            b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 &+ 1
+        }
+        return String(format: "%016llx%016llx", a, b)
+    }
+
+    /// The name of the network namespace the host makes for a pod (`/run/netns/qbx-<digest>`).
+    public static func namespaceName(namespace: String, id: String) -> String {
+        "qbx-" + String(digest(namespace + "/" + id).prefix(16))
+    }
+}
