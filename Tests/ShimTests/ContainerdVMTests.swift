@@ -45,6 +45,32 @@ import Testing
         }
     }
 
+    /// `ctr run --mount type=bind`: a read-only directory and file read as under runc (and
+    /// stay read-only); a read-write directory is a clear error under qemubox, never dropped.
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func bindMountsMatchRunc() async throws {
+        try await TemporaryDirectory.with(prefix: "qbx-bind") { dir in
+            try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
+            try "alpha\n".write(toFile: dir + "/data/a.txt", atomically: false, encoding: .utf8)
+            try "file\n".write(toFile: dir + "/f", atomically: false, encoding: .utf8)
+            let mounts = "--mount type=bind,src=\(dir)/data,dst=/data,options=rbind:ro "
+                + "--mount type=bind,src=\(dir)/f,dst=/f,options=rbind:ro"
+            try await Self.withVM { containerd in
+                for (n, runtime) in [Self.runc, Self.qemubox].enumerated() {
+                    let run = try await containerd.ctr(
+                        "run --rm \(mounts) \(runtime) \(Self.image) bind\(n) sh -c 'cat /data/a.txt /f; touch /data/x || exit 5'")
+                    #expect(run.status == 5, "\(runtime): \(run.stderr)")
+                    #expect(run.stdout == "alpha\nfile\n", "\(runtime): \(run.stderr)")
+                }
+                let rw = try await containerd.ctr(
+                    "run --rm --mount type=bind,src=\(dir)/data,dst=/data,options=rbind:rw \(Self.qemubox) \(Self.image) bindrw true")
+                #expect(rw.status != 0)
+                #expect(rw.stderr.contains("read-write directory"), "\(rw.stderr)")
+                #expect(!FileManager.default.fileExists(atPath: dir + "/data/x"))
+            }
+        }
+    }
+
     /// `warm_start = true`: the first task saves a template, later ones restore it;
     /// output, exit codes and the writable layer behave as with a boot.
     @Test(.enabled(if: PrivateContainerd.vmAvailable))

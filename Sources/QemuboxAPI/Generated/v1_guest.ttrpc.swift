@@ -29,6 +29,10 @@ public protocol QemuboxGuestV1SystemService: Sendable {
     func mkdir(_ request: Qemubox_Guest_V1_MkdirRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
     /// `qemubox.guest.v1.System/WriteFile`.
     func writeFile(_ request: Qemubox_Guest_V1_WriteFileRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
+    /// `qemubox.guest.v1.System/SyncTree`.
+    func syncTree(_ request: Qemubox_Guest_V1_SyncTreeRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
+    /// `qemubox.guest.v1.System/ReadFile`.
+    func readFile(_ request: Qemubox_Guest_V1_ReadFileRequest, context: TTRPCRequestContext) async throws -> Qemubox_Guest_V1_ReadFileResponse
     /// `qemubox.guest.v1.System/ConfigureNetwork`.
     func configureNetwork(_ request: Qemubox_Guest_V1_ConfigureNetworkRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
     /// `qemubox.guest.v1.System/ExportChanges`.
@@ -75,6 +79,14 @@ extension QemuboxGuestV1SystemService {
         throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/WriteFile is not implemented")
     }
 
+    public func syncTree(_ request: Qemubox_Guest_V1_SyncTreeRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/SyncTree is not implemented")
+    }
+
+    public func readFile(_ request: Qemubox_Guest_V1_ReadFileRequest, context: TTRPCRequestContext) async throws -> Qemubox_Guest_V1_ReadFileResponse {
+        throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/ReadFile is not implemented")
+    }
+
     public func configureNetwork(_ request: Qemubox_Guest_V1_ConfigureNetworkRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/ConfigureNetwork is not implemented")
     }
@@ -102,6 +114,8 @@ extension QemuboxGuestV1SystemService {
             "Unmount": .unary(Qemubox_Guest_V1_UnmountRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.unmount($0, context: $1) },
             "Mkdir": .unary(Qemubox_Guest_V1_MkdirRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.mkdir($0, context: $1) },
             "WriteFile": .unary(Qemubox_Guest_V1_WriteFileRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.writeFile($0, context: $1) },
+            "SyncTree": .unary(Qemubox_Guest_V1_SyncTreeRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.syncTree($0, context: $1) },
+            "ReadFile": .unary(Qemubox_Guest_V1_ReadFileRequest.self, Qemubox_Guest_V1_ReadFileResponse.self) { [self] in try await self.readFile($0, context: $1) },
             "ConfigureNetwork": .unary(Qemubox_Guest_V1_ConfigureNetworkRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.configureNetwork($0, context: $1) },
             "ExportChanges": .serverStreaming(Qemubox_Guest_V1_ExportChangesRequest.self, Qemubox_Guest_V1_ChangeRecord.self) { [self] in try await self.exportChanges($0, context: $1, writer: $2) },
             "Shutdown": .unary(Qemubox_Guest_V1_ShutdownRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.shutdown($0, context: $1) },
@@ -156,6 +170,16 @@ public struct QemuboxGuestV1SystemClient: Sendable {
     /// Calls `qemubox.guest.v1.System/WriteFile`.
     public func writeFile(_ request: Qemubox_Guest_V1_WriteFileRequest, options: TTRPCCallOptions = TTRPCCallOptions()) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         try await client.call(service: "qemubox.guest.v1.System", method: "WriteFile", request: request, as: SwiftProtobuf.Google_Protobuf_Empty.self, options: options)
+    }
+
+    /// Calls `qemubox.guest.v1.System/SyncTree`.
+    public func syncTree(_ request: Qemubox_Guest_V1_SyncTreeRequest, options: TTRPCCallOptions = TTRPCCallOptions()) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
+        try await client.call(service: "qemubox.guest.v1.System", method: "SyncTree", request: request, as: SwiftProtobuf.Google_Protobuf_Empty.self, options: options)
+    }
+
+    /// Calls `qemubox.guest.v1.System/ReadFile`.
+    public func readFile(_ request: Qemubox_Guest_V1_ReadFileRequest, options: TTRPCCallOptions = TTRPCCallOptions()) async throws -> Qemubox_Guest_V1_ReadFileResponse {
+        try await client.call(service: "qemubox.guest.v1.System", method: "ReadFile", request: request, as: Qemubox_Guest_V1_ReadFileResponse.self, options: options)
     }
 
     /// Calls `qemubox.guest.v1.System/ConfigureNetwork`.

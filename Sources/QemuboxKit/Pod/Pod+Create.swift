@@ -65,8 +65,12 @@ extension Pod {
             sandboxConfiguration.network = networkPlan.network
             let networkReady = ContinuousClock.now
             let files = PodSpec.networkFiles(attachment, spec: spec, plan: rootfs.plan)
-            let guestConfig = try PodSpec.guestConfig(spec, original: configJSON, terminal: request.terminal,
-                                                      files: files.map { ($0.destination, $0.guestPath) })
+            let hostMounts = try HostMount.plan(spec, guestBundle: rootfs.plan.guestBundle)
+            let trees = try await Self.snapshots(hostMounts)
+            let guestConfig = try PodSpec.guestConfig(
+                spec, original: configJSON, terminal: request.terminal,
+                files: files.map { ($0.destination, $0.guestPath) },
+                sources: Dictionary(uniqueKeysWithValues: hostMounts.map { ($0.index, $0.guestPath) }))
             let sandbox = try await Sandbox.start(sandboxConfiguration, extraDisks: rootfs.plan.disks)
             box = sandbox
             for file in files {
@@ -75,6 +79,7 @@ extension Pod {
                 write.data = Data(file.content.utf8)
                 _ = try await sandbox.agent.system.writeFile(write)
             }
+            for (mount, tree) in zip(hostMounts, trees) { try await sandbox.syncTree(mount.guestPath, tree) }
             var attached: [AttachedInterface] = []
             if !networkPlan.attachAtStart, sandboxConfiguration.network != nil {
                 attached = try await sandbox.attachNetwork()
@@ -99,8 +104,12 @@ extension Pod {
             self.attached = attached
             containers[request.id] = Container(
                 id: request.id, bundle: request.bundle, directory: directory, rootfs: rootfs,
-                writebackPolicy: rootfs.writeback == nil ? nil : policy, processes: ["": process])
+                writebackPolicy: rootfs.writeback == nil ? nil : policy, processes: ["": process],
+                hostMounts: hostMounts,
+                copiedIn: Dictionary(uniqueKeysWithValues: zip(hostMounts, trees).filter { !$0.0.readOnly }
+                    .map { ($0.0.index, $0.1.first?.data ?? Data()) }))
             startBackground(sandbox)
+            watchHostMounts(request.id)
             let created = ContinuousClock.now
             timings = ["rootfs": (rootfsReady - started).podSeconds, "network": (networkReady - rootfsReady).podSeconds,
                        "boot": (booted - networkReady).podSeconds, "create": (created - booted).podSeconds,

@@ -42,6 +42,7 @@ extension Pod {
         }
         containers[containerID]?.deleted = true
         let deleteStarted = ContinuousClock.now
+        await releaseHostMounts(container)
         var writtenBack = false
         if let sandbox, await vmAlive() {
             var request = Containerd_Task_V2_DeleteRequest()
@@ -83,6 +84,7 @@ extension Pod {
         for container in live {
             containers[container.id]?.deleted = true
         }
+        for container in live { await releaseHostMounts(container) }
         var writtenBack: Set<String> = []
         if await vmAlive() {
             for container in live where await streamWriteBack(container) { writtenBack.insert(container.id) }

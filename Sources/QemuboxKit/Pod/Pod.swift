@@ -54,6 +54,10 @@ public actor Pod {
         /// What the writable layer may bring back (nil: nothing goes back).
         var writebackPolicy: WritebackPolicy?
         var processes: [String: Process]
+        /// Host bind mounts copied into the guest, and what a read-write file held when copied in.
+        var hostMounts: [HostMount] = []
+        var copiedIn: [Int: Data] = [:]
+        var watcher: HostMountWatcher?
         var deleted = false
         var initExitPublished = false
     }

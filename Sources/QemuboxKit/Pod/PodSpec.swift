@@ -30,16 +30,22 @@ public enum PodSpec {
     /// path, the terminal flag or the namespaces must change. The container never gets a
     /// network namespace of its own in the guest: it shares the VM's, which holds the
     /// interfaces of the namespace it was given (``Sandbox/attachNetwork()``). `files`
-    /// (container path, guest path) are bind-mounted read-only into the container.
+    /// (container path, guest path) are bind-mounted read-only into the container;
+    /// `sources` replaces the source of the spec's mount at each index (host bind mounts
+    /// become their copies in the guest, ``HostMount``).
     public static func guestConfig(_ spec: RuntimeSpec, original: Data, terminal: Bool,
-                                   files: [(destination: String, source: String)] = []) throws -> Data {
+                                   files: [(destination: String, source: String)] = [],
+                                   sources: [Int: String] = [:]) throws -> Data {
         let networkNamespace = spec.linux?.namespaces?.contains { $0.type == .network } ?? false
         if spec.root?.path == "rootfs" && (spec.process?.terminal ?? false) == terminal && !networkNamespace
-            && files.isEmpty {
+            && files.isEmpty && sources.isEmpty {
             return original
         }
         do {
             return try JSONEncoder().encode(spec.with {
+                for (index, source) in sources where index < ($0.mounts?.count ?? 0) {
+                    $0.mounts?[index].source = source
+                }
                 if $0.root == nil { $0.root = RuntimeSpec.Root() }
                 $0.root?.path = "rootfs"
                 $0.process?.terminal = terminal
