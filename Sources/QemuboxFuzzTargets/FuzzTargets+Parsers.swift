@@ -16,10 +16,18 @@ extension FuzzTargets {
         precondition(header.line == line, "header \(header) does not print back as \(line.debugDescription)")
     }
 
-    /// `config.toml`: `QemuboxConfiguration.parse(_:source:)` (TOMLKit, then the
-    /// key-by-key checks and `validate`) on the input decoded as UTF-8.
+    /// `config.toml`: `QemuboxConfiguration.parse(bytes:source:)` (qemubox's TOML 1.0
+    /// parser, then the key-by-key checks and `validate`) on the raw input, invalid UTF-8
+    /// included. A refusal must be an `invalidConfiguration` error naming the file.
     public static func configTOML(_ data: [UInt8]) {
-        _ = try? QemuboxConfiguration.parse(String(decoding: data, as: UTF8.self), source: "fuzz.toml")
+        do {
+            _ = try QemuboxConfiguration.parse(bytes: data, source: "fuzz.toml")
+        } catch let error as QemuboxError {
+            precondition(error.code == .invalidConfiguration && error.message.hasPrefix("fuzz.toml:"),
+                         "config.toml refused with an unexpected error: \(error)")
+        } catch {
+            preconditionFailure("config.toml refused with a foreign error: \(error)")
+        }
     }
 
     /// OCI layer tarballs: the input is written to a file and converted with
