@@ -43,6 +43,10 @@ public struct MachineDescription: Sendable, Hashable {
     public var serialPorts: [SerialPort]
     /// vsock device, needs `/dev/vhost-vsock` on the host.
     public var vsock: Vsock?
+    /// Host directories shared with the guest through virtio-fs, each served by its own
+    /// virtiofsd (guest RAM becomes a shared memfd, which vhost-user needs; such a
+    /// machine cannot be saved as a template).
+    public var sharedDirectories: [SharedDirectory] = []
     /// Attach virtio-rng fed from /dev/urandom (without it first execs block on entropy).
     public var rng: Bool
     /// Attach a pvpanic device so a guest panic is reported (GUEST_PANICKED) and ends QEMU.
@@ -200,6 +204,26 @@ public struct NIC: Sendable, Hashable {
         self.backend = backend
         self.mtu = mtu
         self.vhost = vhost
+    }
+}
+
+/// A host directory the guest mounts with `mount -t virtiofs TAG DIR`, served by
+/// virtiofsd (QEMU's, `/usr/lib/qemu/virtiofsd`) running as root in its own namespace
+/// sandbox (mount, pid and network namespaces, pivot_root into the directory, seccomp).
+public struct SharedDirectory: Sendable, Hashable {
+    /// The tag the guest mounts (at most 36 bytes).
+    public var tag: String
+    /// The host directory.
+    public var path: String
+    /// virtiofsd's capability changes (`-o modcaps=`), e.g. `["-mknod", "-setfcap"]`:
+    /// what the guest may not do to the directory's files.
+    public var capabilityChanges: [String]
+
+    /// Creates a share.
+    public init(tag: String, path: String, capabilityChanges: [String] = []) {
+        self.tag = tag
+        self.path = path
+        self.capabilityChanges = capabilityChanges
     }
 }
 

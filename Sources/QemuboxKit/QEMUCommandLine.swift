@@ -25,6 +25,8 @@ public enum QEMUCommandLine {
         public var vhosts: [String: Int32] = [:]
         /// The listening socket of each ``SerialPort``, in order.
         public var serialPorts: [Int32] = []
+        /// QEMU's end of each ``SharedDirectory``'s vhost-user connection, in order.
+        public var sharedDirectories: [Int32] = []
         /// The image of each disk with a file, by disk id (also its fdset id), opened as the
         /// disk is attached (read-only or read-write).
         public var disks: [String: Int32] = [:]
@@ -56,6 +58,7 @@ public enum QEMUCommandLine {
         }
         for nic in d.nics where nic.vhost && layout.taps[nic.id] != nil { layout.vhosts[nic.id] = take() }
         layout.serialPorts = d.serialPorts.map { _ in take() }
+        layout.sharedDirectories = d.sharedDirectories.map { _ in take() }
         for disk in d.disks where disk.emptyBytes == nil {
             layout.disks[disk.id] = take()
             if !disk.readOnly { layout.diskReadOnlyCopies[disk.id] = take() }
@@ -85,7 +88,7 @@ public enum QEMUCommandLine {
         var a: [String] = []
         a += ["-name", "\(d.name),process=qemubox-\(d.name)"]
         var machine = microvm ? "microvm,x-option-roms=off,isa-serial=on,rtc=on" : "q35"
-        if d.memoryFile != nil { machine += ",memory-backend=qemubox-ram" }
+        if d.memoryFile != nil || !d.sharedDirectories.isEmpty { machine += ",memory-backend=qemubox-ram" }
         a += ["-M", machine]
         switch m.host.accelerator.accelerator {
         case .kvm: a += ["-accel", "kvm", "-cpu", d.cpuModel ?? "host"]
@@ -104,6 +107,9 @@ public enum QEMUCommandLine {
         if let file = d.memoryFile {
             a += ["-object", "memory-backend-file,id=qemubox-ram,size=\(d.memoryMiB)M,mem-path=\(file.path)"
                 + ",share=\(file.shared ? "on" : "off")"]
+        } else if !d.sharedDirectories.isEmpty {
+            // vhost-user backends map guest RAM: it must be shared memory.
+            a += ["-object", "memory-backend-memfd,id=qemubox-ram,size=\(d.memoryMiB)M,share=on"]
         }
         a += ["-kernel", d.kernel.kernelPath]
         if let initrd = d.kernel.initrdPath { a += ["-initrd", initrd] }
@@ -151,6 +157,10 @@ public enum QEMUCommandLine {
                 a += ["-chardev", "socket,id=vport\(i),fd=\(fds.serialPorts[i]),server=on,wait=off",
                       "-device", "virtserialport,bus=vser0.0,chardev=vport\(i),name=\(port.name)"]
             }
+        }
+        for (i, share) in d.sharedDirectories.enumerated() {
+            a += ["-chardev", "socket,id=fs\(i),fd=\(fds.sharedDirectories[i])",
+                  "-device", "vhost-user-fs-\(bus),chardev=fs\(i),tag=\(share.tag)"]
         }
         if let v = d.vsock {
             a += ["-device", "vhost-vsock-\(bus),guest-cid=\(v.guestCID),vhostfd=\(fds.vsock ?? -1)"]

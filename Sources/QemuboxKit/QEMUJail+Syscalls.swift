@@ -42,7 +42,8 @@ extension QEMUJail {
                           "getrlimit", "getrandom", "getpid", "getppid", "getuid", "geteuid", "getgid", "getegid",
                           "getresuid", "getresgid", "getgroups", "uname", "sysinfo", "getrusage", "umask",
                           "wait4"]
-    /// The sockets QEMU was passed: accept on its listeners, messages with descriptors.
+    /// The sockets QEMU was passed: accept on its listeners, messages with descriptors;
+    /// `socketpair` for a vhost-user backend's reply channel (virtio-fs, sent to virtiofsd).
     static let network = ["listen", "accept", "accept4", "recvfrom", "recvmsg", "sendto", "sendmsg", "shutdown",
-                          "getsockopt", "setsockopt", "getsockname", "getpeername"]
+                          "getsockopt", "setsockopt", "getsockname", "getpeername", "socketpair"]
 }

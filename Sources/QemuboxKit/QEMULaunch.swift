@@ -10,6 +10,9 @@ struct QEMULaunch {
     var descriptors: [(source: Int32, target: Int32)] = []
     var taps: [ProcessSpawner.Tap] = []
     var opened: [Int32] = []
+    /// The listening end of each shared directory's vhost-user socket, for its virtiofsd
+    /// (QEMU's end is already connected to it).
+    var shareListeners: [Int32] = []
 
     /// Closes every descriptor opened here (QEMU holds its own copies once spawned).
     mutating func closeAll() {
@@ -131,6 +134,14 @@ struct QEMULaunch {
         for (port, target) in zip(d.serialPorts, layout.serialPorts) {
             descriptors.append((try listen(port.socketPath), target))
         }
+        for (index, target) in layout.sharedDirectories.enumerated() {
+            // virtiofsd accepts on the listener; QEMU gets a socket already connected to it.
+            // The listener has an abstract name (no file, no path length limit), unique per VM.
+            let name = "qemubox-fs-\(getpid())-\(UInt64.random(in: 0...UInt64.max))-\(index)"
+            let listener = try abstractSocket(name, listening: true)
+            descriptors.append((try abstractSocket(name, listening: false), target))
+            shareListeners.append(listener)
+        }
         for disk in d.disks {
             guard let target = layout.disks[disk.id] else { continue }
             var flags = disk.readOnly ? O_RDONLY : O_RDWR
@@ -151,6 +162,30 @@ struct QEMULaunch {
         let fd = Glibc.open(path, flags | O_CLOEXEC)
         guard fd >= 0 else { throw QemuboxError(.spawnFailed, "open \(path): \(String(cString: strerror(errno)))") }
         opened.append(fd)
+        return fd
+    }
+
+    /// A unix socket in the abstract namespace: listening on `name`, or connected to it.
+    private mutating func abstractSocket(_ name: String, listening: Bool) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw QemuboxError(.spawnFailed, "socket: \(String(cString: strerror(errno)))") }
+        opened.append(fd)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(name.utf8.prefix(100))
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw[0] = 0
+            for (i, byte) in bytes.enumerated() { raw[i + 1] = byte }
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + 1 + bytes.count)
+        let rc = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+                listening ? bind(fd, socketAddress, length) : Glibc.connect(fd, socketAddress, length)
+            }
+        }
+        guard rc == 0, !listening || Glibc.listen(fd, 1) == 0 else {
+            throw QemuboxError(.spawnFailed, "\(listening ? "listen on" : "connect to") @\(name): \(String(cString: strerror(errno)))")
+        }
         return fd
     }
 

@@ -67,6 +67,26 @@ public struct ResolvedMachine: Sendable, Hashable {
         if let file = d.memoryFile, file.path.isEmpty || file.path.contains(",") {
             throw bad("memory file: path empty or has a comma")
         }
+        if !d.sharedDirectories.isEmpty, let file = d.memoryFile, !file.shared {
+            throw bad("shared directories need shared guest memory (vhost-user): the memory file is private")
+        }
+        var tags = Set<String>()
+        for share in d.sharedDirectories {
+            guard !share.tag.isEmpty, share.tag.utf8.count <= 36,
+                  share.tag.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }),
+                  tags.insert(share.tag).inserted else {
+                throw bad("shared directory tag '\(share.tag)' must be unique, 1-36 of [A-Za-z0-9_-]")
+            }
+            guard share.path.hasPrefix("/"), !share.path.contains(",") else {
+                throw bad("shared directory \(share.tag): path must be absolute without commas")
+            }
+            for change in share.capabilityChanges {
+                guard change.count > 1, change.first == "+" || change.first == "-",
+                      change.dropFirst().allSatisfy({ $0.isASCII && ($0.isLowercase || $0 == "_") }) else {
+                    throw bad("shared directory \(share.tag): capability change '\(change)' is not +name or -name")
+                }
+            }
+        }
         for disk in d.disks {
             try checkID(disk.id, "disk")
             guard disk.emptyBytes != nil || (!disk.path.isEmpty && !disk.path.contains(",")) else {

@@ -33,7 +33,7 @@ public final class Sandbox: Sendable {
     /// (the next start saves a new one) and the error says so. On failure everything
     /// is released and the error carries the console's last lines.
     public static func start(_ configuration: SandboxConfiguration, extraDisks: [Disk] = []) async throws -> Sandbox {
-        if let store = configuration.templates {
+        if let store = configuration.templates, configuration.sharedDirectories.isEmpty {
             if extraDisks.count <= store.slots {
                 let template = try await store.template(for: configuration)
                 do {
@@ -74,6 +74,7 @@ public final class Sandbox: Sendable {
         machine.disks = [Disk(id: GuestAssets.systemDiskID, path: configuration.assets.systemImagePath, readOnly: true)]
             + disks
         machine.serialPorts = [SerialPort(name: GuestAgentProtocol.portName, socketPath: agentSocket)]
+        machine.sharedDirectories = configuration.sharedDirectories
         if let network = configuration.network {
             machine.nics = network.nics(vhost: SandboxNetwork.vhostNetUsable)
         } else if configuration.placeholderNICs > 0 {
@@ -214,6 +215,9 @@ public struct SandboxConfiguration: Sendable {
     public var removeStateDirectoryOnExit: Bool
     /// Words appended to the kernel command line (later words win, e.g. `init=`).
     public var extraKernelArguments: [String] = []
+    /// Host directories shared through virtio-fs (a machine with them always boots: it
+    /// cannot be saved or restored as a template).
+    public var sharedDirectories: [SharedDirectory] = []
     /// Warm start: restore a saved guest from this store instead of booting (nil: always boot).
     public var templates: VMTemplateStore?
     /// The network namespace QEMU runs in and the VM's NICs (nil: the host's

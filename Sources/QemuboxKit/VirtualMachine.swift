@@ -34,6 +34,8 @@ public actor VirtualMachine {
     public var pid: Int32? { process?.termination == nil ? process?.pid : nil }
 
     private var process: Subprocess?
+    /// The virtiofsd of each shared directory, ended after QEMU.
+    var sharers: [Sharer] = []
     private var console: ConsoleLog?
     /// QEMU's stderr, drained like the console and capped on disk the same way: a guest
     /// that makes QEMU complain in a loop cannot fill the state directory's file system.
@@ -115,6 +117,10 @@ public actor VirtualMachine {
     }
 
     private func abortStart() async {
+        if process == nil {
+            await Self.stopSharers(sharers, grace: .zero)
+            sharers = []
+        }
         if let process {
             killedByUs = true
             process.signal(SIGKILL)
@@ -186,6 +192,8 @@ public actor VirtualMachine {
             (devNull, 0), (stderrFD, 1), (stderrFD, 2),
             (qmpPair.1, QEMUCommandLine.qmpDescriptor), (consolePair.1, QEMUCommandLine.consoleDescriptor),
         ] + launch.descriptors
+        sharers = try await startSharers(resolved.description.sharedDirectories, listeners: launch.shareListeners,
+                                         devNull: devNull)
         var jailSpec: JailSpec?
         if let jail = configuration.jail, let identity = jailIdentity {
             jailSpec = try jail.spec(for: resolved, binary: binary, identity: identity, root: stateDirectory + "/root")
@@ -273,6 +281,8 @@ public actor VirtualMachine {
     }
 
     private func processExited(_ termination: ProcessTermination) async {
+        await Self.stopSharers(sharers, grace: .seconds(2))
+        sharers = []
         // The QMP socket closes with QEMU: drain the remaining events first, so the
         // final SHUTDOWN / GUEST_PANICKED count in the classification.
         await eventPump?.value

@@ -9,7 +9,8 @@ import Testing
 import TestSupport
 
 /// Host bind mounts: planned and copied into the VM (bounded), read-only ones kept current
-/// as the kubelet updates ConfigMaps (an atomic `..data` swap), read-write files copied back.
+/// as the kubelet updates ConfigMaps (an atomic `..data` swap), read-write files copied back,
+/// read-write directories shared live through virtio-fs.
 @Suite("host bind mounts", .serialized)
 struct HostMountTests {
     static func spec(_ mounts: [RuntimeSpec.Mount]) -> RuntimeSpec {
@@ -30,6 +31,36 @@ struct HostMountTests {
         }
     }
 
+    /// Runs `bundle` in a pod (id `id`, files under `dir/pod`) with its output in `dir/out`:
+    /// `during` runs once the container started (the output path given); returns the exit
+    /// status and the output after delete. Whatever happens, the pod is ended.
+    func runInPod(_ bundle: String, id: String, in dir: String,
+                  during: (String) async throws -> Void) async throws -> (status: UInt32, output: String) {
+        let outPath = dir + "/out"
+        let out = open(outPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        defer { close(out) }
+        var configuration = PodConfiguration(id: id, stateDirectory: dir + "/pod", assets: try Fixture.assets())
+        configuration.writableBytes = 64 << 20
+        let pod = Pod(configuration)
+        var create = Containerd_Task_V2_CreateTaskRequest()
+        create.id = id
+        create.bundle = bundle
+        let status: UInt32
+        do {
+            try await pod.create(create, rootfs: .ephemeral, io: DescriptorIO(stdin: nil, stdout: out, stderr: out))
+            try await pod.start(containerID: id)
+            try await during(outPath)
+            status = try await pod.wait(containerID: id).status
+            _ = try await pod.delete(containerID: id)
+        } catch {
+            await pod.terminate()
+            throw error
+        }
+        let left = (try? FileManager.default.subpathsOfDirectory(atPath: dir + "/pod")) ?? []
+        #expect(left.allSatisfy { $0 == "containers" }, "left behind: \(left)")
+        return (status, try String(contentsOfFile: outPath, encoding: .utf8))
+    }
+
     @Test func planTakesBindMountsAndRefusesWhatCannotBeCopied() throws {
         try TemporaryDirectory.withSync { dir in
             try "x".write(toFile: dir + "/file", atomically: false, encoding: .utf8)
@@ -43,9 +74,19 @@ struct HostMountTests {
             #expect(planned.map(\.kind) == [.file, .directory])
             #expect(planned.map(\.readOnly) == [false, true])
             #expect(planned.map(\.guestPath) == ["/run/b/mounts/1", "/run/b/mounts/2"])
+            #expect(planned.map(\.shared) == [false, false])
+            let rw = try HostMount.plan(Self.spec([
+                RuntimeSpec.Mount(destination: "/c", type: "bind", source: dir + "/d", options: ["rbind", "rw"]),
+            ]), guestBundle: "/run/b")
+            #expect(rw.map(\.shared) == [true])
+            #expect(rw[0].tag(containerID: "c1").utf8.count <= 36)
+            var spec = RuntimeSpec()
+            spec.process = RuntimeSpec.Process()
+            spec.process?.capabilities = RuntimeSpec.Capabilities()
+            spec.process?.capabilities?.bounding = ["CAP_CHOWN", "CAP_MKNOD"]
+            #expect(HostMount.capabilityChanges(spec) == ["-fowner", "-fsetid", "-setfcap"])
             for (mount, code) in [
-                (RuntimeSpec.Mount(destination: "/c", type: "bind", source: dir + "/d", options: ["rbind", "rw"]), QemuboxError.Code.unimplemented),
-                (RuntimeSpec.Mount(destination: "/c", type: "bind", source: "/dev/null", options: ["rbind", "ro"]), .unimplemented),
+                (RuntimeSpec.Mount(destination: "/c", type: "bind", source: "/dev/null", options: ["rbind", "ro"]), QemuboxError.Code.unimplemented),
                 (RuntimeSpec.Mount(destination: "/c", type: "bind", source: dir + "/missing", options: ["rbind", "ro"]), .invalidArgument),
                 (RuntimeSpec.Mount(destination: "/c", type: "bind", source: "relative", options: ["rbind", "ro"]), .invalidArgument),
             ] {
@@ -111,55 +152,53 @@ struct HostMountTests {
                                           options: ["rbind", "rw"]),
                     ]
                 }
-                let outPath = dir + "/out"
-                let out = open(outPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-                defer { close(out) }
-                var configuration = PodConfiguration(id: "m1", stateDirectory: dir + "/pod", assets: try Fixture.assets())
-                configuration.writableBytes = 64 << 20
-                let pod = Pod(configuration)
-                var create = Containerd_Task_V2_CreateTaskRequest()
-                create.id = "m1"
-                create.bundle = bundle
-                do {
-                    try await pod.create(create, rootfs: .ephemeral, io: DescriptorIO(stdin: nil, stdout: out, stderr: out))
-                    try await pod.start(containerID: "m1")
+                let run = try await runInPod(bundle, id: "m1", in: dir) { outPath in
                     #expect(await eventually(timeout: .seconds(30)) {
                         (try? String(contentsOfFile: outPath, encoding: .utf8))?.hasPrefix("hello\nv1\n") == true
                     })
                     // The kubelet's update: a new generation, then the `..data` swap.
                     try Self.writeConfigMap(volume, generation: "2", ["greeting": "updated", "added": "new key"])
-                    let exit = try await pod.wait(containerID: "m1")
-                    #expect(exit.status == 0)
-                    _ = try await pod.delete(containerID: "m1")
-                } catch {
-                    await pod.terminate()
-                    throw error
                 }
-                let output = try String(contentsOfFile: outPath, encoding: .utf8)
-                #expect(output == "hello\nv1\nupdated\nnew key", "output: \(output)")
+                #expect(run.status == 0)
+                #expect(run.output == "hello\nv1\nupdated\nnew key", "output: \(run.output)")
                 #expect(try String(contentsOfFile: dir + "/termination-log", encoding: .utf8) == "done: bye\n")
             }
         }
     }
 
-    @Test("a read-write directory is refused at create, nothing left", .enabled(if: Fixture.available))
-    func readWriteDirectoryIsRefused() async throws {
-        try await TemporaryDirectory.with { dir in
-            try FileManager.default.createDirectory(atPath: dir + "/data", withIntermediateDirectories: true)
-            let bundle = try Fixture.bundle(in: dir, ["true"]) {
-                $0.mounts = ($0.mounts ?? []) + [
-                    RuntimeSpec.Mount(destination: "/data", type: "bind", source: dir + "/data", options: ["rbind", "rw"]),
-                ]
+    @Test("a read-write directory is shared live both ways through virtio-fs", .enabled(if: Fixture.available))
+    func readWriteDirectoryIsShared() async throws {
+        try await ConcurrencyLimit.vms.run {
+            try await TemporaryDirectory.with { dir in
+                let data = dir + "/data"
+                try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+                try "from host\n".write(toFile: data + "/in.txt", atomically: false, encoding: .utf8)
+                // Reads the host's file, writes its own, waits for one the host adds while it runs;
+                // mknod is refused (the spec's bounding set has no CAP_MKNOD).
+                let script = """
+                    cat /data/in.txt; echo from guest > /data/out.txt; mkdir /data/sub
+                    mknod /data/null c 1 3 2>/dev/null && echo MKNOD
+                    i=0; while [ ! -e /data/late.txt ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+                    cat /data/late.txt
+                    """
+                let bundle = try Fixture.bundle(in: dir, ["sh", "-c", script]) {
+                    $0.mounts = ($0.mounts ?? []) + [
+                        RuntimeSpec.Mount(destination: "/data", type: "bind", source: data, options: ["rbind", "rw"]),
+                    ]
+                    $0.process?.capabilities?.bounding?.removeAll { $0 == "CAP_MKNOD" }
+                }
+                let run = try await runInPod(bundle, id: "m2", in: dir) { _ in
+                    #expect(await eventually(timeout: .seconds(30)) {
+                        (try? String(contentsOfFile: data + "/out.txt", encoding: .utf8)) == "from guest\n"
+                    })
+                    try "added later\n".write(toFile: data + "/late.txt", atomically: false, encoding: .utf8)
+                }
+                #expect(run.status == 0)
+                #expect(run.output == "from host\nadded later\n", "output: \(run.output)")
+                var info = stat()
+                #expect(stat(data + "/sub", &info) == 0 && info.st_mode & S_IFMT == S_IFDIR)
+                #expect(!FileManager.default.fileExists(atPath: data + "/null"), "mknod reached the host")
             }
-            let pod = Pod(PodConfiguration(id: "m2", stateDirectory: dir + "/pod", assets: try Fixture.assets()))
-            var create = Containerd_Task_V2_CreateTaskRequest()
-            create.id = "m2"
-            create.bundle = bundle
-            await #expect { try await pod.create(create, rootfs: .ephemeral, io: DescriptorIO(stdin: nil, stdout: nil, stderr: nil)) }
-                throws: { ($0 as? QemuboxError)?.code == .unimplemented && "\($0)".contains("read-write directory") }
-            #expect(await pod.vm == nil, "no VM was booted")
-            let left = (try? FileManager.default.subpathsOfDirectory(atPath: dir + "/pod")) ?? []
-            #expect(left.allSatisfy { $0 == "containers" }, "left behind: \(left)")
         }
     }
 }

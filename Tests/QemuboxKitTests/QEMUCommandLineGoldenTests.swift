@@ -60,6 +60,21 @@ import Testing
         #expect(argv.suffix(2) == ["-incoming", "defer"])
     }
 
+    /// Shared directories: shared memfd RAM (vhost-user), one vhost-user-fs device per share
+    /// on a descriptor after the serial listeners.
+    @Test func sharedDirectoriesMicrovm() throws {
+        var m = MachineDescription(name: "fs", kernel: Self.kernel,
+                                   serialPorts: [SerialPort(name: "org.qemubox.agent", socketPath: "/run/qb/agent.sock")])
+        m.sharedDirectories = [SharedDirectory(tag: "qbx-data-1", path: "/srv/data", capabilityChanges: ["-mknod"]),
+                               SharedDirectory(tag: "qbx-data-2", path: "/srv/other")]
+        try check("microvm-shared-directories", m)
+        let layout = QEMUCommandLine.layout(for: try ResolvedMachine(m, host: Self.tcg))
+        #expect(layout.serialPorts == [5] && layout.sharedDirectories == [6, 7] && layout.control == 8)
+        var privateRAM = m
+        privateRAM.memoryFile = MemoryFile(path: "/t/memory", shared: false)
+        #expect(throws: QemuboxError.self) { try ResolvedMachine(privateRAM, host: Self.tcg) }
+    }
+
     /// A warm-start template's NICs are connected to nothing (a hub port each); a clone has TAPs
     /// with the same netdev ids and device MACs in their place.
     @Test func templateNICsAndTheirClones() throws {
@@ -132,6 +147,12 @@ import Testing
         ("long tap name", MachineDescription(name: "a", kernel: kernel, nics: [NIC(id: "n", backend: .tapName("tap-name-too-long-x"))])),
         ("cid 2", MachineDescription(name: "a", kernel: kernel, vsock: Vsock(guestCID: 2))),
         ("space in cmdline word", MachineDescription(name: "a", kernel: KernelBoot(kernelPath: "/k", commandLine: ["a b"]))),
+        ("bad share tag", { var m = MachineDescription(name: "a", kernel: kernel)
+            m.sharedDirectories = [SharedDirectory(tag: "a b", path: "/d")]; return m }()),
+        ("relative share", { var m = MachineDescription(name: "a", kernel: kernel)
+            m.sharedDirectories = [SharedDirectory(tag: "t", path: "d")]; return m }()),
+        ("bad modcaps", { var m = MachineDescription(name: "a", kernel: kernel)
+            m.sharedDirectories = [SharedDirectory(tag: "t", path: "/d", capabilityChanges: ["mknod"])]; return m }()),
         ("duplicate port", MachineDescription(name: "a", kernel: kernel, serialPorts: [SerialPort(name: "p", socketPath: "/a"),
                                                                                        SerialPort(name: "p", socketPath: "/b")])),
     ])

@@ -12,7 +12,8 @@ import QemuboxAPI
 ///   or Secret the kubelet updates, an edited file) is synced into the copy in place;
 /// - a read-write file is copied in at create and its content copied back into the host
 ///   file when the container is deleted (CRI's `/dev/termination-log`, `/etc/hosts`);
-/// - a read-write directory is refused with a clear error (it needs a shared filesystem).
+/// - a read-write directory is shared live through virtio-fs (``SharedDirectory``: virtiofsd
+///   serves it; the guest mounts it where the copy would be).
 public struct HostMount: Sendable, Hashable {
     /// A file or a directory.
     public enum Kind: Sendable, Hashable {
@@ -34,6 +35,24 @@ public struct HostMount: Sendable, Hashable {
     public var guestPath: String
     /// Its index in the spec's `mounts`.
     public var index: Int
+
+    /// Shared live through virtio-fs (a read-write directory) rather than copied.
+    public var shared: Bool { kind == .directory && !readOnly }
+
+    /// The virtio-fs tag of a shared mount (unique in the VM: container and index).
+    public func tag(containerID: String) -> String {
+        "qbx-" + String(PodSpec.digest(containerID).prefix(16)) + "-\(index)"
+    }
+
+    /// virtiofsd's capability changes for a container: what its bounding set lacks of
+    /// what virtiofsd would otherwise do on the guest's behalf (chown, set-id bits kept on
+    /// write, device nodes, file capabilities, acting as the owner).
+    public static func capabilityChanges(_ spec: RuntimeSpec) -> [String] {
+        let bounding = Set(spec.process?.capabilities?.bounding ?? [])
+        return ["CAP_CHOWN", "CAP_FOWNER", "CAP_FSETID", "CAP_MKNOD", "CAP_SETFCAP"]
+            .filter { !bounding.contains($0) }
+            .map { "-" + $0.dropFirst(4).lowercased() }
+    }
 
     /// Bytes of file content one mount may hold (a `SyncTree` request must fit a ttrpc message).
     public static let maximumBytes = 3 << 20
@@ -66,10 +85,6 @@ public struct HostMount: Sendable, Hashable {
             default:
                 throw QemuboxError(.unimplemented,
                     "bind mount \(source) at \(mount.destination): qemubox copies bind mounts into the VM, and only files and directories can be copied")
-            }
-            if kind == .directory && !readOnly {
-                throw QemuboxError(.unimplemented,
-                    "bind mount \(source) at \(mount.destination) is a read-write directory: qemubox copies bind mounts into the VM and cannot share a directory the container writes yet; mount it read-only (ro)")
             }
             mounts.append(HostMount(source: source, destination: mount.destination, readOnly: readOnly, kind: kind,
                                     guestPath: guestBundle + "/mounts/\(index)", index: index))

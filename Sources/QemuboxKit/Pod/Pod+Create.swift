@@ -66,7 +66,12 @@ extension Pod {
             let networkReady = ContinuousClock.now
             let files = PodSpec.networkFiles(attachment, spec: spec, plan: rootfs.plan)
             let hostMounts = try HostMount.plan(spec, guestBundle: rootfs.plan.guestBundle)
-            let trees = try await Self.snapshots(hostMounts)
+            let copied = hostMounts.filter { !$0.shared }
+            let trees = try await Self.snapshots(copied)
+            sandboxConfiguration.sharedDirectories = hostMounts.filter(\.shared).map {
+                SharedDirectory(tag: $0.tag(containerID: request.id), path: $0.source,
+                                capabilityChanges: HostMount.capabilityChanges(spec))
+            }
             let guestConfig = try PodSpec.guestConfig(
                 spec, original: configJSON, terminal: request.terminal,
                 files: files.map { ($0.destination, $0.guestPath) },
@@ -79,7 +84,8 @@ extension Pod {
                 write.data = Data(file.content.utf8)
                 _ = try await sandbox.agent.system.writeFile(write)
             }
-            for (mount, tree) in zip(hostMounts, trees) { try await sandbox.syncTree(mount.guestPath, tree) }
+            for (mount, tree) in zip(copied, trees) { try await sandbox.syncTree(mount.guestPath, tree) }
+            try await sandbox.mountShared(hostMounts.filter(\.shared), containerID: request.id)
             var attached: [AttachedInterface] = []
             if !networkPlan.attachAtStart, sandboxConfiguration.network != nil {
                 attached = try await sandbox.attachNetwork()
@@ -106,7 +112,7 @@ extension Pod {
                 id: request.id, bundle: request.bundle, directory: directory, rootfs: rootfs,
                 writebackPolicy: rootfs.writeback == nil ? nil : policy, processes: ["": process],
                 hostMounts: hostMounts,
-                copiedIn: Dictionary(uniqueKeysWithValues: zip(hostMounts, trees).filter { !$0.0.readOnly }
+                copiedIn: Dictionary(uniqueKeysWithValues: zip(copied, trees).filter { !$0.0.readOnly }
                     .map { ($0.0.index, $0.1.first?.data ?? Data()) }))
             startBackground(sandbox)
             watchHostMounts(request.id)

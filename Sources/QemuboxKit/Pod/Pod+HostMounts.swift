@@ -16,6 +16,22 @@ extension Sandbox {
     }
 }
 
+extension Sandbox {
+    /// Mounts the virtio-fs shares of a container's read-write directories at their guest paths.
+    func mountShared(_ mounts: [HostMount], containerID: String) async throws {
+        guard !mounts.isEmpty else { return }
+        var request = Qemubox_Guest_V1_MountRequest()
+        request.mounts = mounts.map {
+            RootfsPlan.guestMount("virtiofs", $0.tag(containerID: containerID), $0.guestPath, ["nodev"])
+        }
+        do {
+            _ = try await agent.system.mount(request)
+        } catch {
+            throw QemuboxError(.agentError, "mounting the shared directories of \(containerID) in the guest: \(error)")
+        }
+    }
+}
+
 extension Pod {
     /// The mounts' sources as they are now, read on NIO's blocking pool.
     static func snapshots(_ mounts: [HostMount]) async throws -> [[Qemubox_Guest_V1_TreeEntry]] {
@@ -56,12 +72,19 @@ extension Pod {
     func releaseHostMounts(_ container: Container) async {
         container.watcher?.stop()
         guard let sandbox, await vmAlive() else {
-            if container.hostMounts.contains(where: { !$0.readOnly }) {
+            if container.hostMounts.contains(where: { !$0.readOnly && $0.kind == .file }) {
                 logger.warning("the VM of \(container.id) is gone: read-write bind mounts are not copied back")
             }
             return
         }
-        for mount in container.hostMounts where !mount.readOnly {
+        let shared = container.hostMounts.filter(\.shared).map(\.guestPath)
+        if !shared.isEmpty {
+            var request = Qemubox_Guest_V1_UnmountRequest()
+            request.targets = shared
+            request.detach = true
+            _ = try? await sandbox.agent.system.unmount(request)
+        }
+        for mount in container.hostMounts where !mount.readOnly && mount.kind == .file {
             do {
                 var request = Qemubox_Guest_V1_ReadFileRequest()
                 request.path = mount.guestPath
