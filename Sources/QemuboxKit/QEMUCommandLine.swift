@@ -158,6 +158,11 @@ public enum QEMUCommandLine {
                       "-device", "virtserialport,bus=vser0.0,chardev=vport\(i),name=\(port.name)"]
             }
         }
+        if microvm && !d.sharedDirectories.isEmpty {
+            // vhost-user backends (libvhost-user) serve only modern virtio; microvm's
+            // virtio-mmio transport is legacy unless told otherwise.
+            a += ["-global", "virtio-mmio.force-legacy=false"]
+        }
         for (i, share) in d.sharedDirectories.enumerated() {
             a += ["-chardev", "socket,id=fs\(i),fd=\(fds.sharedDirectories[i])",
                   "-device", "vhost-user-fs-\(bus),chardev=fs\(i),tag=\(share.tag)"]

@@ -28,7 +28,7 @@ extension VirtualMachine {
                         + "cannot share \(share.path)")
                 }
                 var arguments = ["--fd=3", "-o", "source=\(share.path)", "-o", "sandbox=namespace", "-o", "cache=auto",
-                                 "-o", "log_level=warn", "-o", "xattr"]
+                                 "-o", "log_level=warn", "-o", "no_xattr"]
                 if !share.capabilityChanges.isEmpty {
                     arguments += ["-o", "modcaps=" + share.capabilityChanges.joined(separator: ":")]
                 }

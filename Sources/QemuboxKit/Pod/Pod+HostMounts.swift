@@ -25,7 +25,8 @@ extension Sandbox {
             RootfsPlan.guestMount("virtiofs", $0.tag(containerID: containerID), $0.guestPath, ["nodev"])
         }
         do {
-            _ = try await agent.system.mount(request)
+            // A share whose virtiofsd failed leaves the guest's mount waiting: bounded.
+            _ = try await agent.system.mount(request, options: .init(timeout: .seconds(60)))
         } catch {
             throw QemuboxError(.agentError, "mounting the shared directories of \(containerID) in the guest: \(error)")
         }
