@@ -417,7 +417,7 @@ let package = Package(
         .testTarget(
             name: "ShimTests",
             dependencies: [
-                "QemuboxShim", "QemuboxKit", "QemuboxAPI", "TTRPCCodec", "TestSupport",
+                "QemuboxShim", "QemuboxKit", "QemuboxAPI", "TTRPCCodec", "TestSupport", "ContainerdTestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: swiftSettings
@@ -447,6 +447,14 @@ let package = Package(
         .target(
             name: "TestSupport",
             path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+        // A private containerd with the qemubox shim, and a shell runner, for the tests that
+        // drive containerd (ShimTests, QemuboxOperatorTests)
+        .target(
+            name: "ContainerdTestSupport",
+            dependencies: ["TestSupport", "QemuboxKit", "ProcessSpawn"],
+            path: "Tests/ContainerdTestSupport",
             swiftSettings: swiftSettings
         ),
     ],
