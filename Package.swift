@@ -441,6 +441,13 @@ let package = Package(
             dependencies: ["QemuboxOperator"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(
+            name: "QemuboxOperatorTests",
+            dependencies: [
+                "QemuboxOperator", "QemuboxKit", "EROFSImage", "ProcessSpawn", "TestSupport", "ContainerdTestSupport",
+            ],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: QemuboxFuzzTargets — every parser of untrusted bytes behind one function each;
         // driven by libFuzzer from the separate Fuzz/ package and by FuzzCorpusTests
