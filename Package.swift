@@ -27,6 +27,8 @@ let package = Package(
         .executable(name: "containerd-shim-qemubox-v1", targets: ["containerd-shim-qemubox-v1"]),
         .library(name: "GuestAgent", targets: ["GuestAgent"]),
         .executable(name: "vminitd", targets: ["vminitd"]),
+        .library(name: "QemuboxOperator", targets: ["QemuboxOperator"]),
+        .executable(name: "qemubox", targets: ["qemubox"]),
         // For the libFuzzer executables of the Fuzz/ package (Documentation/fuzzing.md).
         .library(name: "QemuboxFuzzTargets", targets: ["QemuboxFuzzTargets"]),
     ],
@@ -417,8 +419,32 @@ let package = Package(
         .testTarget(
             name: "ShimTests",
             dependencies: [
-                "QemuboxShim", "QemuboxKit", "QemuboxAPI", "TTRPCCodec", "TestSupport",
+                "QemuboxShim", "QemuboxKit", "QemuboxAPI", "TTRPCCodec", "TestSupport", "ContainerdTestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: QemuboxOperator — the operator command `qemubox` (check, ps, console, logs, cache,
+        // templates, convert, inspect)
+        .target(
+            name: "QemuboxOperator",
+            dependencies: [
+                "QemuboxKit", "QemuboxShim", "EROFSImage", "OCISpec", "ProcessSpawn", "CNIRunner",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "qemubox",
+            dependencies: ["QemuboxOperator"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "QemuboxOperatorTests",
+            dependencies: [
+                "QemuboxOperator", "QemuboxKit", "EROFSImage", "ProcessSpawn", "TestSupport", "ContainerdTestSupport",
             ],
             swiftSettings: swiftSettings
         ),
@@ -447,6 +473,14 @@ let package = Package(
         .target(
             name: "TestSupport",
             path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+        // A private containerd with the qemubox shim, and a shell runner, for the tests that
+        // drive containerd (ShimTests, QemuboxOperatorTests)
+        .target(
+            name: "ContainerdTestSupport",
+            dependencies: ["TestSupport", "QemuboxKit", "ProcessSpawn"],
+            path: "Tests/ContainerdTestSupport",
             swiftSettings: swiftSettings
         ),
     ],

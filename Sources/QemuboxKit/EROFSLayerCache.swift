@@ -11,6 +11,7 @@ import Foundation
 /// a snapshot removed and re-created at the same path gets a new image. Images
 /// are written to a temporary name and renamed into place: concurrent shims
 /// converting the same layer at worst duplicate work, never see a partial image.
+/// An image's modification time is the last time it was handed out.
 public struct EROFSLayerCache: Sendable {
     /// The cache directory (created on demand).
     public var directory: String
@@ -43,6 +44,9 @@ public struct EROFSLayerCache: Sendable {
                            ctimeSeconds: Int64(st.st_ctim.tv_sec), ctimeNanoseconds: Int64(st.st_ctim.tv_nsec))
         let path = directory + "/" + key + ".erofs"
         if FileManager.default.fileExists(atPath: path) {
+            // The image's mtime is its last use: what `qemubox cache prune` orders by and
+            // what keeps an image just handed to a starting container (Documentation/operations.md).
+            utimensat(AT_FDCWD, path, nil, 0)
             return Entry(path: path, cached: true, seconds: 0)
         }
         do {

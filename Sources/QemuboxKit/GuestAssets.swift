@@ -47,37 +47,54 @@ public struct GuestAssets: Sendable, Hashable {
     /// `QEMUBOX_KERNEL_FLAVOR=cloud` the Debian cloud kernel boots through its
     /// initramfs (`QEMUBOX_INITRD`, else the default paths) instead.
     public static func locate(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GuestAssets {
-        func find(_ variable: String, _ defaults: [String], _ what: String, _ hint: String) throws -> String {
-            if let path = environment[variable], !path.isEmpty {
-                guard FileManager.default.isReadableFile(atPath: path) else {
-                    throw QemuboxError(.guestAssetsMissing, "\(variable)=\(path): no readable \(what) there")
-                }
-                return path
-            }
-            if let path = defaults.first(where: { FileManager.default.isReadableFile(atPath: $0) }) { return path }
-            throw QemuboxError(.guestAssetsMissing,
-                "no \(what) found (looked at \(defaults.joined(separator: ", ")); set \(variable) or \(hint))")
-        }
-        let image = try find("QEMUBOX_GUEST_IMAGE", defaultSystemImagePaths, "guest system image",
-                             "run packaging/build-guest-image.sh")
+        let image = try locateSystemImage(environment: environment)
+        let kernel = try locateKernel(environment: environment)
+        return GuestAssets(kernelPath: kernel.kernelPath, systemImagePath: image, initrdPath: kernel.initrdPath)
+    }
+
+    /// The guest system image alone, as ``locate(environment:)`` finds it (for reports that
+    /// name each missing piece, such as `qemubox check`).
+    public static func locateSystemImage(environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> String
+    {
+        try find("QEMUBOX_GUEST_IMAGE", defaultSystemImagePaths, "guest system image",
+                 "run packaging/build-guest-image.sh", environment)
+    }
+
+    /// The guest kernel (and the initramfs the cloud flavour needs) alone, as
+    /// ``locate(environment:)`` finds it.
+    public static func locateKernel(environment: [String: String] = ProcessInfo.processInfo.environment) throws
+        -> (kernelPath: String, initrdPath: String?)
+    {
         switch environment["QEMUBOX_KERNEL_FLAVOR"] ?? "qemubox" {
         case "qemubox", "":
-            return GuestAssets(
-                kernelPath: try find("QEMUBOX_KERNEL", defaultKernelPaths, "guest kernel", "run kernel-config/build.sh"),
-                systemImagePath: image)
+            return (try find("QEMUBOX_KERNEL", defaultKernelPaths, "guest kernel", "run kernel-config/build.sh",
+                             environment), nil)
         case "cloud":
             let boot = cloudKernelDirectory + "/boot"
             let vmlinuz = (try? FileManager.default.contentsOfDirectory(atPath: boot))?
                 .filter { $0.hasPrefix("vmlinuz-") }.sorted().last.map { boot + "/" + $0 }
-            return GuestAssets(
-                kernelPath: try find("QEMUBOX_KERNEL", vmlinuz.map { [$0] } ?? [], "Debian cloud kernel",
-                                     "run scripts/install-deps.sh"),
-                systemImagePath: image,
-                initrdPath: try find("QEMUBOX_INITRD", defaultCloudInitrdPaths, "cloud-kernel initramfs",
-                                     "run packaging/build-cloud-initrd.sh"))
+            return (try find("QEMUBOX_KERNEL", vmlinuz.map { [$0] } ?? [], "Debian cloud kernel",
+                             "run scripts/install-deps.sh", environment),
+                    try find("QEMUBOX_INITRD", defaultCloudInitrdPaths, "cloud-kernel initramfs",
+                             "run packaging/build-cloud-initrd.sh", environment))
         case let other:
             throw QemuboxError(.guestAssetsMissing, "QEMUBOX_KERNEL_FLAVOR=\(other): expected qemubox or cloud")
         }
+    }
+
+    /// `variable` from the environment when set (it must be readable), else the first readable default.
+    private static func find(_ variable: String, _ defaults: [String], _ what: String, _ hint: String,
+                             _ environment: [String: String]) throws -> String {
+        if let path = environment[variable], !path.isEmpty {
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw QemuboxError(.guestAssetsMissing, "\(variable)=\(path): no readable \(what) there")
+            }
+            return path
+        }
+        if let path = defaults.first(where: { FileManager.default.isReadableFile(atPath: $0) }) { return path }
+        throw QemuboxError(.guestAssetsMissing,
+            "no \(what) found (looked at \(defaults.joined(separator: ", ")); set \(variable) or \(hint))")
     }
 
     /// The kernel command line that boots the system image with vminitd as PID 1.

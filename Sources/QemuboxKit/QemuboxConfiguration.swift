@@ -194,10 +194,18 @@ public struct QemuboxConfiguration: Sendable, Hashable {
 
     /// The guest kernel and system image: the configured paths, else the usual search.
     public func assets(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> GuestAssets {
+        try GuestAssets.locate(environment: assetsEnvironment(environment))
+    }
+
+    /// `environment` with `QEMUBOX_KERNEL` / `QEMUBOX_GUEST_IMAGE` set from ``kernel`` and
+    /// ``guestImage`` when configured: what ``GuestAssets`` searches with for this configuration.
+    public func assetsEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> [String: String]
+    {
         var environment = environment
         if let kernel { environment["QEMUBOX_KERNEL"] = kernel }
         if let guestImage { environment["QEMUBOX_GUEST_IMAGE"] = guestImage }
-        return try GuestAssets.locate(environment: environment)
+        return environment
     }
 }
 

@@ -119,24 +119,29 @@ public struct VMTemplateStore: Sendable, Hashable {
         var removed = 0
         for name in names where name.count == 16 && name.allSatisfy(\.isHexDigit) {
             let path = directory + "/" + name
-            let lines = (try? String(contentsOfFile: path + "/identity", encoding: .utf8))?
-                .split(separator: "\n").map(String.init) ?? []
-            let current = !lines.isEmpty && lines.allSatisfy { line in
-                guard let equals = line.firstIndex(of: "="), ["kernel", "initrd", "image", "qemu"].contains(line[..<equals])
-                else { return true }
-                let value = line[line.index(after: equals)...]
-                // PATH:SIZE:MTIME; the path itself may contain colons.
-                let parts = value.split(separator: ":", omittingEmptySubsequences: false)
-                guard parts.count >= 3 else { return false }
-                let file = parts.dropLast(2).joined(separator: ":")
-                return Self.fileStamp(file) == parts.suffix(2).joined(separator: ":")
-            }
-            if !current, (try? fm.removeItem(atPath: path)) != nil {
+            if !Self.isCurrent(templateDirectory: path), (try? fm.removeItem(atPath: path)) != nil {
                 unlink(path + ".lock")
                 removed += 1
             }
         }
         return removed
+    }
+
+    /// Whether the template in `templateDirectory` can still be restored: it has a readable
+    /// identity and every file named in it (kernel, initrd, image, QEMU) is unchanged.
+    static func isCurrent(templateDirectory: String) -> Bool {
+        let lines = (try? String(contentsOfFile: templateDirectory + "/identity", encoding: .utf8))?
+            .split(separator: "\n").map(String.init) ?? []
+        return !lines.isEmpty && lines.allSatisfy { line in
+            guard let equals = line.firstIndex(of: "="), ["kernel", "initrd", "image", "qemu"].contains(line[..<equals])
+            else { return true }
+            let value = line[line.index(after: equals)...]
+            // PATH:SIZE:MTIME; the path itself may contain colons.
+            let parts = value.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count >= 3 else { return false }
+            let file = parts.dropLast(2).joined(separator: ":")
+            return Self.fileStamp(file) == parts.suffix(2).joined(separator: ":")
+        }
     }
 
     /// The template for `configuration`: the saved one, or a new one booted and

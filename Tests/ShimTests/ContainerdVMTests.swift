@@ -1,3 +1,4 @@
+import ContainerdTestSupport
 import Foundation
 import QemuboxKit
 import TestSupport

@@ -1,3 +1,4 @@
+import ContainerdTestSupport
 import Foundation
 import QemuboxAPI
 @testable import QemuboxKit

@@ -5,31 +5,31 @@ import TestSupport
 /// A private containerd 1.6 for one test: its own root, state, sockets and opt
 /// directory under `dir`, the CRI plugin off, qemubox's shim on its PATH (opt/bin)
 /// and qemubox configured by `QEMUBOX_CONFIG` (inherited by the shims).
-final class PrivateContainerd: @unchecked Sendable {
-    let dir: String
-    let environment: [String: String]
+public final class PrivateContainerd: @unchecked Sendable {
+    public let dir: String
+    public let environment: [String: String]
     private var containerdPid: Int32?
-    static let image = "docker.io/library/qemubox-busybox:latest"
+    public static let image = "docker.io/library/qemubox-busybox:latest"
     /// A namespace of its own: runc keeps state per namespace under /run/containerd/runc.
-    let namespace = "qbx" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    public let namespace = "qbx" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
 
     /// A network namespace (`/run/netns/NAME`) containerd, its shims and ctr run in
     /// (nil: the host's). ctr then also sees `cniConfDir` as /etc/cni/net.d and
     /// /usr/lib/cni as /opt/cni/bin (bind mounts in a mount namespace of its own).
-    var networkNamespace: String?
-    var cniConfDir: String { dir + "/cni-conf" }
+    public var networkNamespace: String?
+    public var cniConfDir: String { dir + "/cni-conf" }
 
-    var socket: String { dir + "/c.sock" }
-    var stateRoot: String { dir + "/qb" }
+    public var socket: String { dir + "/c.sock" }
+    public var stateRoot: String { dir + "/qb" }
 
-    static let packageRoot: String = {
+    public static let packageRoot: String = {
         var url = URL(fileURLWithPath: #filePath)
         for _ in 0..<3 { url.deleteLastPathComponent() }
         return url.path
     }()
 
     /// The shim binary of this build.
-    static var shimBinary: String? {
+    public static var shimBinary: String? {
         let candidates = [
             URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path,
             packageRoot + "/.build/debug",
@@ -38,10 +38,10 @@ final class PrivateContainerd: @unchecked Sendable {
     }
 
     /// The guest image this clone built (packaging/build-guest-image.sh), if any.
-    static var guestImage: String? { GuestImage.environment()["QEMUBOX_GUEST_IMAGE"] }
+    public static var guestImage: String? { GuestImage.environment()["QEMUBOX_GUEST_IMAGE"] }
 
     /// Whether containerd and its tools can run here (root, containerd, ctr, runc).
-    static var available: Bool {
+    public static var available: Bool {
         guard Prerequisite.tools("containerd", "ctr", "runc", "containerd-shim-runc-v2", "busybox") else { return false }
         if Prerequisite.isCI { return true }
         guard Prerequisite.isRoot else {
@@ -52,7 +52,7 @@ final class PrivateContainerd: @unchecked Sendable {
     }
 
     /// Whether VMs can boot here too (guest kernel and image present), or CI.
-    static var vmAvailable: Bool {
+    public static var vmAvailable: Bool {
         guard available else { return false }
         if Prerequisite.isCI { return true }
         do {
@@ -66,7 +66,7 @@ final class PrivateContainerd: @unchecked Sendable {
         }
     }
 
-    init(dir: String, qemubox extra: String = "") throws {
+    public init(dir: String, qemubox extra: String = "") throws {
         self.dir = dir
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir + "/opt/bin", withIntermediateDirectories: true)
@@ -99,7 +99,7 @@ final class PrivateContainerd: @unchecked Sendable {
 
     /// Starts containerd (in the background of a shell that exits at once, so
     /// init reaps it) and waits until it answers.
-    func start() async throws {
+    public func start() async throws {
         let binary = Prerequisite.which("containerd") ?? "/usr/bin/containerd"
         let enter = networkNamespace.map { "nsenter --net=\($0) " } ?? ""
         let out = try await Shell.check(
@@ -116,13 +116,13 @@ final class PrivateContainerd: @unchecked Sendable {
     }
 
     /// Imports the busybox test image.
-    func importImage() async throws {
+    public func importImage() async throws {
         try await Shell.check("python3 \(Self.packageRoot)/scripts/make-busybox-image.py \(dir)/image.tar")
         try await ctrCheck("image import \(dir)/image.tar")
     }
 
     /// `ctr -a SOCK -n qbx ARGS` (a shell fragment).
-    func ctr(_ arguments: String, stdin: String? = nil, timeout: Duration = .seconds(180)) async throws -> Shell.Result {
+    public func ctr(_ arguments: String, stdin: String? = nil, timeout: Duration = .seconds(180)) async throws -> Shell.Result {
         let command = "ctr -a \(socket) -n \(namespace) \(arguments)"
         guard let networkNamespace else { return try await Shell.run(command, stdin: stdin, timeout: timeout) }
         // ctr --cni reads /etc/cni/net.d and /opt/cni/bin: the test's, in a mount namespace of ctr's own.
@@ -132,7 +132,7 @@ final class PrivateContainerd: @unchecked Sendable {
     }
 
     @discardableResult
-    func ctrCheck(_ arguments: String) async throws -> String {
+    public func ctrCheck(_ arguments: String) async throws -> String {
         let result = try await ctr(arguments)
         guard result.status == 0 else {
             throw PeerError("ctr \(arguments) exited \(result.status): \(result.stderr)")
@@ -140,12 +140,12 @@ final class PrivateContainerd: @unchecked Sendable {
         return result.stdout
     }
 
-    func log() -> String {
+    public func log() -> String {
         (try? String(contentsOfFile: dir + "/containerd.log", encoding: .utf8)).map { String($0.suffix(4000)) } ?? ""
     }
 
     /// Stops containerd (SIGTERM, then SIGKILL), leaving its shims running.
-    func stop() async {
+    public func stop() async {
         guard let pid = containerdPid else { return }
         containerdPid = nil
         kill(pid, SIGTERM)
@@ -157,7 +157,7 @@ final class PrivateContainerd: @unchecked Sendable {
 
     /// Pids of processes whose command line mentions this instance's directory
     /// (its shims and their QEMUs), excluding containerd itself.
-    func leftoverProcesses() -> [Int32] {
+    public func leftoverProcesses() -> [Int32] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
         return entries.compactMap(Int32.init).filter { pid in
             guard pid != getpid(), let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
@@ -167,7 +167,7 @@ final class PrivateContainerd: @unchecked Sendable {
     }
 
     /// Pids of the qemubox shims serving task `id`.
-    func qemuboxShims(task id: String) -> [Int32] {
+    public func qemuboxShims(task id: String) -> [Int32] {
         leftoverProcesses().filter { pid in
             let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
             return cmd.contains("containerd-shim-qemubox-v1") && cmd.contains(id)
@@ -175,7 +175,7 @@ final class PrivateContainerd: @unchecked Sendable {
     }
 
     /// Mounts under this instance's directory.
-    func mounts() -> [String] {
+    public func mounts() -> [String] {
         let text = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
@@ -184,7 +184,7 @@ final class PrivateContainerd: @unchecked Sendable {
     }
 
     /// Stops containerd and everything it started for this test (by pid), unmounts.
-    func tearDown() async {
+    public func tearDown() async {
         _ = try? await ctr("task ls -q").stdout.split(separator: "\n").asyncForEach { id in
             _ = try? await self.ctr("task kill -s SIGKILL \(id)")
         }
@@ -196,7 +196,8 @@ final class PrivateContainerd: @unchecked Sendable {
 }
 
 extension Sequence where Element: Sendable {
-    func asyncForEach(_ body: (Element) async throws -> Void) async rethrows {
+    /// `forEach` with an async body, one element after the other.
+    public func asyncForEach(_ body: (Element) async throws -> Void) async rethrows {
         for element in self { try await body(element) }
     }
 }

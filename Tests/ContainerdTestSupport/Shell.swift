@@ -1,17 +1,18 @@
 import Foundation
-@testable import QemuboxShim
+import ProcessSpawn
 import TestSupport
 
 /// Runs commands for the tests (bash -c), capturing output, off the cooperative pool.
-enum Shell {
-    struct Result: Sendable {
-        var status: Int32
-        var stdout: String
-        var stderr: String
+public enum Shell {
+    /// How a command ended and what it printed.
+    public struct Result: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
     }
 
     /// Runs `command` with bash; `environment` is added to this process's.
-    static func run(_ command: String, environment: [String: String] = [:], stdin: String? = nil,
+    public static func run(_ command: String, environment: [String: String] = [:], stdin: String? = nil,
                     timeout: Duration = .seconds(120)) async throws -> Result {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
@@ -28,7 +29,7 @@ enum Shell {
 
     /// Output goes through temporary files, not pipes: a daemon that inherits
     /// a pipe (or a pipe end leaked into another child) would hold EOF back.
-    static func runBlocking(_ command: String, environment: [String: String], stdin: String?,
+    public static func runBlocking(_ command: String, environment: [String: String], stdin: String?,
                             timeout: Duration) throws -> Result {
         let base = FileManager.default.temporaryDirectory.path + "/qbx-shell-\(UUID().uuidString)"
         defer { for suffix in [".in", ".out", ".err"] { unlink(base + suffix) } }
@@ -40,8 +41,9 @@ enum Shell {
         let err = open(base + ".err", O_WRONLY | O_CLOEXEC)
         defer { for fd in [input, out, err] where fd >= 0 { close(fd) } }
         let env = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }.map { "\($0.key)=\($0.value)" }
-        let pid = try Spawn.run("/bin/bash", ["-c", command], environment: env,
-                                descriptors: [(input, 0), (out, 1), (err, 2)], newSession: false)
+        let pid = try ProcessSpawner.shared.spawnBlocking(.init(
+            path: "/bin/bash", arguments: ["-c", command], environment: env,
+            descriptors: [(input, Int32(0)), (out, Int32(1)), (err, Int32(2))], newSession: false, deathSignal: nil))
         let deadline = ContinuousClock.now + timeout
         var status: Int32 = 0
         while true {
@@ -62,13 +64,13 @@ enum Shell {
     }
 
     /// `text` as one single-quoted shell word.
-    static func quote(_ text: String) -> String {
+    public static func quote(_ text: String) -> String {
         "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 
     /// Runs `command` and throws unless it exits 0; returns stdout.
     @discardableResult
-    static func check(_ command: String, environment: [String: String] = [:]) async throws -> String {
+    public static func check(_ command: String, environment: [String: String] = [:]) async throws -> String {
         let result = try await run(command, environment: environment)
         guard result.status == 0 else {
             throw PeerError("`\(command)` exited \(result.status): \(result.stderr)\(result.stdout)")

@@ -1,0 +1,133 @@
+import Foundation
+import QemuboxKit
+
+/// The warm-start template store as `qemubox templates ls|prune` sees it.
+///
+/// Prune removes what can never be restored: incomplete templates (no `complete` marker, or a
+/// state or RAM file missing or cut short), work directories of saves that died, and stale
+/// templates (their kernel, initrd, image or QEMU changed); with `--all` every other template
+/// too, except one whose RAM file a process holds open or mapped (a shim copying it for a VM
+/// that is starting, or an unjailed VM running from it). A key whose lock a running save
+/// holds is never touched. A jailed VM runs from its own sparse copy of the RAM file, so
+/// removing its template never disturbs it.
+public struct TemplateReport: Sendable {
+    /// One template or work directory.
+    public struct Template: Codable, Sendable, Hashable {
+        /// The key.
+        public var key: String
+        /// The directory.
+        public var directory: String
+        /// `complete`, `incomplete`, `stale` or `saving`.
+        public var state: String
+        /// Whether all files are there.
+        public var complete: Bool
+        /// Whether a save holds the key's lock.
+        public var locked: Bool
+        /// Bytes of its files.
+        public var bytes: UInt64
+        /// Bytes on disk (the RAM file is sparse).
+        public var allocatedBytes: UInt64
+        /// When it was saved.
+        public var created: Date
+        /// Guest memory in MiB.
+        public var memoryMiB: Int?
+        /// vCPUs.
+        public var vcpus: Int?
+        /// Processes holding its RAM file open or mapped (VMs restored from it).
+        public var openBy: [String]
+    }
+
+    /// The store.
+    public var store: VMTemplateStore
+    /// Root of procfs.
+    public var procRoot = "/proc"
+
+    /// A report on the store in `directory`.
+    public init(directory: String) {
+        store = VMTemplateStore(directory: directory)
+    }
+
+    /// The templates, sorted by key.
+    public func list() -> [Template] {
+        scan().map { stored, openBy in
+            Template(key: stored.key, directory: stored.directory, state: Self.state(stored), complete: stored.complete,
+                     locked: stored.locked, bytes: stored.bytes, allocatedBytes: stored.allocatedBytes,
+                     created: stored.created, memoryMiB: stored.memoryMiB, vcpus: stored.vcpus, openBy: openBy)
+        }
+    }
+
+    func scan() -> [(VMTemplateStore.StoredTemplate, [String])] {
+        let open = OpenFiles.scan(procRoot: procRoot, mappings: true) {
+            $0.hasSuffix("memory") || $0.hasSuffix("memory (deleted)")
+        }
+        return store.storedTemplates().map { stored in
+            (stored, open.holders(of: stored.directory + "/memory").map { "\($0.command)[\($0.pid)]" })
+        }
+    }
+
+    static func state(_ stored: VMTemplateStore.StoredTemplate) -> String {
+        if stored.isWorkDirectory { return stored.locked ? "saving" : "incomplete" }
+        if !stored.complete { return "incomplete" }
+        return stored.current ? "complete" : "stale"
+    }
+
+    /// What prune did with one template.
+    public struct Decision: Codable, Sendable, Hashable {
+        /// The key.
+        public var key: String
+        /// The directory.
+        public var directory: String
+        /// Whether it was removed (or would be, in a dry run).
+        public var removed: Bool
+        /// Why.
+        public var reason: String
+        /// Bytes on disk it took.
+        public var allocatedBytes: UInt64
+    }
+
+    /// What prune did.
+    public struct PruneResult: Codable, Sendable, Hashable {
+        /// A decision per template.
+        public var decisions: [Decision]
+        /// Bytes freed (once the VMs using removed templates exit).
+        public var freedBytes: UInt64
+        /// Whether nothing was removed because it was a dry run.
+        public var dryRun: Bool
+    }
+
+    /// Removes incomplete and stale templates, and with `all` every template not in use,
+    /// skipping keys locked by a running save.
+    public func prune(all: Bool, dryRun: Bool = false) throws -> PruneResult {
+        var decisions: [Decision] = []
+        var freed: UInt64 = 0
+        for (stored, openBy) in scan() {
+            let state = Self.state(stored)
+            var reason: String
+            var remove: Bool
+            switch state {
+            case "saving":
+                (remove, reason) = (false, "a save is running (its lock is held)")
+            case "incomplete":
+                (remove, reason) = (true, stored.isWorkDirectory ? "work directory of a save that died" : "incomplete")
+            case "stale":
+                (remove, reason) = (true, "stale: its kernel, image or QEMU changed")
+            default:
+                if all && !openBy.isEmpty {
+                    (remove, reason) = (false, "in use by \(openBy.joined(separator: ", ")) (a VM starts or runs from it)")
+                } else {
+                    (remove, reason) = (all, all ? "--all" : "kept")
+                }
+            }
+            if remove && !openBy.isEmpty { reason += "; \(openBy.joined(separator: ", ")) keep(s) its files until they exit" }
+            if remove && !dryRun {
+                if try !store.removeStored(stored) {
+                    (remove, reason) = (false, "a save is running (its lock is held)")
+                }
+            }
+            if remove { freed += stored.allocatedBytes }
+            decisions.append(Decision(key: stored.key, directory: stored.directory, removed: remove, reason: reason,
+                                      allocatedBytes: stored.allocatedBytes))
+        }
+        return PruneResult(decisions: decisions, freedBytes: freed, dryRun: dryRun)
+    }
+}

@@ -1,0 +1,8 @@
+// qemubox: the operator command (check, ps, console, logs, cache, templates, convert,
+// inspect). All logic is in QemuboxOperator.
+#if canImport(Glibc)
+import Glibc
+#endif
+import QemuboxOperator
+
+exit(QemuboxOperator.main(Array(CommandLine.arguments.dropFirst())))
