@@ -72,7 +72,11 @@ public final class GuestAgentConnection: Sendable {
         }
         do {
             let channel = try await stream.makeChannel(startReading: false)
-            let client = try await TTRPCClient(channel: channel)
+            var configuration = TTRPCClient.Configuration()
+            // A guest that never answers must not hold a call (and the container it serves)
+            // forever: waits and streams say `.unbounded`.
+            configuration.defaultTimeout = GuestAgentConnection.defaultCallTimeout
+            let client = try await TTRPCClient(channel: channel, configuration: configuration)
             stream.startReadingChannel()
             return GuestAgentConnection(session: session, client: client)
         } catch {
@@ -80,6 +84,9 @@ public final class GuestAgentConnection: Sendable {
             throw QemuboxError(.agentUnavailable, "cannot start ttrpc on the agent stream: \(error)")
         }
     }
+
+    /// The deadline of agent calls that name none (waits and streams are unbounded).
+    public static let defaultCallTimeout: Duration = .seconds(120)
 
     /// Opens a stdio stream named `key` (the string then passed as `stdin`,
     /// `stdout` or `stderr` in a create or exec request).

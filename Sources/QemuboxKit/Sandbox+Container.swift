@@ -139,7 +139,7 @@ extension Sandbox {
                     var request = Containerd_Task_V2_WaitRequest()
                     request.id = containerID
                     request.execID = execID
-                    finish(.success(try await agent.task.wait(request, options: .init(timeout: nil))))
+                    finish(.success(try await agent.task.wait(request, options: .unbounded)))
                 } catch {
                     // A broken connection usually means the VM died: prefer its reason.
                     try? await Task.sleep(for: .seconds(1))

@@ -23,7 +23,7 @@ extension Sandbox {
         request.directory = upper
         let pool = NIOThreadPool.singleton
         do {
-            let stream = try await agent.system.exportChanges(request, options: .init(timeout: nil))
+            let stream = try await agent.system.exportChanges(request, options: .unbounded)
             var batch: [Qemubox_Guest_V1_ChangeRecord] = []
             var batchBytes = 0
             for try await record in stream {

@@ -2,14 +2,34 @@
 public struct TTRPCCallOptions: Sendable {
     /// How long the call may take. Sent to the server as `timeout_nano` and
     /// enforced locally: the call fails with `DeadlineExceeded` when it runs out.
+    /// nil: the client's ``TTRPCClient/Configuration/defaultTimeout`` (none by default),
+    /// unless the call is ``unbounded``.
     public var timeout: Duration?
     /// Metadata sent with the request.
     public var metadata: TTRPCMetadata
+    /// The call may take as long as it takes, whatever the client's default timeout
+    /// (a wait for an exit, an event stream).
+    public var unbounded = false
 
     /// Creates options.
     public init(timeout: Duration? = nil, metadata: TTRPCMetadata = TTRPCMetadata()) {
         self.timeout = timeout
         self.metadata = metadata
+    }
+
+    /// Options for a call without a deadline, whatever the client's default.
+    public static var unbounded: TTRPCCallOptions {
+        var options = TTRPCCallOptions()
+        options.unbounded = true
+        return options
+    }
+
+    /// These options with `defaultTimeout` applied when they name no timeout and are not unbounded.
+    func resolved(defaultTimeout: Duration?) -> TTRPCCallOptions {
+        guard timeout == nil, !unbounded, let defaultTimeout else { return self }
+        var options = self
+        options.timeout = defaultTimeout
+        return options
     }
 
     var timeoutNanoseconds: Int64 {

@@ -37,6 +37,10 @@ public final class TTRPCClient: Sendable {
         /// Bytes all streaming calls of the connection buffer together before the call
         /// that would exceed it fails with `ResourceExhausted`.
         public var maxBufferedBytes: Int = 64 << 20
+        /// The deadline of calls whose options name none and are not
+        /// ``TTRPCCallOptions/unbounded`` (nil: no deadline): a peer that never answers
+        /// then fails the call instead of holding it forever.
+        public var defaultTimeout: Duration?
 
         /// Default settings.
         public init() {}
@@ -103,6 +107,7 @@ public final class TTRPCClient: Sendable {
         let promise = loop.makePromise(of: Data.self)
         let box = NIOLoopBoundBox.makeEmptyBox(valueType: TTRPCClientHandler.Call.self, eventLoop: loop)
         let handler = self.handler
+        let options = options.resolved(defaultTimeout: configuration.defaultTimeout)
         loop.execute {
             box.value = handler.value.start(service: service, method: method, payload: payload, kind: .unary,
                                             options: options, response: promise, messages: nil)
@@ -130,9 +135,11 @@ public final class TTRPCClient: Sendable {
         let box = NIOLoopBoundBox.makeEmptyBox(valueType: TTRPCClientHandler.Call.self, eventLoop: loop)
         let handler = self.handler
         let accounting = TTRPCBufferAccounting()
+        let options = options.resolved(defaultTimeout: configuration.defaultTimeout)
         let started: Bool = try await loop.submit {
             box.value = handler.value.start(
-                service: service, method: method, payload: payload, kind: kind, options: options,
+                service: service, method: method, payload: payload, kind: kind,
+                options: options,
                 response: promise, messages: kind.serverStreams ? continuation : nil, accounting: accounting)
             return box.value != nil
         }.get()

@@ -37,7 +37,7 @@ struct LiveContainer {
         do {
             let events = EventLog()
             Task {
-                for try await event in try await sandbox.agent.system.events(.init(), options: .init(timeout: nil)) {
+                for try await event in try await sandbox.agent.system.events(.init(), options: .unbounded) {
                     events.append(event.topic)
                 }
             }

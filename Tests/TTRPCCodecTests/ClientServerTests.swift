@@ -119,6 +119,28 @@ struct ClientServerTests {
         }
     }
 
+    @Test("a client's default timeout bounds calls that name none; unbounded and explicit ones keep theirs")
+    func defaultTimeout() async throws {
+        try await TemporaryDirectory.with { dir in
+            try await withEchoServer(in: dir) { _, path in
+                var configuration = TTRPCClient.Configuration()
+                configuration.defaultTimeout = .milliseconds(300)
+                let client = try await TTRPCClient.connect(unixDomainSocketPath: path, configuration: configuration)
+                var slow = EchoRequest()
+                slow.sleepMs = 1_000
+                await #expect(throws: TTRPCError(.deadlineExceeded, "context deadline exceeded")) {
+                    _ = try await client.call(service: echoServiceName, method: "Echo", request: slow, as: EchoResponse.self)
+                }
+                // Unbounded and an explicit, longer timeout both outlast the default.
+                _ = try await client.call(service: echoServiceName, method: "Echo", request: slow, as: EchoResponse.self,
+                                          options: .unbounded)
+                _ = try await client.call(service: echoServiceName, method: "Echo", request: slow, as: EchoResponse.self,
+                                          options: TTRPCCallOptions(timeout: .seconds(30)))
+                try await client.close()
+            }
+        }
+    }
+
     @Test("task cancellation ends the call with Canceled")
     func cancellation() async throws {
         try await TemporaryDirectory.with { dir in

@@ -7,7 +7,7 @@ extension Pod {
     func startBackground(_ sandbox: Sandbox) {
         let events = Task { [weak self] in
             do {
-                let stream = try await sandbox.agent.system.events(.init(), options: .init(timeout: nil))
+                let stream = try await sandbox.agent.system.events(.init(), options: .unbounded)
                 for try await event in stream {
                     await self?.handleGuestEvent(event)
                 }
