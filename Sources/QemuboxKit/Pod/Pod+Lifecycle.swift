@@ -140,24 +140,29 @@ extension Pod {
         let rescue = configuration.sandbox(name: PodSpec.vmName(configuration.id),
                                            directory: configuration.stateDirectory + "/rescue",
                                            memoryMiB: configuration.memoryMiB, vcpus: 1)
-        await Self.rescueWriteBack(scratchImage: scratch, into: target, policy: policy, configuration: rescue)
-        configuration.journal.writtenBack(container.id)
+        if await Self.rescueWriteBack(scratchImage: scratch, into: target, policy: policy, configuration: rescue) {
+            configuration.journal.writtenBack(container.id)
+        }
     }
 
     /// The writeback after the VM that ran a container died: a rescue VM mounts the
     /// writable disk in its guest and streams the layer back (the host never mounts it).
-    /// Failures are logged: the layer is then lost, the caller's cleanup goes on.
+    /// Failures are logged (the layer is then lost, the caller's cleanup goes on); returns
+    /// whether the layer was written back.
+    @discardableResult
     public static func rescueWriteBack(scratchImage: String, into target: RootfsWriteback.Target,
-                                       policy: WritebackPolicy, configuration: SandboxConfiguration) async {
+                                       policy: WritebackPolicy, configuration: SandboxConfiguration) async -> Bool {
         let started = ContinuousClock.now
         do {
             let summary = try await Sandbox.rescueWriteBack(scratchImage: scratchImage, into: target, policy: policy,
                                                             configuration: configuration)
             log(summary, target: target, seconds: (ContinuousClock.now - started).podSeconds,
                 logger: configuration.logger)
+            return true
         } catch {
             configuration.logger.error(
                 "writing the writable layer back into \(target.directory) through a rescue VM failed: \(error)")
+            return false
         }
     }
 
