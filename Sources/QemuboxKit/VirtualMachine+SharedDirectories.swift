@@ -11,7 +11,7 @@ struct Sharer: Sendable {
 
 extension VirtualMachine {
     /// QEMU's virtiofsd (Debian ships the C one with QEMU 7.2).
-    static let virtiofsdPath = "/usr/lib/qemu/virtiofsd"
+    public static let virtiofsdPath = "/usr/lib/qemu/virtiofsd"
     /// Bytes of each virtiofsd's stderr kept on disk (a guest can make it warn).
     static let sharerLogBytes = 64 << 10
 

@@ -77,6 +77,7 @@ public struct HostCheck: Sendable {
                             ok: "NICs get in-kernel vhost packet processing",
                             missing: "NICs work without vhost (QEMU moves the packets: lower network throughput)"))
         lines.append(qemuLine())
+        lines.append(virtiofsdLine())
         lines += guestAssetLines()
         lines.append(cgroupLine())
         lines.append(cniLine())
@@ -95,6 +96,16 @@ public struct HostCheck: Sendable {
                              fix: "correct the file (keys: Documentation/configuration.md)")
         }
         return CheckLine("configuration", .ok, configurationSource)
+    }
+
+    /// virtiofsd serves read-write directory bind mounts (virtio-fs).
+    func virtiofsdLine() -> CheckLine {
+        let path = VirtualMachine.virtiofsdPath
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            return CheckLine("virtiofsd", .warn, "\(path) is missing: a container with a read-write directory bind mount fails to create",
+                             fix: "apt-get install qemu-system-common")
+        }
+        return CheckLine("virtiofsd", .ok, "\(path): read-write directory bind mounts are shared through virtio-fs")
     }
 
     func device(_ name: String, _ module: String, ok: String, missing: String) -> CheckLine {

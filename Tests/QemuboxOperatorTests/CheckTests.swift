@@ -22,7 +22,7 @@ import Testing
             let result = try await QemuboxBinary.run(["check", "--config", config, "--format", "json"])
             let report = try QemuboxBinary.decode(Report.self, result.stdout)
             let names = report.lines.map(\.check)
-            for expected in ["configuration", "kvm", "vhost-vsock", "vhost-net", "qemu", "kernel", "guest image",
+            for expected in ["configuration", "kvm", "vhost-vsock", "vhost-net", "qemu", "virtiofsd", "kernel", "guest image",
                              "cgroup v2", "cni", "tools", "root", "jail", "user namespaces", "state_dir", "cache_dir"] {
                 #expect(names.contains(expected), "no \(expected) line in \(names)")
             }
