@@ -73,6 +73,8 @@ public struct QemuboxConfiguration: Sendable, Hashable {
     public var network = NetworkSettings()
     /// `[jail]`: QEMU's confinement.
     public var jail = JailSettings()
+    /// `[annotations]`: what containers may ask for with `io.qemubox.*` annotations.
+    public var annotations = AnnotationPolicy()
 
     /// The default file.
     public static let defaultPath = "/etc/qemubox/config.toml"
@@ -156,6 +158,9 @@ public struct QemuboxConfiguration: Sendable, Hashable {
             case "network":
                 guard let network = value.table else { throw wrongType(key, "a table", value, source) }
                 configuration.network = try NetworkSettings.parse(network, source: source)
+            case "annotations":
+                guard let table = value.table else { throw wrongType(key, "a table", value, source) }
+                configuration.annotations = try AnnotationPolicy.parse(table, source: source)
             case "jail":
                 guard let jail = value.table else { throw wrongType(key, "a table", value, source) }
                 configuration.jail = try JailSettings.parse(jail, source: source)

@@ -43,6 +43,7 @@ extension Pod {
         } catch {
             throw QemuboxError(.invalidArgument, "\(configPath): \(error)")
         }
+        let options = try ContainerOptions(annotations: spec.annotations ?? [:], policy: configuration.annotations)
         let directory = configuration.containerDirectory(request.id)
         var box: Sandbox?
         var stdio: ProcessStdio?
@@ -57,9 +58,11 @@ extension Pod {
             let rootfsReady = ContinuousClock.now
             var sandboxConfiguration = configuration.sandbox(
                 name: PodSpec.vmName(configuration.id), directory: configuration.vmDirectory,
-                memoryMiB: PodSpec.memoryMiB(spec, defaultMiB: configuration.memoryMiB,
-                                             overheadMiB: configuration.guestOverheadMiB),
-                vcpus: PodSpec.vcpus(spec, defaultCount: configuration.vcpus))
+                memoryMiB: options.memoryMiB ?? PodSpec.memoryMiB(spec, defaultMiB: configuration.memoryMiB,
+                                                                  overheadMiB: configuration.guestOverheadMiB),
+                vcpus: options.vcpus ?? PodSpec.vcpus(spec, defaultCount: configuration.vcpus))
+            if options.warmStart == false { sandboxConfiguration.templates = nil }
+            sandboxConfiguration.extraKernelArguments += options.kernelArguments
             let networkPlan = try await self.networkPlan(spec)
             attachment = networkPlan.attachment
             sandboxConfiguration.network = networkPlan.network

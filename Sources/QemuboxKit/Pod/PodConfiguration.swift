@@ -41,6 +41,8 @@ public struct PodConfiguration: Sendable {
     /// false: the VM gets no NIC and QEMU stays in the caller's network namespace, whatever
     /// the spec asks (the container has loopback only).
     public var networking = true
+    /// What containers may ask for with `io.qemubox.*` annotations.
+    public var annotations = AnnotationPolicy()
     /// CNI networks the pod attaches itself when its container asks for a network namespace without a path.
     public var network = NetworkSettings()
     /// Crash-recovery hooks: what to record before it is created.
@@ -76,6 +78,7 @@ public struct PodConfiguration: Sendable {
         shutdownTimeout = .seconds(configuration.shutdownTimeoutSeconds)
         debug = configuration.guestDebug
         network = configuration.network
+        annotations = configuration.annotations
     }
 
     /// The VM's own directory (QEMU's record, console log, agent socket).
