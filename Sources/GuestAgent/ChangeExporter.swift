@@ -157,14 +157,7 @@ enum ChangeExporter {
         let directory = relative.isEmpty ? root : root + "/" + relative
         guard let handle = opendir(directory) else { throw GuestAgentError.system("opendir \(directory)") }
         defer { closedir(handle) }
-        var names: [String] = []
-        while let item = readdir(handle) {
-            let name = withUnsafeBytes(of: item.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return try names.sorted().map { name in
+        return try directoryNames(handle).sorted().map { name in
             let path = directory + "/" + name
             var s = stat()
             guard lstat(path, &s) == 0 else { throw GuestAgentError.system("lstat \(path)") }

@@ -294,14 +294,7 @@ struct TreeSync {
         let copy = dup(dir)
         guard copy >= 0, let stream = fdopendir(copy) else { throw GuestAgentError.system("read \(root)") }
         defer { closedir(stream) }
-        var result: [String] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { result.append(name) }
-        }
-        return result
+        return directoryNames(stream)
     }
 
     /// Removes `name` in `dir`, a directory with everything in it, without following symlinks.
@@ -316,4 +309,16 @@ struct TreeSync {
             throw GuestAgentError.system("remove \(root)/…/\(name)")
         }
     }
+}
+
+/// The names in an open directory stream, without `.` and `..`, in the order `readdir` gives.
+func directoryNames(_ stream: OpaquePointer) -> [String] {
+    var names: [String] = []
+    while let entry = readdir(stream) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
 }

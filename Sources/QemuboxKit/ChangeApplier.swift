@@ -332,13 +332,6 @@ public final class ChangeApplier {
             throw Self.error("list \(name)", errno)
         }
         defer { closedir(handle) }
-        var names: [String] = []
-        while let item = readdir(handle) {
-            let child = withUnsafeBytes(of: item.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if child != "." && child != ".." { names.append(child) }
-        }
-        for child in names { try removeExisting(dirfd(handle), child) }
+        for child in directoryNames(handle) { try removeExisting(dirfd(handle), child) }
     }
 }

@@ -194,13 +194,18 @@ public struct HostMount: Sendable, Hashable {
         let copy = dup(fd)
         guard copy >= 0, let stream = fdopendir(copy) else { throw failure("read directory", path) }
         defer { closedir(stream) }
-        var result: [String] = []
-        while let entry = readdir(stream) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { result.append(name) }
-        }
-        return result
+        return directoryNames(stream)
     }
+}
+
+/// The names in an open directory stream, without `.` and `..`, in the order `readdir` gives.
+func directoryNames(_ stream: OpaquePointer) -> [String] {
+    var names: [String] = []
+    while let entry = readdir(stream) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
 }
