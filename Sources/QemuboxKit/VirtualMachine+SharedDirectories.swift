@@ -34,14 +34,9 @@ extension VirtualMachine {
                 }
                 let pair = try Self.socketPair()
                 defer { close(pair.1) }
-                let log: ConsoleLog
-                do {
-                    log = try ConsoleLog(fd: pair.0, logPath: configuration.stateDirectory + "/virtiofsd-\(index).log",
+                // ConsoleLog owns pair.0 from here, also when it throws.
+                let log = try ConsoleLog(fd: pair.0, logPath: configuration.stateDirectory + "/virtiofsd-\(index).log",
                                          settings: ConsoleSettings(maxLogBytes: Self.sharerLogBytes, memoryTailBytes: 2048))
-                } catch {
-                    close(pair.0)
-                    throw error
-                }
                 let pid: pid_t
                 do {
                     pid = try await ProcessSpawner.shared.spawn(.init(

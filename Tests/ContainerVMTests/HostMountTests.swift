@@ -127,6 +127,37 @@ struct HostMountTests {
         }
     }
 
+    /// The watcher reports a settled burst once, reports a directory created later (the kubelet's
+    /// next generation), and does not wait for a file written without pause to go quiet.
+    @Test func watcherReportsBurstsNewDirectoriesAndEndlessWrites() async throws {
+        try await TemporaryDirectory.with { dir in
+            try FileManager.default.createDirectory(atPath: dir + "/d", withIntermediateDirectories: true)
+            try "0".write(toFile: dir + "/f", atomically: false, encoding: .utf8)
+            let mounts = [HostMount(source: dir + "/d", destination: "/d", readOnly: true, kind: .directory, guestPath: "/g/0", index: 0),
+                          HostMount(source: dir + "/f", destination: "/f", readOnly: true, kind: .file, guestPath: "/g/1", index: 1)]
+            let reports = EventLog()
+            let watcher = try HostMountWatcher(mounts) { changed in
+                for index in changed.sorted() { reports.append("\(index)") }
+            }
+            defer { watcher.stop() }
+            try FileManager.default.createDirectory(atPath: dir + "/d/..2", withIntermediateDirectories: true)
+            #expect(await eventually(timeout: .seconds(10)) { reports.topics.contains("0") })
+            // A file in the directory made after the watch started is seen too.
+            try "x".write(toFile: dir + "/d/..2/key", atomically: false, encoding: .utf8)
+            #expect(await eventually(timeout: .seconds(10)) { reports.topics.filter { $0 == "0" }.count >= 2 })
+            // The file mount is reported even while it never goes quiet.
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/f"))
+            defer { try? handle.close() }
+            var sawWhileWriting = false
+            for _ in 0..<100 where !sawWhileWriting {
+                try handle.write(contentsOf: Data("more".utf8))
+                try await Task.sleep(for: .milliseconds(50))
+                sawWhileWriting = reports.topics.contains("1")
+            }
+            #expect(sawWhileWriting, "no report for the file within 5 s of writes every 50 ms: \(reports.topics)")
+        }
+    }
+
     @Test("read-only mounts follow host changes; a read-write file is copied back", .enabled(if: Fixture.available))
     func throughAPod() async throws {
         try await ConcurrencyLimit.vms.run {

@@ -104,44 +104,49 @@ final class HostMountWatcher: Sendable {
         }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var changed: Set<Int> = []
-        var settling = false
+        var firstChange: ContinuousClock.Instant?
         while true {
             var fds = [pollfd(fd: inotify, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
-            // While changes arrive, wait until 150 ms pass without one, then report.
-            let ready = poll(&fds, 2, settling ? 150 : -1)
+            // While changes arrive, wait until 150 ms pass without one (but report at most
+            // a second after the first, so a file written without pause still syncs).
+            var timeout: Int32 = -1
+            if let firstChange {
+                let left = Duration.seconds(1) - (ContinuousClock.now - firstChange)
+                timeout = Int32(max(0, min(150, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)))
+            }
+            let ready = poll(&fds, 2, timeout)
             if ready < 0 && errno == EINTR { continue }
             if ready < 0 || fds[1].revents != 0 { return }
-            if ready == 0 {
-                settling = false
-                let report = changed
-                changed = []
-                // New directories (a ConfigMap's next `..<timestamp>`) get watches too.
-                watches.withLockedValue { table in
-                    for index in report where mounts[index].kind == .directory {
-                        watch(mounts[index], index, inotify: inotify, into: &table)
+            if ready > 0 {
+                let n = buffer.withUnsafeMutableBytes { read(inotify, $0.baseAddress, $0.count) }
+                let table = watches.withLockedValue { $0 }
+                var offset = 0
+                while n > 0, offset + MemoryLayout<inotify_event>.size <= n {
+                    let (wd, length, name) = buffer.withUnsafeBytes { raw -> (Int32, Int, String) in
+                        let event = raw.loadUnaligned(fromByteOffset: offset, as: inotify_event.self)
+                        let start = offset + MemoryLayout<inotify_event>.size
+                        let end = min(n, start + Int(event.len))
+                        let name = String(decoding: raw[start..<end].prefix(while: { $0 != 0 }), as: UTF8.self)
+                        return (event.wd, Int(event.len), name)
                     }
+                    offset += MemoryLayout<inotify_event>.size + length
+                    guard let watch = table[wd] else { continue }
+                    if let file = watch.name, file != name { continue }
+                    changed.insert(watch.mount)
+                    if firstChange == nil { firstChange = .now }
                 }
-                if !report.isEmpty { onChange(report) }
-                continue
             }
-            let n = buffer.withUnsafeMutableBytes { read(inotify, $0.baseAddress, $0.count) }
-            guard n > 0 else { continue }
-            var offset = 0
-            let table = watches.withLockedValue { $0 }
-            while offset + MemoryLayout<inotify_event>.size <= n {
-                let (wd, length, name) = buffer.withUnsafeBytes { raw -> (Int32, Int, String) in
-                    let event = raw.loadUnaligned(fromByteOffset: offset, as: inotify_event.self)
-                    let start = offset + MemoryLayout<inotify_event>.size
-                    let end = min(n, start + Int(event.len))
-                    let name = String(decoding: raw[start..<end].prefix(while: { $0 != 0 }), as: UTF8.self)
-                    return (event.wd, Int(event.len), name)
+            guard let first = firstChange, ready == 0 || ContinuousClock.now - first >= .seconds(1) else { continue }
+            firstChange = nil
+            let report = changed
+            changed = []
+            // New directories (a ConfigMap's next `..<timestamp>`) get watches too.
+            watches.withLockedValue { table in
+                for index in report where mounts[index].kind == .directory {
+                    watch(mounts[index], index, inotify: inotify, into: &table)
                 }
-                offset += MemoryLayout<inotify_event>.size + length
-                guard let watch = table[wd] else { continue }
-                if let file = watch.name, file != name { continue }
-                changed.insert(watch.mount)
-                settling = true
             }
+            if !report.isEmpty { onChange(report) }
         }
     }
 }

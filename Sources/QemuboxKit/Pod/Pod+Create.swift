@@ -25,10 +25,12 @@ extension Pod {
         guard containers[request.id] == nil else {
             throw QemuboxError(.alreadyExists, "task \(request.id) exists")
         }
-        guard sandbox == nil else {
+        guard sandbox == nil, !creating else {
             throw QemuboxError(.unimplemented,
                 "task \(request.id): a second container in the VM of \(configuration.id) needs disks added to a running VM")
         }
+        creating = true
+        defer { creating = false }
         guard request.checkpoint.isEmpty else {
             throw QemuboxError(.unimplemented, "qemubox cannot restore checkpoints")
         }
@@ -43,7 +45,9 @@ extension Pod {
         } catch {
             throw QemuboxError(.invalidArgument, "\(configPath): \(error)")
         }
+        // What the spec asks for is checked before anything is made.
         let options = try ContainerOptions(annotations: spec.annotations ?? [:], policy: configuration.annotations)
+        let hostMounts = try HostMount.plan(spec, guestBundle: GuestAgentProtocol.bundleRoot + "/" + request.id)
         let directory = configuration.containerDirectory(request.id)
         var box: Sandbox?
         var stdio: ProcessStdio?
@@ -68,7 +72,6 @@ extension Pod {
             sandboxConfiguration.network = networkPlan.network
             let networkReady = ContinuousClock.now
             let files = PodSpec.networkFiles(attachment, spec: spec, plan: rootfs.plan)
-            let hostMounts = try HostMount.plan(spec, guestBundle: rootfs.plan.guestBundle)
             let copied = hostMounts.filter { !$0.shared }
             let trees = try await Self.snapshots(copied)
             sandboxConfiguration.sharedDirectories = hostMounts.filter(\.shared).map {

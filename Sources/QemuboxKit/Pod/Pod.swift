@@ -70,6 +70,8 @@ public actor Pod {
     var containers: [String: Container] = [:]
     var background: [Task<Void, Never>] = []
     var ended = false
+    /// A create is booting the VM (the actor is reentrant: a second create must wait its turn or fail).
+    var creating = false
     var nextStdioKey = 0
     /// The networks the pod attached itself (`[network]`), undone at the end.
     var cniAttachment: CNIAttachment?
