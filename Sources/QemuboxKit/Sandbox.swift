@@ -33,6 +33,10 @@ public final class Sandbox: Sendable {
     /// (the next start saves a new one) and the error says so. On failure everything
     /// is released and the error carries the console's last lines.
     public static func start(_ configuration: SandboxConfiguration, extraDisks: [Disk] = []) async throws -> Sandbox {
+        if configuration.templates != nil, !configuration.sharedDirectories.isEmpty {
+            configuration.logger.info("cold boot: a machine with shared directories (virtio-fs) cannot be restored from a template",
+                                      metadata: ["shares": "\(configuration.sharedDirectories.count)"])
+        }
         if let store = configuration.templates, configuration.sharedDirectories.isEmpty {
             if extraDisks.count <= store.slots {
                 let template = try await store.template(for: configuration)

@@ -34,13 +34,14 @@ struct HostMountTests {
     /// Runs `bundle` in a pod (id `id`, files under `dir/pod`) with its output in `dir/out`:
     /// `during` runs once the container started (the output path given); returns the exit
     /// status and the output after delete. Whatever happens, the pod is ended.
-    func runInPod(_ bundle: String, id: String, in dir: String,
+    func runInPod(_ bundle: String, id: String, in dir: String, templates: VMTemplateStore? = nil,
                   during: (String) async throws -> Void) async throws -> (status: UInt32, output: String) {
         let outPath = dir + "/out"
         let out = open(outPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         defer { close(out) }
         var configuration = PodConfiguration(id: id, stateDirectory: dir + "/pod", assets: try Fixture.assets())
         configuration.writableBytes = 64 << 20
+        configuration.templates = templates
         let pod = Pod(configuration)
         var create = Containerd_Task_V2_CreateTaskRequest()
         create.id = id
@@ -218,7 +219,9 @@ struct HostMountTests {
                     ]
                     $0.process?.capabilities?.bounding?.removeAll { $0 == "CAP_MKNOD" }
                 }
-                let run = try await runInPod(bundle, id: "m2", in: dir) { _ in
+                // With warm start on, a VM with a share still boots cold: nothing is saved or restored.
+                let templates = VMTemplateStore(directory: dir + "/templates")
+                let run = try await runInPod(bundle, id: "m2", in: dir, templates: templates) { _ in
                     #expect(await eventually(timeout: .seconds(30)) {
                         (try? String(contentsOfFile: data + "/out.txt", encoding: .utf8)) == "from guest\n"
                     })
@@ -229,6 +232,8 @@ struct HostMountTests {
                 var info = stat()
                 #expect(stat(data + "/sub", &info) == 0 && info.st_mode & S_IFMT == S_IFDIR)
                 #expect(!FileManager.default.fileExists(atPath: data + "/null"), "mknod reached the host")
+                let saved = (try? FileManager.default.contentsOfDirectory(atPath: dir + "/templates")) ?? []
+                #expect(saved.filter { !$0.hasSuffix(".lock") }.isEmpty, "templates: \(saved)")
             }
         }
     }
