@@ -1,37 +1,17 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ProcessSpawn
 
-/// Plain detached POSIX threads for vminitd's blocking loops (reaper, signal
-/// wait, stdio copies). vminitd uses only FoundationEssentials, which has no
-/// `Thread`, so the static guest binary links no ICU.
+/// Detached threads for vminitd's blocking loops (reaper, signal wait, stdio copies),
+/// through ProcessSpawn's ``DetachedThread`` (vminitd uses only FoundationEssentials,
+/// which has no `Thread`). A thread that cannot be started is reported on the console.
 enum PosixThread {
-    /// Starts `body` on a new detached thread; `name` only labels a failure.
+    /// Starts `body` on a new detached thread; `name` only labels a failure. Without a
+    /// thread nothing runs: callers' bodies are loops that must not run inline.
     static func start(name: String? = nil, _ body: @escaping @Sendable () -> Void) {
-        let box = Unmanaged.passRetained(Box(body: body)).toOpaque()
-        var thread = pthread_t()
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        pthread_attr_setdetachstate(&attributes, CInt(PTHREAD_CREATE_DETACHED))
-        defer { pthread_attr_destroy(&attributes) }
-        let status = pthread_create(&thread, &attributes, { raw in
-            guard let raw else { return nil }
-            let box = Unmanaged<Box>.fromOpaque(raw).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
-        if status != 0 {
-            // No thread: run nothing rather than leak; callers' bodies are loops
-            // that must not run inline. Release the box and report on the console.
-            Unmanaged<Box>.fromOpaque(box).release()
-            PID1.log("cannot start thread \(name ?? ""): errno \(status)")
-        }
-    }
-
-    private final class Box: @unchecked Sendable {
-        let body: @Sendable () -> Void
-        init(body: @escaping @Sendable () -> Void) {
-            self.body = body
+        if !DetachedThread.start(body) {
+            PID1.log("cannot start thread \(name ?? "")")
         }
     }
 }

@@ -87,7 +87,7 @@ public final class ProcessSpawner: @unchecked Sendable {
 
     private init() {
         // Without its thread nothing could ever be spawned: that is not recoverable.
-        guard SpawnThread.start({ [unowned self] in self.run() }) else { fatalError("cannot start the spawner thread") }
+        guard DetachedThread.start({ [unowned self] in self.run() }) else { fatalError("cannot start the spawner thread") }
     }
 
     /// Forks and execs; returns the pid once exec succeeded. The caller reaps it

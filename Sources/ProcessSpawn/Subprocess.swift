@@ -33,7 +33,7 @@ public final class Subprocess: Sendable {
     /// Takes over reaping `pid`, a child of this process that nobody else waits for.
     public init(pid: pid_t) {
         self.pid = pid
-        if !SpawnThread.start({ [self] in self.reap() }) {
+        if !DetachedThread.start({ [self] in self.reap() }) {
             // No thread to spare: reap from a task (it blocks one pool thread until the exit).
             Task.detached { [self] in self.reap() }
         }

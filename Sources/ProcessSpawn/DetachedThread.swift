@@ -2,12 +2,12 @@
 import Glibc
 #endif
 
-/// A plain detached POSIX thread (ProcessSpawn links no Foundation, so the static
-/// guest agent can use it without ICU).
-enum SpawnThread {
+/// A plain detached POSIX thread for a blocking loop (a reaper, a spawner, a copy).
+/// ProcessSpawn links no Foundation, so the static guest agent uses it without ICU.
+public enum DetachedThread {
     /// Starts `body` on a new detached thread; false if the thread could not be created.
     @discardableResult
-    static func start(_ body: @escaping @Sendable () -> Void) -> Bool {
+    public static func start(_ body: @escaping @Sendable () -> Void) -> Bool {
         let box = Unmanaged.passRetained(Box(body: body)).toOpaque()
         var thread = pthread_t()
         var attributes = pthread_attr_t()
