@@ -9,6 +9,7 @@
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -146,4 +147,28 @@ int qb_nl_route_add(int family, const unsigned char *destination, int prefix_len
     }
     if (metric && qb_nl_attr(&req.header, RTA_PRIORITY, &metric, sizeof(metric)) != 0) return E2BIG;
     return qb_nl_transact(&req.header);
+}
+
+/* Kernel uevents (a device added or removed), for waiting on hot-added disks. */
+int qb_uevent_open(void) {
+    int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT);
+    if (fd < 0) return -1;
+    struct sockaddr_nl local = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+    if (bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+int qb_uevent_wait(int fd, int timeout_ms) {
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    int n;
+    do { n = poll(&p, 1, timeout_ms); } while (n < 0 && errno == EINTR);
+    if (n <= 0) return n;
+    char buffer[8192];
+    while (recv(fd, buffer, sizeof(buffer), 0) > 0) {}
+    return 1;
 }

@@ -6,20 +6,53 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import CGuestAgentSupport
 import QemuboxAPI
 
 /// Mounting and unmounting for System/Mount and PID 1.
 enum Mounter {
-    /// Resolves `disk:SERIAL` to `/dev/vdX` by the serials under /sys/block.
-    static func resolveSource(_ source: String, sysBlock: String = "/sys/block") throws -> String {
+    /// Resolves `disk:SERIAL` to `/dev/vdX` by the serials under /sys/block. A disk the
+    /// host adds to the running VM (a pod's later container) shows up a moment after
+    /// the host's `device_add`: a serial not there yet is waited for, woken by the
+    /// kernel's uevents, for at most `wait`.
+    static func resolveSource(_ source: String, sysBlock: String = "/sys/block",
+                              wait: Duration = .seconds(10)) throws -> String {
         guard source.hasPrefix(GuestAgentProtocol.diskSourcePrefix) else { return source }
         let serial = String(source.dropFirst(GuestAgentProtocol.diskSourcePrefix.count))
+        if let device = findDisk(serial: serial, sysBlock: sysBlock) { return device }
+        // Listen before looking again, so an add between the two is not missed.
+        let events = qb_uevent_open()
+        defer { if events >= 0 { close(events) } }
+        let deadline = ContinuousClock.now + wait
+        while ContinuousClock.now < deadline {
+            if let device = findDisk(serial: serial, sysBlock: sysBlock) { return device }
+            let left = deadline - ContinuousClock.now
+            let milliseconds = Int32(clamping: max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
+            // Without a uevent socket (not PID 1 of a guest), look again every 50 ms.
+            if events < 0 || qb_uevent_wait(events, milliseconds) < 0 {
+                var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
+                nanosleep(&pause, nil)
+            }
+        }
+        if let device = findDisk(serial: serial, sysBlock: sysBlock) { return device }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: sysBlock)) ?? []
+        throw GuestAgentError(.notFound, "no disk with serial \(serial) after \(wait) (disks: \(names.sorted().joined(separator: ", ")))")
+    }
+
+    /// The device whose serial is `serial`, if present now: a virtio disk's `serial`, or
+    /// a SCSI disk's unit serial number (VPD page 0x80: a 4-byte header, then the text).
+    static func findDisk(serial: String, sysBlock: String) -> String? {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: sysBlock)) ?? []
         for name in names.sorted() {
-            guard let text = try? String(contentsOfFile: "\(sysBlock)/\(name)/serial", encoding: .utf8) else { continue }
-            if text.trimmedWhitespace() == serial { return "/dev/\(name)" }
+            if let text = try? String(contentsOfFile: "\(sysBlock)/\(name)/serial", encoding: .utf8) {
+                if text.trimmedWhitespace() == serial { return "/dev/\(name)" }
+            } else if name.hasPrefix("sd"), let page = FileManager.default.contents(atPath: "\(sysBlock)/\(name)/device/vpd_pg80"),
+                      page.count > 4 {
+                let text = String(decoding: page.dropFirst(4), as: UTF8.self)
+                if text.trimmedWhitespace() == serial { return "/dev/\(name)" }
+            }
         }
-        throw GuestAgentError(.notFound, "no disk with serial \(serial) (disks: \(names.sorted().joined(separator: ", ")))")
+        return nil
     }
 
     /// `/dev/vdX` of every virtio disk except the one holding `/` (the system image).

@@ -37,6 +37,10 @@ public struct MachineDescription: Sendable, Hashable {
     public var kernel: KernelBoot
     /// Block devices, in order.
     public var disks: [Disk]
+    /// A virtio-scsi controller for disks added while the machine runs
+    /// (``VirtualMachine/attachDisk(_:)``): a pod's later containers. Any machine type;
+    /// up to ``VirtualMachine/maxAttachedDisks`` at once.
+    public var hotplugDisks = false
     /// Network interfaces, in order.
     public var nics: [NIC]
     /// virtio-serial ports (host side: a listening unix socket each).

@@ -69,6 +69,9 @@ public enum QEMUCommandLine {
         return layout
     }
 
+    /// The id of the virtio-scsi controller that takes hot-added disks.
+    public static let hotplugController = "qemubox-scsi"
+
     /// The kernel command line actually passed.
     public static func kernelCommandLine(for m: ResolvedMachine) -> String {
         var words = m.description.kernel.commandLine
@@ -138,6 +141,9 @@ public enum QEMUCommandLine {
             }
             if disk.readOnly { drive += ",readonly=on" }
             a += ["-drive", drive, "-device", "virtio-blk-\(bus),drive=\(disk.id),serial=\(disk.id)"]
+        }
+        if d.hotplugDisks {
+            a += ["-device", "virtio-scsi-\(bus),id=\(hotplugController)"]
         }
         for (index, nic) in d.nics.enumerated() {
             var netdev: String

@@ -79,6 +79,29 @@ public struct RootfsPlan: Sendable {
             guestUpper: scratch + "/upper")
     }
 
+    /// The same plan with every disk id (and `disk:ID` mount source) prefixed: a pod's
+    /// later containers bring their own disks into a VM that has the first one's.
+    public func prefixingDisks(_ prefix: String) -> RootfsPlan {
+        var plan = self
+        plan.disks = disks.map { disk in
+            var renamed = disk
+            renamed.id = prefix + disk.id
+            return renamed
+        }
+        let marker = GuestAgentProtocol.diskSourcePrefix
+        plan.steps = steps.map { step in
+            guard case .mount(let mounts) = step else { return step }
+            return .mount(mounts.map { mount in
+                var renamed = mount
+                if mount.source.hasPrefix(marker) {
+                    renamed.source = marker + prefix + mount.source.dropFirst(marker.count)
+                }
+                return renamed
+            })
+        }
+        return plan
+    }
+
     /// A sparse file formatted as ext4 without a journal (the writable layer is
     /// per-container scratch; the host copies out what it keeps).
     static func makeScratchDisk(_ path: String, bytes: UInt64) throws {

@@ -79,6 +79,7 @@ public final class Sandbox: Sendable {
             + disks
         machine.serialPorts = [SerialPort(name: GuestAgentProtocol.portName, socketPath: agentSocket)]
         machine.sharedDirectories = configuration.sharedDirectories
+        machine.hotplugDisks = configuration.hotplugDisks
         if let network = configuration.network {
             machine.nics = network.nics(vhost: SandboxNetwork.vhostNetUsable)
         } else if configuration.placeholderNICs > 0 {
@@ -222,6 +223,9 @@ public struct SandboxConfiguration: Sendable {
     /// Host directories shared through virtio-fs (a machine with them always boots: it
     /// cannot be saved or restored as a template).
     public var sharedDirectories: [SharedDirectory] = []
+    /// A controller for disks added while the VM runs (``VirtualMachine/attachDisk(_:)``):
+    /// a pod VM, whose later containers bring their own disks.
+    public var hotplugDisks = false
     /// Warm start: restore a saved guest from this store instead of booting (nil: always boot).
     public var templates: VMTemplateStore?
     /// The network namespace QEMU runs in and the VM's NICs (nil: the host's

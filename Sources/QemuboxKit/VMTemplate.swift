@@ -86,6 +86,8 @@ public struct VMTemplateStore: Sendable, Hashable {
                         "memory=\(configuration.memoryMiB)",
                         "vcpus=\(configuration.vcpus)", "accel=\(configuration.accelerator)",
                         "cmdline=\(Sandbox.commandLine(configuration).joined(separator: " "))"]
+        // Only pod VMs carry the controller (and the line): other keys stay as they were.
+        if configuration.hotplugDisks { identity.append("hotplug-disks") }
         for (name, path) in [("kernel", configuration.assets.kernelPath), ("initrd", configuration.assets.initrdPath),
                              ("image", configuration.assets.systemImagePath), ("qemu", binary)] {
             guard let path else { continue }

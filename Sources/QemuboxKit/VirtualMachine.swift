@@ -54,6 +54,9 @@ public actor VirtualMachine {
     private var jailIdentity: JailIdentity?
     /// Files handed to the jailed QEMU's uid for its lifetime (a template's RAM file).
     private var handBackToRoot: [String] = []
+    /// Disks added while running (``attachDisk(_:)``), by id.
+    var hotplugged: [String: HotpluggedDisk] = [:]
+    var nextFDSet = 0
     /// The descriptor numbers QEMU was started with.
     private(set) var descriptorLayout: QEMUCommandLine.DescriptorLayout?
 

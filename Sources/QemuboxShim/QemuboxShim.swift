@@ -80,6 +80,21 @@ enum ShimStart {
     static func run(_ arguments: ShimArguments, environment: [String: String]) throws {
         let configuration = try QemuboxShim.configuration(environment)
         var daemon = arguments
+        if let pod = ShimPaths.podID(bundle: FileManager.default.currentDirectoryPath) {
+            // A CRI pod's container joins its sandbox's shim (and VM) when that one serves.
+            let group = try ShimPaths(stateRoot: configuration.stateDirectory, namespace: arguments.namespace, id: pod)
+            if let record = ShimRecord.read(from: group), kill(record.shimPid, 0) == 0,
+               QemuboxShim.isShimDaemon(record.shimPid, group) {
+                let address = "unix://" + group.socket
+                do {
+                    try address.write(toFile: "address", atomically: true, encoding: .utf8)
+                } catch {
+                    throw ShimError(.internal, "cannot write the address file: \(error)")
+                }
+                print(address)
+                return
+            }
+        }
         let paths = try ShimPaths(stateRoot: configuration.stateDirectory, namespace: arguments.namespace,
                                   id: arguments.id)
         daemon.socket = paths.socket
@@ -152,8 +167,10 @@ enum ShimStart {
 enum ShimDelete {
     static func run(_ arguments: ShimArguments, environment: [String: String]) async throws {
         let configuration = try QemuboxShim.configuration(environment)
+        // A pod's container shares its sandbox's shim: that shim's death ends the whole
+        // pod (QEMU dies with it), so any of its tasks' delete cleans up the pod.
         let paths = try ShimPaths(stateRoot: configuration.stateDirectory, namespace: arguments.namespace,
-                                  id: arguments.id)
+                                  id: ShimPaths.podID(bundle: FileManager.default.currentDirectoryPath) ?? arguments.id)
         if let fd = ShimLogHandler.openLogFIFO("log") {
             ShimLogHandler.bootstrap(fd: fd, level: arguments.debug ? .debug : .info)
         }
@@ -196,6 +213,13 @@ enum ShimDelete {
                 logger.error("delete: no writeback policy recorded and no spec in \(record.bundle): the writable layer is not written back")
             }
         }
+        for (id, member) in (record?.members ?? [:]).sorted(by: { $0.key < $1.key }) where !member.writtenBack {
+            guard let scratch = member.scratchImage, let target = member.writeback, let policy = member.writebackPolicy,
+                  FileManager.default.fileExists(atPath: scratch) else { continue }
+            logger.info("delete: writing back the writable layer of \(id), a container of the pod")
+            await rescueWriteBack(scratchImage: scratch, into: target, policy: policy,
+                                  configuration: configuration, paths: paths, logger: logger)
+        }
         unlink(paths.socket)
         if FileManager.default.fileExists(atPath: paths.stateDirectory) {
             do {
@@ -224,6 +248,11 @@ enum ShimDelete {
         }
     }
 
+    /// Whether `pid` is the shim daemon for these paths (its command line names the socket).
+    static func isShimDaemon(_ pid: Int32, _ paths: ShimPaths) -> Bool { QemuboxShim.isShimDaemon(pid, paths) }
+}
+
+extension QemuboxShim {
     /// Whether `pid` is the shim daemon for these paths (its command line names the socket).
     static func isShimDaemon(_ pid: Int32, _ paths: ShimPaths) -> Bool {
         guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import OCISpec
 import QemuboxKit
 
 /// Where one shim keeps its files, derived from the configuration's state
@@ -20,6 +21,14 @@ public struct ShimPaths: Sendable, Hashable {
         guard socket.utf8.count < 108 else {
             throw ShimError(.invalidArgument, "socket path \(socket) is too long for a unix socket; use a shorter state_dir")
         }
+    }
+
+    /// The pod a bundle's container joins (CRI's `io.kubernetes.cri.sandbox-id` on a
+    /// `container`), from its config.json; nil for a sandbox, a lone container, or a
+    /// bundle without a readable spec.
+    public static func podID(bundle: String) -> String? {
+        guard let spec = try? RuntimeSpec.load(bundle: bundle) else { return nil }
+        return PodSpec.podID(annotations: spec.annotations ?? [:])
     }
 
     /// The VM's own state directory (QEMU's record, console log, agent socket).
@@ -55,6 +64,20 @@ public struct ShimRecord: Codable, Sendable, Hashable {
     public var writebackPolicy: WritebackPolicy?
     /// The networks the shim attached itself (namespace, CNI networks), to detach.
     public var network: CNIAttachment?
+    /// The writable layers of a pod's later containers (the first one's are above), by id.
+    public var members: [String: MemberLayer]? = nil
+
+    /// A later container's writable layer, for the same cleanup.
+    public struct MemberLayer: Codable, Sendable, Hashable {
+        /// The scratch disk.
+        public var scratchImage: String?
+        /// Where the layer goes back.
+        public var writeback: RootfsWriteback.Target?
+        /// What it may bring back.
+        public var writebackPolicy: WritebackPolicy?
+        /// Already written back.
+        public var writtenBack = false
+    }
 
     /// Writes the record atomically.
     func write(to paths: ShimPaths) throws {
@@ -77,13 +100,19 @@ public struct ShimRecord: Codable, Sendable, Hashable {
     /// needs to undo (the writable disk and where it goes back, the pod's own networks).
     static func journal(_ paths: ShimPaths) -> PodJournal {
         PodJournal(
-            rootfsPlanned: { _, rootfs, policy in
+            rootfsPlanned: { id, rootfs, policy in
                 guard var record = read(from: paths) else {
                     throw ShimError(.internal, "\(paths.recordFile) vanished")
                 }
-                record.scratchImage = rootfs.scratchImage
-                record.writeback = rootfs.writeback
-                record.writebackPolicy = policy
+                if id == record.id {
+                    record.scratchImage = rootfs.scratchImage
+                    record.writeback = rootfs.writeback
+                    record.writebackPolicy = policy
+                } else {
+                    record.members = (record.members ?? [:]).merging(
+                        [id: MemberLayer(scratchImage: rootfs.scratchImage, writeback: rootfs.writeback,
+                                         writebackPolicy: policy)]) { $1 }
+                }
                 try record.write(to: paths)
             },
             networkAttached: { attachment in
@@ -93,9 +122,13 @@ public struct ShimRecord: Codable, Sendable, Hashable {
                 record.network = attachment
                 try record.write(to: paths)
             },
-            writtenBack: { _ in
+            writtenBack: { id in
                 guard var record = read(from: paths) else { return }
-                record.writtenBack = true
+                if id == record.id {
+                    record.writtenBack = true
+                } else {
+                    record.members?[id]?.writtenBack = true
+                }
                 try? record.write(to: paths)
             })
     }

@@ -69,8 +69,17 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
     public func create(_ request: Containerd_Task_V2_CreateTaskRequest, context _: TTRPCRequestContext) async throws
         -> Containerd_Task_V2_CreateTaskResponse
     {
-        guard pod == nil, !shuttingDown else {
-            throw QemuboxError(.alreadyExists, "this shim already runs task \(context.id)")
+        guard !shuttingDown else {
+            throw QemuboxError(.failedPrecondition, "the shim of \(context.id) is shutting down")
+        }
+        if let pod {
+            // A CRI pod's later container (`start` grouped it here by its sandbox id).
+            let io = try HostIO.open(stdin: request.stdin, stdout: request.stdout, stderr: request.stderr,
+                                     terminal: request.terminal, containerID: request.id,
+                                     namespace: context.namespace, logger: logger)
+            var response = Containerd_Task_V2_CreateTaskResponse()
+            response.pid = try await pod.create(request, io: io)
+            return response
         }
         let paths = context.paths
         let record = ShimRecord(namespace: context.namespace, id: request.id, bundle: request.bundle,

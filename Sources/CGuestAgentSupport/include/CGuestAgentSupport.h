@@ -57,6 +57,12 @@ long long qb_seek_hole(int fd, long long offset);
 unsigned int qb_dev_major(unsigned long long dev);
 unsigned int qb_dev_minor(unsigned long long dev);
 
+/// A non-blocking socket receiving the kernel's uevents (netlink group 1), or -1 with errno set.
+int qb_uevent_open(void);
+/// Waits up to `timeout_ms` for uevents on `fd` and drains them: 1 when some arrived,
+/// 0 on timeout, -1 with errno set.
+int qb_uevent_wait(int fd, int timeout_ms);
+
 /* rtnetlink (netlink.c). Each returns 0 or an errno value. */
 
 /// Changes link `ifindex`: renames it to `name` (NULL or empty: keep), sets its

@@ -13,7 +13,10 @@ import QemuboxAPI
 /// - a read-write file is copied in at create and its content copied back into the host
 ///   file when the container is deleted (CRI's `/dev/termination-log`, `/etc/hosts`);
 /// - a read-write directory is shared live through virtio-fs (``SharedDirectory``: virtiofsd
-///   serves it; the guest mounts it where the copy would be).
+///   serves it; the guest mounts it where the copy would be);
+/// - in a pod VM, the pod-scoped directories CRI hands every container of a pod (the
+///   sandbox's `/dev/shm`, the kubelet's emptyDir volumes) live in the guest instead,
+///   one per source, shared by the pod's containers (``podLocal``), as Kata does.
 public struct HostMount: Sendable, Hashable {
     /// A file or a directory.
     public enum Kind: Sendable, Hashable {
@@ -35,9 +38,35 @@ public struct HostMount: Sendable, Hashable {
     public var guestPath: String
     /// Its index in the spec's `mounts`.
     public var index: Int
+    /// A pod-scoped directory kept in the guest (``PodLocal``), not copied or shared.
+    public var podLocal: PodLocal?
+
+    /// What a pod-scoped directory is in the guest.
+    public enum PodLocal: Sendable, Hashable {
+        /// A tmpfs (CRI's `/dev/shm` of the sandbox).
+        case tmpfs
+        /// A directory on the guest's root (an emptyDir volume).
+        case directory
+    }
 
     /// Shared live through virtio-fs (a read-write directory) rather than copied.
-    public var shared: Bool { kind == .directory && !readOnly }
+    public var shared: Bool { kind == .directory && !readOnly && podLocal == nil }
+    /// Copied into the guest (files and read-only directories).
+    public var copied: Bool { !shared && podLocal == nil }
+
+    /// Where the guest keeps a pod-scoped directory: one per host source, so every
+    /// container of the pod naming the same source sees the same directory.
+    public static func podLocalPath(_ source: String) -> String {
+        "/run/qemubox/pod/" + String(PodSpec.digest(source).prefix(16))
+    }
+
+    /// Whether a read-write directory is one of the pod-scoped ones CRI gives a pod's
+    /// containers: the sandbox's shm directory at `/dev/shm`, or a kubelet emptyDir volume.
+    static func podLocalKind(source: String, destination: String) -> PodLocal? {
+        if destination == "/dev/shm" && source.hasSuffix("/shm") && source.contains("/sandboxes/") { return .tmpfs }
+        if source.contains("/volumes/kubernetes.io~empty-dir/") { return .directory }
+        return nil
+    }
 
     /// The virtio-fs tag of a shared mount (unique in the VM: container and index).
     public func tag(containerID: String) -> String {
@@ -62,9 +91,9 @@ public struct HostMount: Sendable, Hashable {
     static let maximumDepth = 32
 
     /// The spec's host bind mounts (type `bind`, or `bind`/`rbind` in the options, with an
-    /// absolute source), each checked: a source that is neither a file nor a directory, or
-    /// a read-write directory, is an error naming the mount.
-    public static func plan(_ spec: RuntimeSpec, guestBundle: String) throws -> [HostMount] {
+    /// absolute source), each checked: a source that is neither a file nor a directory is
+    /// an error naming the mount. With `podVM`, CRI's pod-scoped directories are ``podLocal``.
+    public static func plan(_ spec: RuntimeSpec, guestBundle: String, podVM: Bool = false) throws -> [HostMount] {
         var mounts: [HostMount] = []
         for (index, mount) in (spec.mounts ?? []).enumerated() {
             let options = mount.options ?? []
@@ -86,8 +115,14 @@ public struct HostMount: Sendable, Hashable {
                 throw QemuboxError(.unimplemented,
                     "bind mount \(source) at \(mount.destination): qemubox copies bind mounts into the VM, and only files and directories can be copied")
             }
-            mounts.append(HostMount(source: source, destination: mount.destination, readOnly: readOnly, kind: kind,
-                                    guestPath: guestBundle + "/mounts/\(index)", index: index))
+            var planned = HostMount(source: source, destination: mount.destination, readOnly: readOnly, kind: kind,
+                                    guestPath: guestBundle + "/mounts/\(index)", index: index)
+            if podVM, kind == .directory, !readOnly,
+               let local = podLocalKind(source: source, destination: mount.destination) {
+                planned.podLocal = local
+                planned.guestPath = podLocalPath(source)
+            }
+            mounts.append(planned)
         }
         return mounts
     }

@@ -15,24 +15,26 @@ public enum PodRootfs: Sendable {
 
 extension Pod {
     /// Creates a container (`Task/Create`): reads the bundle's config.json, plans the
-    /// rootfs, boots the VM (this is the pod's first container), writes the guest's
-    /// bundle and creates the task in the guest with `io` joined to its stdio. Returns
-    /// the pid containerd sees (QEMU's). On failure everything made is released.
+    /// rootfs, and either boots the VM (the pod's first container; a CRI sandbox boots a
+    /// pod VM that later containers join) or joins the running one (``join(_:spec:configJSON:options:hostMounts:io:)``),
+    /// writes the guest's bundle and creates the task in the guest with `io` joined to its
+    /// stdio. Returns the pid containerd sees (QEMU's). On failure everything made is released.
     @discardableResult
     public func create(_ request: Containerd_Task_V2_CreateTaskRequest, rootfs source: PodRootfs? = nil,
                        io: any ProcessIO) async throws -> UInt32 {
         guard !ended else { throw QemuboxError(.failedPrecondition, "the pod \(configuration.id) has ended") }
-        guard containers[request.id] == nil else {
+        if let existing = containers[request.id], !existing.deleted {
             throw QemuboxError(.alreadyExists, "task \(request.id) exists")
         }
-        guard sandbox == nil, !creating else {
-            throw QemuboxError(.unimplemented,
-                "task \(request.id): a second container in the VM of \(configuration.id) needs disks added to a running VM")
-        }
-        creating = true
-        defer { creating = false }
         guard request.checkpoint.isEmpty else {
             throw QemuboxError(.unimplemented, "qemubox cannot restore checkpoints")
+        }
+        // One create at a time: the first boots the VM, later ones add disks to it.
+        await acquireCreateTurn()
+        defer { releaseCreateTurn() }
+        guard !ended else { throw QemuboxError(.failedPrecondition, "the pod \(configuration.id) has ended") }
+        if let existing = containers[request.id], !existing.deleted {
+            throw QemuboxError(.alreadyExists, "task \(request.id) exists")
         }
         let started = ContinuousClock.now
         let configPath = request.bundle + "/config.json"
@@ -47,7 +49,14 @@ extension Pod {
         }
         // What the spec asks for is checked before anything is made.
         let options = try ContainerOptions(annotations: spec.annotations ?? [:], policy: configuration.annotations)
-        let hostMounts = try HostMount.plan(spec, guestBundle: GuestAgentProtocol.bundleRoot + "/" + request.id)
+        let podVM = sandbox?.configuration.hotplugDisks ?? PodSpec.isPodSandbox(spec)
+        let hostMounts = try HostMount.plan(spec, guestBundle: GuestAgentProtocol.bundleRoot + "/" + request.id,
+                                            podVM: podVM)
+        if let sandbox {
+            return try await join(request, sandbox: sandbox, spec: spec, configJSON: configJSON, options: options,
+                                  hostMounts: hostMounts, io: io)
+        }
+        try PodSpec.checkNamespacePaths(spec, joining: nil)
         let directory = configuration.containerDirectory(request.id)
         var box: Sandbox?
         var stdio: ProcessStdio?
@@ -66,13 +75,14 @@ extension Pod {
                                                                   overheadMiB: configuration.guestOverheadMiB),
                 vcpus: options.vcpus ?? PodSpec.vcpus(spec, defaultCount: configuration.vcpus))
             if options.warmStart == false { sandboxConfiguration.templates = nil }
+            sandboxConfiguration.hotplugDisks = podVM
             sandboxConfiguration.extraKernelArguments += options.kernelArguments
             let networkPlan = try await self.networkPlan(spec)
             attachment = networkPlan.attachment
             sandboxConfiguration.network = networkPlan.network
             let networkReady = ContinuousClock.now
             let files = PodSpec.networkFiles(attachment, spec: spec, plan: rootfs.plan)
-            let copied = hostMounts.filter { !$0.shared }
+            let copied = hostMounts.filter(\.copied)
             let trees = try await Self.snapshots(copied)
             sandboxConfiguration.sharedDirectories = hostMounts.filter(\.shared).map {
                 SharedDirectory(tag: $0.tag(containerID: request.id), path: $0.source,
@@ -92,6 +102,7 @@ extension Pod {
             }
             for (mount, tree) in zip(copied, trees) { try await sandbox.syncTree(mount.guestPath, tree) }
             try await sandbox.mountShared(hostMounts.filter(\.shared), containerID: request.id)
+            try await preparePodLocal(hostMounts, on: sandbox)
             var attached: [AttachedInterface] = []
             if !networkPlan.attachAtStart, sandboxConfiguration.network != nil {
                 attached = try await sandbox.attachNetwork()
@@ -111,6 +122,7 @@ extension Pod {
             var process = Process(execID: "", io: io, paths: paths)
             process.pid = pid
             self.sandbox = sandbox
+            sandboxGuestPid = response.pid
             cniAttachment = attachment
             attachNetworkAtStart = networkPlan.attachAtStart
             self.attached = attached
@@ -131,18 +143,7 @@ extension Pod {
                 "rootfs_s": "\(timings["rootfs"] ?? 0)", "boot_s": "\(timings["boot"] ?? 0)",
                 "create_s": "\(timings["create"] ?? 0)", "layers": "\(rootfs.layers.count)",
                 "layers_cached": "\(rootfs.layers.filter { $0.cached }.count)", "guest_pid": "\(response.pid)"])
-            var event = Containerd_Events_TaskCreate()
-            event.containerID = request.id
-            event.bundle = request.bundle
-            event.rootfs = request.rootfs
-            var taskIO = Containerd_Events_TaskIO()
-            taskIO.stdin = request.stdin
-            taskIO.stdout = request.stdout
-            taskIO.stderr = request.stderr
-            taskIO.terminal = request.terminal
-            event.io = taskIO
-            event.pid = pid
-            configuration.onEvent(event)
+            publishCreate(request, pid: pid)
             return pid
         } catch {
             stdio?.resetAll()

@@ -50,7 +50,11 @@ extension Pod {
             _ = try? await sandbox.agent.task.delete(request)
             writtenBack = await streamWriteBack(container)
             if hasLiveContainers {
-                do { try await sandbox.releaseBundle(container.rootfs.plan) } catch {
+                do {
+                    try await sandbox.releaseBundle(container.rootfs.plan)
+                    await detachDisks(container.attachedDisks, of: containerID, from: sandbox)
+                } catch {
+                    // Still mounted in the guest: the disks stay attached until the VM ends.
                     logger.warning("unmounting the rootfs of \(containerID) in the guest failed: \(error)")
                 }
             } else if let error = await sandbox.stop(releasing: container.rootfs.plan,

@@ -60,6 +60,8 @@ public actor Pod {
         var watcher: HostMountWatcher?
         var deleted = false
         var initExitPublished = false
+        /// Disks added to the running VM for this container (a pod's later container), detached at its delete.
+        var attachedDisks: [String] = []
     }
 
     /// The pod's configuration.
@@ -70,8 +72,15 @@ public actor Pod {
     var containers: [String: Container] = [:]
     var background: [Task<Void, Never>] = []
     var ended = false
-    /// A create is booting the VM (the actor is reentrant: a second create must wait its turn or fail).
+    /// A create is under way (the actor is reentrant: the next one waits its turn).
     var creating = false
+    var createWaiters: [CheckedContinuation<Void, Never>] = []
+    /// The guest pid of the first container's init: later containers join its namespaces.
+    var sandboxGuestPid: UInt32 = 0
+    /// Disk id prefixes handed out to later containers (`k1-`, `k2-`, …).
+    var joinedCount = 0
+    /// Pod-scoped guest directories already made (``HostMount/podLocalPath(_:)``).
+    var podLocalReady: Set<String> = []
     var nextStdioKey = 0
     /// The networks the pod attached itself (`[network]`), undone at the end.
     var cniAttachment: CNIAttachment?
@@ -140,6 +149,20 @@ public actor Pod {
         guard var process = containers[containerID]?.processes[execID] else { return }
         change(&process)
         containers[containerID]?.processes[execID] = process
+    }
+
+    /// Waits until no other create runs, then takes the turn.
+    func acquireCreateTurn() async {
+        while creating {
+            await withCheckedContinuation { createWaiters.append($0) }
+        }
+        creating = true
+    }
+
+    /// Ends a create's turn and wakes the next one.
+    func releaseCreateTurn() {
+        creating = false
+        if !createWaiters.isEmpty { createWaiters.removeFirst().resume() }
     }
 
     func nextKey() -> String {

@@ -20,6 +20,44 @@ public enum PodSpec {
         return max(1, min(wanted, hostCPUs))
     }
 
+    /// CRI's annotation naming a container's role (`sandbox` or `container`).
+    public static let containerTypeAnnotation = "io.kubernetes.cri.container-type"
+    /// CRI's annotation naming the pod (the sandbox container's id).
+    public static let sandboxIDAnnotation = "io.kubernetes.cri.sandbox-id"
+
+    /// Whether the spec is a CRI pod's sandbox (pause) container: its VM is a pod VM,
+    /// which the pod's other containers join.
+    public static func isPodSandbox(_ spec: RuntimeSpec) -> Bool {
+        spec.annotations?[containerTypeAnnotation] == "sandbox"
+    }
+
+    /// The pod a container joins, from CRI's annotations: the sandbox's id for a
+    /// `container`, nil for a sandbox or a container outside any pod.
+    public static func podID(annotations: [String: String]) -> String? {
+        guard annotations[containerTypeAnnotation] == "container",
+              let id = annotations[sandboxIDAnnotation], !id.isEmpty else { return nil }
+        return id
+    }
+
+    /// The `/proc/N/ns/NAME` file of each namespace type that can be joined.
+    static let namespaceFiles: [RuntimeSpec.NamespaceType: String] = [
+        "pid": "pid", "ipc": "ipc", "uts": "uts", "mount": "mnt", "cgroup": "cgroup", "user": "user",
+    ]
+
+    /// Checks the namespace paths of a spec (other than the network's, which names the
+    /// host namespace QEMU joins): they name host processes, which the guest cannot
+    /// enter. A pod's later container may join its sandbox's namespaces (`joining`: the
+    /// guest pid of the sandbox's init); anything else is refused.
+    public static func checkNamespacePaths(_ spec: RuntimeSpec, joining sandboxPid: UInt32?) throws {
+        for entry in spec.linux?.namespaces ?? [] where entry.type != .network {
+            guard let path = entry.path, !path.isEmpty else { continue }
+            guard sandboxPid != nil, namespaceFiles[entry.type] != nil else {
+                throw QemuboxError(.unimplemented,
+                    "the \(entry.type) namespace at \(path) belongs to a host process; in qemubox only a pod's containers can share namespaces, with their sandbox")
+            }
+        }
+    }
+
     /// A QEMU-safe VM name for a container or pod id.
     public static func vmName(_ id: String) -> String {
         let cleaned = String(id.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") ? $0 : "-" })
@@ -33,12 +71,17 @@ public enum PodSpec {
     /// (container path, guest path) are bind-mounted read-only into the container;
     /// `sources` replaces the source of the spec's mount at each index (host bind mounts
     /// become their copies in the guest, ``HostMount``).
+    ///
+    /// A pod's later container (`joining`: the guest pid of the sandbox's init) gets every
+    /// namespace path the spec names (CRI: the sandbox's IPC and UTS, its PID namespace when
+    /// the pod shares one) pointed at the sandbox's init in the guest.
     public static func guestConfig(_ spec: RuntimeSpec, original: Data, terminal: Bool,
                                    files: [(destination: String, source: String)] = [],
-                                   sources: [Int: String] = [:]) throws -> Data {
+                                   sources: [Int: String] = [:], joining sandboxPid: UInt32? = nil) throws -> Data {
         let networkNamespace = spec.linux?.namespaces?.contains { $0.type == .network } ?? false
+        let joined = spec.linux?.namespaces?.contains { $0.path.map { !$0.isEmpty } ?? false } ?? false
         if spec.root?.path == "rootfs" && (spec.process?.terminal ?? false) == terminal && !networkNamespace
-            && files.isEmpty && sources.isEmpty {
+            && files.isEmpty && sources.isEmpty && !joined {
             return original
         }
         do {
@@ -50,6 +93,11 @@ public enum PodSpec {
                 $0.root?.path = "rootfs"
                 $0.process?.terminal = terminal
                 $0.linux?.namespaces?.removeAll { $0.type == .network }
+                if let sandboxPid {
+                    for (i, entry) in ($0.linux?.namespaces ?? []).enumerated() where !(entry.path ?? "").isEmpty {
+                        $0.linux?.namespaces?[i].path = namespaceFiles[entry.type].map { "/proc/\(sandboxPid)/ns/\($0)" }
+                    }
+                }
                 $0.mounts = ($0.mounts ?? []) + files.map {
                     RuntimeSpec.Mount(destination: $0.destination, type: "bind", source: $0.source, options: ["rbind", "ro"])
                 }

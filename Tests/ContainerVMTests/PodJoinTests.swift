@@ -1,0 +1,139 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import OCISpec
+import QemuboxAPI
+import QemuboxKit
+import SwiftProtobuf
+import Testing
+import TestSupport
+import TTRPCCodec
+
+/// A CRI pod in one VM through the Pod API: the sandbox boots a pod VM, a later
+/// container joins it with its own rootfs disks added to the running VM, shares the
+/// sandbox's IPC and UTS namespaces and the pod's `/dev/shm`, and leaves nothing when
+/// deleted (its disks detached, the VM running on for the sandbox).
+@Suite("a pod's containers in one VM", .serialized)
+struct PodJoinTests {
+    /// Runs `command` in container `id` of `pod` as an exec and returns its output.
+    func run(_ pod: Pod, _ id: String, _ execID: String, _ command: String, in dir: String) async throws -> String {
+        let path = dir + "/\(execID).out"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        defer { close(fd) }
+        var exec = Containerd_Task_V2_ExecProcessRequest()
+        exec.id = id
+        exec.execID = execID
+        var process = Google_Protobuf_Any()
+        process.typeURL = "types.containerd.io/opencontainers/runtime-spec/1/Process"
+        process.value = try JSONEncoder().encode(RuntimeSpec.Process(args: ["sh", "-c", command], env: ["PATH=/bin:/usr/bin"], cwd: "/"))
+        exec.spec = process
+        try await pod.exec(exec, io: DescriptorIO(stdin: nil, stdout: fd, stderr: fd))
+        try await pod.start(containerID: id, execID: execID)
+        let status = try await pod.wait(containerID: id, execID: execID).status
+        _ = try await pod.delete(containerID: id, execID: execID)
+        let output = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(status == 0, "\(command): \(output)")
+        return output
+    }
+
+    @Test("sandbox + joined container: own disks, shared namespaces and /dev/shm, detached at delete",
+          .enabled(if: Fixture.available))
+    func joinedContainer() async throws {
+        try await ConcurrencyLimit.vms.run {
+            try await TemporaryDirectory.with { dir in
+                // CRI's shape: the sandbox's shm directory bind-mounted read-write at /dev/shm in every container.
+                let shm = dir + "/cri/sandboxes/pod1/shm"
+                try FileManager.default.createDirectory(atPath: shm, withIntermediateDirectories: true)
+                let shmMount = RuntimeSpec.Mount(destination: "/dev/shm", type: "bind", source: shm,
+                                                 options: ["rbind", "rw"])
+                let sandboxBundle = try Fixture.bundle(in: dir, name: "sandbox", ["sh", "-c", "echo sandbox-up; exec sleep 600"]) {
+                    $0.annotations = ["io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "pod1"]
+                    $0.hostname = "pod1-host"
+                    $0.mounts = ($0.mounts ?? []) + [shmMount]
+                }
+                let app: (inout RuntimeSpec) -> Void = {
+                    $0.annotations = ["io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": "pod1"]
+                    $0.hostname = nil
+                    $0.mounts = ($0.mounts ?? []) + [shmMount]
+                    // CRI points the container at the sandbox's namespaces by the pid it was told (QEMU's, a host pid).
+                    for (i, entry) in ($0.linux?.namespaces ?? []).enumerated() where entry.type == "ipc" || entry.type == "uts" {
+                        $0.linux?.namespaces?[i].path = "/proc/1/ns/\(entry.type)"
+                    }
+                }
+                let appBundle = try Fixture.bundle(in: dir, name: "app", ["sh", "-c", "echo app-up; exec sleep 600"], configure: app)
+                // A restarted container: a new bundle (the first one's writable layer went back into its own).
+                let restartBundle = try Fixture.bundle(in: dir, name: "app2", ["sleep", "600"], configure: app)
+                var configuration = PodConfiguration(id: "pod1", stateDirectory: dir + "/pod", assets: try Fixture.assets())
+                configuration.writableBytes = 64 << 20
+                let pod = Pod(configuration)
+                let sandboxOut = open(dir + "/sandbox.out", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+                let appOut = open(dir + "/app.out", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+                defer { close(sandboxOut); close(appOut) }
+                var create = Containerd_Task_V2_CreateTaskRequest()
+                create.id = "pod1"
+                create.bundle = sandboxBundle
+                try await pod.create(create, rootfs: .ephemeral, io: DescriptorIO(stdin: nil, stdout: sandboxOut, stderr: sandboxOut))
+                do {
+                    _ = try await pod.start(containerID: "pod1")
+                    let qemu = await pod.pid
+                    var join = Containerd_Task_V2_CreateTaskRequest()
+                    join.id = "app1"
+                    join.bundle = appBundle
+                    let pid = try await pod.create(join, io: DescriptorIO(stdin: nil, stdout: appOut, stderr: appOut))
+                    #expect(pid == qemu, "one VM: the joined container reports the same QEMU")
+                    #expect(await pod.vm?.attachedDiskIDs.isEmpty == false, "the joined container's disks were added")
+                    _ = try await pod.start(containerID: "app1")
+                    #expect(await eventually(timeout: .seconds(20)) {
+                        (try? String(contentsOfFile: dir + "/app.out", encoding: .utf8)) == "app-up\n"
+                    })
+                    // Same IPC and UTS namespaces as the sandbox, its own mount namespace and rootfs.
+                    let sandboxNS = try await run(pod, "pod1", "s1", "readlink /proc/self/ns/ipc /proc/self/ns/uts /proc/self/ns/mnt; hostname", in: dir)
+                    let appNS = try await run(pod, "app1", "a1", "readlink /proc/self/ns/ipc /proc/self/ns/uts /proc/self/ns/mnt; hostname", in: dir)
+                    let s = sandboxNS.split(separator: "\n"), a = appNS.split(separator: "\n")
+                    #expect(s.count == 4 && a.count == 4, "\(sandboxNS) / \(appNS)")
+                    if s.count == 4 && a.count == 4 {
+                        #expect(s[0] == a[0] && s[1] == a[1], "ipc and uts shared: \(s) vs \(a)")
+                        #expect(s[2] != a[2], "mount namespaces differ")
+                        #expect(a[3] == "pod1-host")
+                    }
+                    // The pod's /dev/shm is one tmpfs in the guest; the writable layers are separate.
+                    _ = try await run(pod, "app1", "a2", "echo from-app > /dev/shm/note && echo mine > /only-app", in: dir)
+                    #expect(try await run(pod, "pod1", "s2", "cat /dev/shm/note; test -e /only-app && echo leak || echo separate", in: dir)
+                        == "from-app\nseparate\n")
+                    #expect(try await run(pod, "app1", "a3", "stat -f -c %T /dev/shm", in: dir) == "tmpfs\n")
+                    // The app goes; its disks leave the VM, the sandbox stays.
+                    var kill = Containerd_Task_V2_KillRequest()
+                    kill.id = "app1"
+                    kill.signal = UInt32(SIGKILL)
+                    try await pod.kill(kill)
+                    #expect(try await pod.wait(containerID: "app1").status == 137)
+                    _ = try await pod.delete(containerID: "app1")
+                    #expect(await pod.vm?.attachedDiskIDs == [], "the joined container's disks were detached")
+                    #expect(await pod.vm?.exit == nil, "the VM runs on for the sandbox")
+                    // A container created again in the same pod (a restart) gets new disks.
+                    join.id = "app2"
+                    join.bundle = restartBundle
+                    try await pod.create(join, io: DescriptorIO(stdin: nil, stdout: appOut, stderr: appOut))
+                    _ = try await pod.start(containerID: "app2")
+                    #expect(try await run(pod, "app2", "b1", "cat /dev/shm/note; test -e /only-app && echo kept || echo fresh", in: dir)
+                        == "from-app\nfresh\n")
+                    kill.id = "app2"
+                    try await pod.kill(kill)
+                    _ = try await pod.wait(containerID: "app2")
+                    _ = try await pod.delete(containerID: "app2")
+                    kill.id = "pod1"
+                    try await pod.kill(kill)
+                    _ = try await pod.wait(containerID: "pod1")
+                    _ = try await pod.delete(containerID: "pod1")
+                } catch {
+                    await pod.terminate()
+                    throw error
+                }
+                #expect(await pod.vm?.exit != nil, "the VM ended with the pod's last container")
+                let left = (try? FileManager.default.subpathsOfDirectory(atPath: dir + "/pod")) ?? []
+                #expect(left.allSatisfy { $0 == "containers" }, "left behind: \(left)")
+            }
+        }
+    }
+}
