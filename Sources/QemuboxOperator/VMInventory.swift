@@ -60,9 +60,13 @@ public struct VMInventory: Sendable {
         for namespace in ((try? fm.contentsOfDirectory(atPath: stateDirectory)) ?? []).sorted() where namespace != "s" {
             let nsPath = stateDirectory + "/" + namespace
             guard Self.isDirectory(nsPath) else { continue }
-            for id in ((try? fm.contentsOfDirectory(atPath: nsPath)) ?? []).sorted() {
-                let path = nsPath + "/" + id
-                if Self.isDirectory(path) { found.append((namespace, id, path)) }
+            for name in ((try? fm.contentsOfDirectory(atPath: nsPath)) ?? []).sorted() {
+                let path = nsPath + "/" + name
+                guard Self.isDirectory(path) else { continue }
+                // A long id's directory is a digest of it; its shim record names the id.
+                let record = fm.contents(atPath: path + "/" + ShimRecord.fileName)
+                    .flatMap { try? JSONDecoder().decode(ShimRecord.self, from: $0) }
+                found.append((namespace, record?.id ?? name, path))
             }
         }
         return found

@@ -167,15 +167,23 @@ enum ShimStart {
 enum ShimDelete {
     static func run(_ arguments: ShimArguments, environment: [String: String]) async throws {
         let configuration = try QemuboxShim.configuration(environment)
-        // A pod's container shares its sandbox's shim: that shim's death ends the whole
-        // pod (QEMU dies with it), so any of its tasks' delete cleans up the pod.
+        // A pod's container shares its sandbox's shim. containerd runs `delete` whenever a
+        // task's connection closes, also after a normal delete: while the pod's shim serves,
+        // it owns its containers and a container's `delete` leaves it alone. Once it died
+        // (QEMU with it), any task's `delete` cleans up the whole pod; the others find nothing.
+        let pod = ShimPaths.podID(bundle: FileManager.default.currentDirectoryPath)
         let paths = try ShimPaths(stateRoot: configuration.stateDirectory, namespace: arguments.namespace,
-                                  id: ShimPaths.podID(bundle: FileManager.default.currentDirectoryPath) ?? arguments.id)
+                                  id: pod ?? arguments.id)
         if let fd = ShimLogHandler.openLogFIFO("log") {
             ShimLogHandler.bootstrap(fd: fd, level: arguments.debug ? .debug : .info)
         }
         let logger = Logger(label: "qemubox.shim.delete")
-        try await cleanup(paths: paths, configuration: configuration, logger: logger)
+        if pod != nil, let record = ShimRecord.read(from: paths), kill(record.shimPid, 0) == 0,
+           QemuboxShim.isShimDaemon(record.shimPid, paths) {
+            logger.info("delete: \(arguments.id) belongs to pod \(pod ?? "") whose shim serves; nothing to clean up")
+        } else {
+            try await cleanup(paths: paths, configuration: configuration, logger: logger)
+        }
         var response = Containerd_Task_V2_DeleteResponse()
         response.exitStatus = 128 + 9
         response.exitedAt = Google_Protobuf_Timestamp(date: Date())
@@ -183,10 +191,28 @@ enum ShimDelete {
         FileHandle.standardOutput.write(bytes)
     }
 
-    /// Kills what the dead shim left (QEMU by its verified pid record), writes
-    /// the writable layer back, removes the state directory and the socket.
+    /// Kills what the dead shim left (QEMU by its verified pid record), releases its
+    /// networks and socket, writes the writable layers back, removes the state directory.
+    /// The quick steps go first and each writeback is recorded when done: containerd gives
+    /// a `delete` 5 s, and the deletes of a pod's tasks run at once, so they take turns (a
+    /// lock in the state directory) and each goes on where the one before stopped.
     static func cleanup(paths: ShimPaths, configuration: QemuboxConfiguration, logger: Logger) async throws {
-        let record = ShimRecord.read(from: paths)
+        guard FileManager.default.fileExists(atPath: paths.stateDirectory) else {
+            unlink(paths.socket)
+            return
+        }
+        let lock = open(paths.stateDirectory + "/cleanup.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        defer { if lock >= 0 { close(lock) } }
+        if lock >= 0 {
+            while flock(lock, LOCK_EX) != 0 && errno == EINTR {}
+        }
+        // The turn before may have finished everything.
+        guard FileManager.default.fileExists(atPath: paths.recordFile)
+            || FileManager.default.fileExists(atPath: paths.vmDirectory) else {
+            removeState(paths)
+            return
+        }
+        var record = ShimRecord.read(from: paths)
         if let record, record.shimPid > 0, record.shimPid != getpid(), isShimDaemon(record.shimPid, paths) {
             kill(record.shimPid, SIGKILL)
         }
@@ -198,34 +224,48 @@ enum ShimDelete {
         }
         if let network = record?.network {
             await network.detach(logger: logger)
+            record?.network = nil
+            try? record?.write(to: paths)
         }
-        if let record, !record.writtenBack, let scratch = record.scratchImage, let target = record.writeback,
+        unlink(paths.socket)
+        if var main = record, !main.writtenBack, let scratch = main.scratchImage, let target = main.writeback,
            FileManager.default.fileExists(atPath: scratch) {
             // A record from a shim before policies were recorded: the bundle's spec gives it.
-            let policy = record.writebackPolicy
-                ?? (try? RuntimeSpec.load(bundle: record.bundle)).map {
+            let policy = main.writebackPolicy
+                ?? (try? RuntimeSpec.load(bundle: main.bundle)).map {
                     WritebackPolicy(spec: $0, layerBytes: UInt64(configuration.writableLayerMiB) << 20)
                 }
             if let policy {
                 await rescueWriteBack(scratchImage: scratch, into: target, policy: policy,
                                       configuration: configuration, paths: paths, logger: logger)
             } else {
-                logger.error("delete: no writeback policy recorded and no spec in \(record.bundle): the writable layer is not written back")
+                logger.error("delete: no writeback policy recorded and no spec in \(main.bundle): the writable layer is not written back")
             }
+            main.writtenBack = true
+            try? main.write(to: paths)
+            record = main
         }
         for (id, member) in (record?.members ?? [:]).sorted(by: { $0.key < $1.key }) where !member.writtenBack {
-            guard let scratch = member.scratchImage, let target = member.writeback, let policy = member.writebackPolicy,
-                  FileManager.default.fileExists(atPath: scratch) else { continue }
-            logger.info("delete: writing back the writable layer of \(id), a container of the pod")
-            await rescueWriteBack(scratchImage: scratch, into: target, policy: policy,
-                                  configuration: configuration, paths: paths, logger: logger)
+            if let scratch = member.scratchImage, let target = member.writeback, let policy = member.writebackPolicy,
+               FileManager.default.fileExists(atPath: scratch) {
+                logger.info("delete: writing back the writable layer of \(id), a container of the pod")
+                await rescueWriteBack(scratchImage: scratch, into: target, policy: policy,
+                                      configuration: configuration, paths: paths, logger: logger)
+            }
+            record?.members?[id]?.writtenBack = true
+            try? record?.write(to: paths)
         }
+        removeState(paths)
+    }
+
+    /// Removes the state directory and, if empty, its namespace directory.
+    static func removeState(_ paths: ShimPaths) {
         unlink(paths.socket)
-        if FileManager.default.fileExists(atPath: paths.stateDirectory) {
-            do {
-                try FileManager.default.removeItem(atPath: paths.stateDirectory)
-            } catch {
-                throw ShimError(.internal, "cannot remove \(paths.stateDirectory): \(error)")
+        do {
+            try FileManager.default.removeItem(atPath: paths.stateDirectory)
+        } catch {
+            if FileManager.default.fileExists(atPath: paths.stateDirectory) {
+                FileHandle.standardError.write(Data("cannot remove \(paths.stateDirectory): \(error)\n".utf8))
             }
         }
         // Empty namespace directory: remove it too (ignore if others remain).

@@ -13,14 +13,21 @@ public struct ShimPaths: Sendable, Hashable {
     /// The socket containerd dials (`<state>/s/<digest>.sock`, short enough for `sun_path`).
     public var socket: String
 
-    /// Paths for a task.
+    /// Paths for a task (or a pod: its sandbox's id).
     public init(stateRoot: String, namespace: String, id: String) throws {
-        stateDirectory = stateRoot + "/" + namespace + "/" + id
+        stateDirectory = stateRoot + "/" + namespace + "/" + Self.directoryName(id)
         let digest = PodSpec.digest(namespace + "/" + id)
         socket = stateRoot + "/s/" + digest + ".sock"
         guard socket.utf8.count < 108 else {
             throw ShimError(.invalidArgument, "socket path \(socket) is too long for a unix socket; use a shorter state_dir")
         }
+    }
+
+    /// The state directory's name for a task id: the id itself up to 32 bytes, else a
+    /// digest of it (CRI's ids are 64 hex digits, which would push the VM's sockets
+    /// under it past `sun_path`'s 108 bytes). The record inside names the id.
+    public static func directoryName(_ id: String) -> String {
+        id.utf8.count <= 32 ? id : PodSpec.digest(id)
     }
 
     /// The pod a bundle's container joins (CRI's `io.kubernetes.cri.sandbox-id` on a

@@ -88,8 +88,8 @@ struct PodJoinTests {
                         (try? String(contentsOfFile: dir + "/app.out", encoding: .utf8)) == "app-up\n"
                     })
                     // Same IPC and UTS namespaces as the sandbox, its own mount namespace and rootfs.
-                    let sandboxNS = try await run(pod, "pod1", "s1", "readlink /proc/self/ns/ipc /proc/self/ns/uts /proc/self/ns/mnt; hostname", in: dir)
-                    let appNS = try await run(pod, "app1", "a1", "readlink /proc/self/ns/ipc /proc/self/ns/uts /proc/self/ns/mnt; hostname", in: dir)
+                    let sandboxNS = try await run(pod, "pod1", "s1", "for n in ipc uts mnt; do readlink /proc/self/ns/$n; done; hostname", in: dir)
+                    let appNS = try await run(pod, "app1", "a1", "for n in ipc uts mnt; do readlink /proc/self/ns/$n; done; hostname", in: dir)
                     let s = sandboxNS.split(separator: "\n"), a = appNS.split(separator: "\n")
                     #expect(s.count == 4 && a.count == 4, "\(sandboxNS) / \(appNS)")
                     if s.count == 4 && a.count == 4 {

@@ -76,4 +76,47 @@ import TestSupport
             #expect(await vm.stop(StopPolicy(powerdownTimeout: .zero)).kind == .quit)
         }
     }
+
+    /// Disks added to and removed from a running (jailed, when root) microvm at the QMP
+    /// level: the image's descriptors go in over the control monitor, and out again.
+    @Test func disksAttachAndDetachWhileRunning() async throws {
+        try await TestGuest.with { initrd, dir in
+            let m = TestGuest.machine("diskplug", initrd: initrd) { $0.hotplugDisks = true }
+            let vm = VirtualMachine(m, configuration: VMConfiguration(stateDirectory: dir + "/state"))
+            try await vm.start(readiness: TestGuest.readiness)
+            #expect(await vm.resolved?.machineType == .microvm, "disks plug into virtio-scsi: microvm stays")
+            let qmp = try #require(await vm.qmp)
+            for name in ["ro.img", "rw.img"] {
+                #expect(FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(count: 1 << 20)))
+            }
+            try await vm.attachDisk(Disk(id: "d-ro", path: dir + "/ro.img", readOnly: true))
+            try await vm.attachDisk(Disk(id: "d-rw", path: dir + "/rw.img", readOnly: false))
+            #expect(await vm.attachedDiskIDs == ["d-ro", "d-rw"])
+            func blockDevices() async throws -> String { "\(try await qmp.execute("query-block"))" }
+            #expect(try await blockDevices().contains("hpdev-d-ro"))
+            #expect(try await blockDevices().contains("hpdev-d-rw"))
+            let again = await #expect(throws: QemuboxError.self) {
+                try await vm.attachDisk(Disk(id: "d-ro", path: dir + "/ro.img", readOnly: true))
+            }
+            #expect(again?.code == .alreadyExists)
+            let badID = await #expect(throws: QemuboxError.self) {
+                try await vm.attachDisk(Disk(id: "a-serial-longer-than-twenty", path: dir + "/ro.img", readOnly: true))
+            }
+            #expect(badID?.code == .invalidDescription)
+            let missing = await #expect(throws: QemuboxError.self) {
+                try await vm.attachDisk(Disk(id: "d-none", path: dir + "/nonexistent.img", readOnly: true))
+            }
+            #expect(missing?.code == .system)
+            #expect(await vm.attachedDiskIDs == ["d-ro", "d-rw"], "a failed attach leaves nothing behind")
+            try await vm.detachDisk(id: "d-ro")
+            try await vm.detachDisk(id: "d-rw")
+            #expect(await vm.attachedDiskIDs.isEmpty)
+            #expect(!(try await blockDevices().contains("hpdev-")))
+            let fdsets = "\(try await qmp.execute("query-fdsets"))"
+            #expect(!fdsets.contains("d-ro") && !fdsets.contains("d-rw"), "descriptors released: \(fdsets)")
+            let unknown = await #expect(throws: QemuboxError.self) { try await vm.detachDisk(id: "d-ro") }
+            #expect(unknown?.code == .notFound)
+            #expect(await vm.stop(StopPolicy(powerdownTimeout: .zero)).kind == .quit)
+        }
+    }
 }
