@@ -422,6 +422,8 @@ let package = Package(
                 "QemuboxShim", "QemuboxKit", "QemuboxAPI", "TTRPCCodec", "TestSupport", "ContainerdTestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            // CRI bundles' config.json captured with runc (CRITests, QEMUBOX_CRI_FIXTURES).
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
 

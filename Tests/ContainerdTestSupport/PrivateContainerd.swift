@@ -3,19 +3,23 @@ import QemuboxKit
 import TestSupport
 
 /// A private containerd 1.6 for one test: its own root, state, sockets and opt
-/// directory under `dir`, the CRI plugin off, qemubox's shim on its PATH (opt/bin)
-/// and qemubox configured by `QEMUBOX_CONFIG` (inherited by the shims).
+/// directory under `dir`, the CRI plugin off (on with ``CRISettings``), qemubox's shim on
+/// its PATH (opt/bin) and qemubox configured by `QEMUBOX_CONFIG` (inherited by the shims).
 public final class PrivateContainerd: @unchecked Sendable {
     public let dir: String
     public let environment: [String: String]
     private var containerdPid: Int32?
     public static let image = "docker.io/library/qemubox-busybox:latest"
     /// A namespace of its own: runc keeps state per namespace under /run/containerd/runc.
-    public let namespace = "qbx" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+    /// With the CRI plugin on, CRI's own: `k8s.io`.
+    public let namespace: String
+    /// The CRI plugin's settings (nil: the plugin is disabled).
+    public let cri: CRISettings?
 
     /// A network namespace (`/run/netns/NAME`) containerd, its shims and ctr run in
     /// (nil: the host's). ctr then also sees `cniConfDir` as /etc/cni/net.d and
-    /// /usr/lib/cni as /opt/cni/bin (bind mounts in a mount namespace of its own).
+    /// /usr/lib/cni as /opt/cni/bin (bind mounts in a mount namespace of its own), unless
+    /// CRI is on (ctr then runs as it is: CRI runs CNI itself).
     public var networkNamespace: String?
     public var cniConfDir: String { dir + "/cni-conf" }
 
@@ -66,8 +70,10 @@ public final class PrivateContainerd: @unchecked Sendable {
         }
     }
 
-    public init(dir: String, qemubox extra: String = "") throws {
+    public init(dir: String, qemubox extra: String = "", cri: CRISettings? = nil) throws {
         self.dir = dir
+        self.cri = cri
+        namespace = cri == nil ? "qbx" + String(UInt32.random(in: 0...UInt32.max), radix: 16) : CRISettings.namespace
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir + "/opt/bin", withIntermediateDirectories: true)
         guard let shim = Self.shimBinary else { throw PeerError("containerd-shim-qemubox-v1 is not built") }
@@ -76,14 +82,14 @@ public final class PrivateContainerd: @unchecked Sendable {
             version = 2
             root = "\(dir)/root"
             state = "\(dir)/state"
-            disabled_plugins = ["io.containerd.grpc.v1.cri"]
+            \(cri == nil ? "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]" : "")
             [grpc]
               address = "\(dir)/c.sock"
             [ttrpc]
               address = "\(dir)/c.sock.ttrpc"
             [plugins."io.containerd.internal.v1.opt"]
               path = "\(dir)/opt"
-
+            \(cri?.configuration(dir: dir) ?? "")
             """.write(toFile: dir + "/containerd.toml", atomically: true, encoding: .utf8)
         var qemubox = """
             state_dir = "\(dir)/qb"
@@ -124,7 +130,8 @@ public final class PrivateContainerd: @unchecked Sendable {
     /// `ctr -a SOCK -n qbx ARGS` (a shell fragment).
     public func ctr(_ arguments: String, stdin: String? = nil, timeout: Duration = .seconds(180)) async throws -> Shell.Result {
         let command = "ctr -a \(socket) -n \(namespace) \(arguments)"
-        guard let networkNamespace else { return try await Shell.run(command, stdin: stdin, timeout: timeout) }
+        // With CRI, CRI runs CNI (in containerd's namespace): ctr needs neither it nor --cni's paths.
+        guard let networkNamespace, cri == nil else { return try await Shell.run(command, stdin: stdin, timeout: timeout) }
         // ctr --cni reads /etc/cni/net.d and /opt/cni/bin: the test's, in a mount namespace of ctr's own.
         let script = "mount --bind \(cniConfDir) /etc/cni/net.d && mount --bind /usr/lib/cni /opt/cni/bin && exec \(command)"
         return try await Shell.run("nsenter --net=\(networkNamespace) unshare -m --propagation private sh -c \(Shell.quote(script))",
@@ -191,7 +198,7 @@ public final class PrivateContainerd: @unchecked Sendable {
         await stop()
         for pid in leftoverProcesses() { kill(pid, SIGKILL) }
         for mount in mounts().reversed() { _ = try? await Shell.run("umount -l \(mount)") }
-        rmdir("/run/containerd/runc/" + namespace)
+        if cri == nil { rmdir("/run/containerd/runc/" + namespace) }
     }
 }
 
