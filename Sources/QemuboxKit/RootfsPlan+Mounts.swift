@@ -27,10 +27,14 @@ extension RootfsPlan {
     /// - `erofs` (an EROFS image file): attached as it is, with an ephemeral
     ///   writable layer;
     /// - no mounts: the bundle's `rootfs` directory, as a writable bind.
-    /// Images and disks that are not cached are written into `directory`.
+    /// Images and disks that are not cached are written into `directory`. With
+    /// `readOnlyRoot` (the spec's `root.readonly`, which crun enforces once the container's
+    /// mounts are in place) and no writable disk, the layers get a small tmpfs on top, as
+    /// runc's writable snapshot would be: crun can then create mount points (CRI's
+    /// `/etc/resolv.conf` in a pause image that has no `/etc`).
     public static func fromMounts(
         _ mounts: [Containerd_Types_Mount], bundleRootfs: String, containerID: String, directory: String,
-        cache: EROFSLayerCache, writableBytes: UInt64 = 1 << 30
+        cache: EROFSLayerCache, writableBytes: UInt64 = 1 << 30, readOnlyRoot: Bool = false
     ) throws -> ContainerRootfs {
         guard mounts.count <= 1 else {
             throw QemuboxError(.rootfs, "\(mounts.count) rootfs mounts: only one (overlay, bind or erofs) is supported")
@@ -60,12 +64,13 @@ extension RootfsPlan {
             }
             let readOnly = options.flags.contains("ro") || (writeback == nil && writableBytes == 0)
             return try layered(entries, containerID: containerID, directory: directory,
-                               writableBytes: readOnly ? 0 : writableBytes, writeback: writeback)
+                               writableBytes: readOnly ? 0 : writableBytes, writeback: writeback,
+                               mountPoints: readOnlyRoot)
         case "bind", "rbind":
             let readOnly = options.flags.contains("ro")
             if readOnly {
                 return try layered([try cache.image(for: mount.source)], containerID: containerID,
-                                   directory: directory, writableBytes: 0, writeback: nil)
+                                   directory: directory, writableBytes: 0, writeback: nil, mountPoints: readOnlyRoot)
             }
             return try writableDirectory(mount.source, containerID: containerID, directory: directory,
                                          writableBytes: writableBytes)
@@ -75,7 +80,8 @@ extension RootfsPlan {
             }
             return try layered([EROFSLayerCache.Entry(path: mount.source, cached: true, seconds: 0)],
                                containerID: containerID, directory: directory,
-                               writableBytes: options.flags.contains("ro") ? 0 : writableBytes, writeback: nil)
+                               writableBytes: options.flags.contains("ro") ? 0 : writableBytes, writeback: nil,
+                               mountPoints: readOnlyRoot)
         default:
             throw QemuboxError(.rootfs, "rootfs mount type \(mount.type.debugDescription) is not supported "
                 + "(overlay, bind and erofs are)")
@@ -92,13 +98,15 @@ extension RootfsPlan {
                            writeback: writableBytes > 0 ? RootfsWriteback.Target(directory: path, mode: .apply) : nil)
     }
 
-    /// The guest plan for read-only layers (top first) and an optional writable disk.
+    /// The guest plan for read-only layers (top first) and an optional writable disk
+    /// (without one, `mountPoints` puts a small guest tmpfs on top, discarded with the container).
     static func layered(_ layers: [EROFSLayerCache.Entry], containerID: String, directory: String,
-                        writableBytes: UInt64, writeback: RootfsWriteback.Target?) throws -> ContainerRootfs {
+                        writableBytes: UInt64, writeback: RootfsWriteback.Target?,
+                        mountPoints: Bool = false) throws -> ContainerRootfs {
         let guestBundle = GuestAgentProtocol.bundleRoot + "/" + containerID
         let rootfs = guestBundle + "/rootfs"
         let disks = layers.enumerated().map { Disk(id: "layer\($0.offset)", path: $0.element.path, readOnly: true) }
-        if writableBytes == 0 && layers.count == 1 {
+        if writableBytes == 0 && layers.count == 1 && !mountPoints {
             let plan = RootfsPlan(disks: disks, steps: [.mount([guestMount("erofs", "disk:layer0", rootfs, ["ro"])])],
                                   unmountTargets: [rootfs], guestBundle: guestBundle)
             return ContainerRootfs(plan: plan, scratchImage: nil, writeback: nil, layers: layers)
@@ -117,6 +125,13 @@ extension RootfsPlan {
             allDisks.append(Disk(id: scratchDiskID, path: image, readOnly: false))
             let scratch = guestScratch(containerID)
             mounts.append(guestMount("ext4", "disk:" + scratchDiskID, scratch, ["rw", "nodev"]))
+            steps.append(.mount(mounts))
+            steps.append(.mkdir([scratch + "/upper", scratch + "/work"]))
+            overlayOptions += ["upperdir=\(scratch)/upper", "workdir=\(scratch)/work"]
+            unmount.append(scratch)
+        } else if mountPoints {
+            let scratch = guestScratch(containerID)
+            mounts.append(guestMount("tmpfs", "tmpfs", scratch, ["nodev", "nosuid", "mode=0755", "size=16m"]))
             steps.append(.mount(mounts))
             steps.append(.mkdir([scratch + "/upper", scratch + "/work"]))
             overlayOptions += ["upperdir=\(scratch)/upper", "workdir=\(scratch)/work"]

@@ -31,6 +31,8 @@ final class HostIO: ProcessIO {
     private let stdinClosing = NIOLockedValueBox(false)
     private let outputTask = NIOLockedValueBox<Task<Void, Never>?>(nil)
     private let closed = NIOLockedValueBox(false)
+    /// stdout/stderr descriptors still open (each is closed once its stream ended, or at ``close()``).
+    private let openOutputs: NIOLockedValueBox<Set<Int32>>
     private let logger: Logger
 
     private init(stdin: String, stdout: String, stderr: String, terminal: Bool, fds: (Int32?, Int32?, Int32?),
@@ -41,6 +43,7 @@ final class HostIO: ProcessIO {
         self.terminal = terminal
         stdinPath = stdin.isEmpty ? nil : stdin
         (_, stdoutFD, stderrFD) = fds
+        openOutputs = NIOLockedValueBox(Set([fds.1, fds.2].compactMap { $0 }))
         self.binary = NIOLockedValueBox(binary)
         self.logger = logger
     }
@@ -90,13 +93,20 @@ final class HostIO: ProcessIO {
             thread.start()
         }
         let out = stdoutFD, err = stderrFD
+        let openOutputs = self.openOutputs
+        // Once a stream ends, its FIFO is closed: we hold it read-write, so its reader sees
+        // end-of-file only then (CRI's ExecSync waits for it before deleting the process).
+        @Sendable func relay(_ stream: YamuxStream, _ fd: Int32) async {
+            _ = try? await StdioRelay.copy(from: stream, to: fd)
+            Self.closeOutput(fd, openOutputs)
+        }
         let task = Task {
             await withTaskGroup(of: Void.self) { group in
                 if let stream = stdio.stdout, let fd = out {
-                    group.addTask { _ = try? await StdioRelay.copy(from: stream, to: fd) }
+                    group.addTask { await relay(stream, fd) }
                 }
                 if let stream = stdio.stderr, let fd = err {
-                    group.addTask { _ = try? await StdioRelay.copy(from: stream, to: fd) }
+                    group.addTask { await relay(stream, fd) }
                 }
             }
         }
@@ -141,10 +151,16 @@ final class HostIO: ProcessIO {
         _ = await waitOutput(timeout: .milliseconds(500))
         closeStdin()
         outputTask.withLockedValue { $0 }?.cancel()
-        for fd in [stdoutFD, stderrFD].compactMap({ $0 }) { Glibc.close(fd) }
+        for fd in [stdoutFD, stderrFD].compactMap({ $0 }) { Self.closeOutput(fd, openOutputs) }
         if let pid = binary.withLockedValue({ $0 }) {
             _ = await Spawn.reap(pid, timeout: .seconds(5))
         }
+    }
+
+    /// Closes an output descriptor once.
+    static func closeOutput(_ fd: Int32, _ open: NIOLockedValueBox<Set<Int32>>) {
+        let mine = open.withLockedValue { $0.remove(fd) != nil }
+        if mine { Glibc.close(fd) }
     }
 
     // MARK: stdin

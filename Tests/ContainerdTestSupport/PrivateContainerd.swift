@@ -198,7 +198,18 @@ public final class PrivateContainerd: @unchecked Sendable {
         await stop()
         for pid in leftoverProcesses() { kill(pid, SIGKILL) }
         for mount in mounts().reversed() { _ = try? await Shell.run("umount -l \(mount)") }
-        if cri == nil { rmdir("/run/containerd/runc/" + namespace) }
+        if cri == nil {
+            rmdir("/run/containerd/runc/" + namespace)
+            // runc leaves the namespace's cgroup, `/<namespace>` (and a killed task's below
+            // it), in every hierarchy: remove the now empty tree, deepest first.
+            let root = "/sys/fs/cgroup"
+            for hierarchy in ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []) + [""] {
+                let top = root + (hierarchy.isEmpty ? "" : "/" + hierarchy) + "/" + namespace
+                let below = (FileManager.default.enumerator(atPath: top)?.allObjects as? [String]) ?? []
+                for path in below.sorted(by: { $0.count > $1.count }) { rmdir(top + "/" + path) }
+                rmdir(top)
+            }
+        }
     }
 }
 

@@ -84,14 +84,8 @@ struct CRIEnvironment: Sendable {
 }
 
 extension CRITests {
-    /// Whether the CRI tests of `runtime` can run here; prints why not. qemubox's wait for
-    /// pods (a sandbox and its containers in one VM): QEMUBOX_CRI_PODS=1 runs them.
+    /// Whether the CRI tests of `runtime` can run here; prints why not.
     static func runnable(_ runtime: String) -> Bool {
-        if runtime == "qemubox" && ProcessInfo.processInfo.environment["QEMUBOX_CRI_PODS"] != "1" {
-            FileHandle.standardError.write(Data(
-                "SKIP: qemubox pods not yet supported (CRITests[qemubox] run with QEMUBOX_CRI_PODS=1)\n".utf8))
-            return false
-        }
         guard PrivateContainerd.available, Prerequisite.tools("ip", "nsenter", "gcc", "go", "python3") else { return false }
         if !Prerequisite.isCI && !FileManager.default.isExecutableFile(atPath: "/usr/lib/cni/bridge") {
             FileHandle.standardError.write(Data("SKIP: no CNI plugins in /usr/lib/cni; run scripts/install-deps.sh\n".utf8))

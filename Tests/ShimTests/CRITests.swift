@@ -9,7 +9,7 @@ import Testing
 /// scenarios and the same expected observations. A pod is a sandbox (the pause container)
 /// plus app containers sharing its network, UTS and IPC namespaces and host directories.
 ///
-/// The qemubox variants wait for pods in the shim: they run with QEMUBOX_CRI_PODS=1.
+/// For qemubox, one VM serves the pod (one QEMU, its containers' disks added while it runs).
 /// QEMUBOX_CRI_FIXTURES=DIR makes the runc lifecycle test copy the bundles' config.json
 /// of the sandbox and of an app container there (Tests/ShimTests/Fixtures/cri-*.json).
 @Suite(.serialized) struct CRITests {
@@ -24,7 +24,8 @@ import Testing
         try await Self.withCRI(runtime) { env in
             let namespacesBefore = CRIEnvironment.cniNamespaces()
             let client = env.client
-            let shared = env.dir + "/shared"
+            // An emptyDir volume where the kubelet keeps it (qemubox keeps such a volume in the pod VM).
+            let shared = env.dir + "/kubelet/pods/uid-web/volumes/kubernetes.io~empty-dir/shared"
             let hostFile = env.dir + "/host-file"
             try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
             try "version-1\n".write(toFile: hostFile, atomically: false, encoding: .utf8)
@@ -81,7 +82,24 @@ import Testing
             #expect(await env.waitOutput(idA, "cat /shared/b", "hello-from-B\n") == "hello-from-B\n")
             #expect(try await client.sh(idA, "echo hello-from-A > /shared/a").status == 0)
             #expect(try await client.sh(idB, "cat /shared/a").stdout == "hello-from-A\n")
-            #expect(try String(contentsOfFile: shared + "/a", encoding: .utf8) == "hello-from-A\n")
+            if runtime == "runc" {
+                #expect(try String(contentsOfFile: shared + "/a", encoding: .utf8) == "hello-from-A\n")
+            } else {
+                #expect(!FileManager.default.fileExists(atPath: shared + "/a"), "qemubox keeps emptyDir in the pod's VM")
+                // A read-write host directory (a hostPath volume) cannot reach a running pod VM: a clear error.
+                let hostPath = env.dir + "/host-dir"
+                try FileManager.default.createDirectory(atPath: hostPath, withIntermediateDirectories: true)
+                let c = CRIContainerConfig(name: "c", image: CRIEnvironment.image, command: ["true"],
+                                           mounts: [.init(containerPath: "/data", hostPath: hostPath)])
+                // CRI makes the task (the shim's Create) at StartContainer.
+                let idC = try await client.createContainer(in: sandbox, c, pod: pod)
+                await #expect {
+                    try await client.startContainer(idC)
+                } throws: { error in
+                    "\(error)".contains("read-write directory") && "\(error)".contains("Unimplemented")
+                }
+                try await client.removeContainer(idC)
+            }
 
             // One network: B reaches A on localhost; the test's namespace reaches the pod's address.
             #expect(await env.waitOutput(idB, "echo go | nc 127.0.0.1 8080", "pong-A\n") == "pong-A\n")

@@ -5,7 +5,7 @@ import QemuboxAPI
 
 /// Where a container's root filesystem comes from.
 public enum PodRootfs: Sendable {
-    /// containerd's rootfs mounts (``RootfsPlan/fromMounts(_:bundleRootfs:containerID:directory:cache:writableBytes:)``;
+    /// containerd's rootfs mounts (``RootfsPlan/fromMounts(_:bundleRootfs:containerID:directory:cache:writableBytes:readOnlyRoot:)``;
     /// none: the bundle's root directory, written back into it).
     case mounts([Containerd_Types_Mount])
     /// The bundle's root directory, converted for this run only: its writable layer is
@@ -165,7 +165,8 @@ extension Pod {
         case .mounts(let mounts):
             let cache = configuration.layerCache ?? EROFSLayerCache(directory: directory + "/layers")
             return try RootfsPlan.fromMounts(mounts, bundleRootfs: bundleRootfs, containerID: containerID,
-                                             directory: directory, cache: cache, writableBytes: writableBytes)
+                                             directory: directory, cache: cache, writableBytes: writableBytes,
+                                             readOnlyRoot: spec.root?.readonly == true)
         case .ephemeral:
             let plan = try RootfsPlan.fromDirectory(bundleRootfs, containerID: containerID, directory: directory,
                                                     writableBytes: writableBytes)
