@@ -64,6 +64,11 @@ import Testing
             }
             let listed = try await client.containers(in: sandbox).map(\.id).sorted()
             #expect(listed == [idA, idB].sorted())
+            if runtime == "qemubox" {
+                // The pod is one VM: one shim and one QEMU for the sandbox and both containers.
+                #expect(ContainerdPodTests.qemuboxShims(env.containerd).count == 1)
+                #expect(ContainerdPodTests.qemus(env.containerd).count == 1)
+            }
             if let capture = ProcessInfo.processInfo.environment["QEMUBOX_CRI_FIXTURES"], runtime == "runc" {
                 try Self.captureBundles(env, sandbox: sandbox, container: idA, into: capture)
             }
