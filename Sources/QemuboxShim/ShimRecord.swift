@@ -86,6 +86,16 @@ public struct ShimRecord: Codable, Sendable, Hashable {
         public var writtenBack = false
     }
 
+    /// Whether a writable layer still waits to be written back (its scratch disk is there).
+    var pendingWritebacks: Bool {
+        func due(_ scratch: String?, _ target: RootfsWriteback.Target?, _ done: Bool) -> Bool {
+            guard !done, let scratch, target != nil else { return false }
+            return FileManager.default.fileExists(atPath: scratch)
+        }
+        return due(scratchImage, writeback, writtenBack)
+            || (members ?? [:]).values.contains { due($0.scratchImage, $0.writeback, $0.writtenBack) }
+    }
+
     /// Writes the record atomically.
     func write(to paths: ShimPaths) throws {
         do {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ContainerdTestSupport
 import Foundation
 import OCISpec
@@ -191,6 +194,41 @@ import Testing
             #expect(try await client.podStatus(sandbox).state == "SANDBOX_READY")
 
             for id in [id0, id1] { try await client.removeContainer(id) }
+            try await client.stopPodSandbox(sandbox)
+            try await client.removePodSandbox(sandbox)
+            try await Self.expectNothingLeft(env, namespacesBefore: namespacesBefore)
+        }
+    }
+
+    /// A pod whose shim is SIGKILLed: its container is reported exited, StopPodSandbox and
+    /// RemovePodSandbox still succeed, and nothing is left (for qemubox: QEMU died with the
+    /// shim, containerd's `shim delete` cleaned up the pod).
+    @Test(arguments: handlers)
+    func podSurvivesItsShimBeingKilled(_ runtime: String) async throws {
+        guard Self.runnable(runtime) else { return }
+        try await Self.withCRI(runtime) { env in
+            let namespacesBefore = CRIEnvironment.cniNamespaces()
+            let client = env.client
+            let pod = env.podConfig("crash")
+            let sandbox = try await client.runPodSandbox(pod, runtimeHandler: runtime)
+            let config = CRIContainerConfig(name: "victim", image: CRIEnvironment.image, command: ["sleep", "1000"])
+            let id = try await client.createContainer(in: sandbox, config, pod: pod)
+            try await client.startContainer(id)
+            _ = try await env.waitState(id, "CONTAINER_RUNNING")
+            let shimName = runtime == "qemubox" ? "containerd-shim-qemubox-v1" : "containerd-shim-runc-v2"
+            let shims = env.containerd.leftoverProcesses().filter { pid in
+                let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+                return cmd.contains(shimName) && cmd.contains(sandbox)
+            }
+            try #require(shims.count == 1, "the pod's shim")
+            kill(shims[0], SIGKILL)
+            if runtime == "qemubox" {
+                // The container ran in the pod's VM, which died with the shim.
+                let exited = try await env.waitState(id, "CONTAINER_EXITED")
+                // 255 is containerd's "unknown" status: its Wait on the dead shim's task fails
+                // before `shim delete` reports 137 (containerd decides which one CRI sees).
+                #expect(exited.exitCode == 137 || exited.exitCode == 255, "\(exited)")
+            }
             try await client.stopPodSandbox(sandbox)
             try await client.removePodSandbox(sandbox)
             try await Self.expectNothingLeft(env, namespacesBefore: namespacesBefore)

@@ -103,4 +103,27 @@ import Testing
             }
         }
     }
+
+    @Test("warm start: a pod VM restored from its template takes the container's disks", .enabled(if: PrivateContainerd.vmAvailable))
+    func podFromTemplate() async throws {
+        try await ConcurrencyLimit.vms.run {
+            try await TemporaryDirectory.with(prefix: "qbx-templates") { templates in
+                try await ContainerdShimTests.withContainerd(qemubox: "warm_start = true\ntemplate_dir = \"\(templates)\"\n") { containerd in
+                    for n in 0..<2 {
+                        try await containerd.ctrCheck("run -d \(Self.annotations("sandbox", pod: "w\(n)")) \(Self.qemubox) \(Self.image) w\(n) sleep 1000")
+                        let run = try await containerd.ctr(
+                            "run --rm \(Self.annotations("container", pod: "w\(n)")) \(Self.qemubox) \(Self.image) wc\(n) sh -c 'echo joined-\(n); exit 6'")
+                        #expect(run.status == 6, "\(run.stderr)")
+                        #expect(run.stdout == "joined-\(n)\n", "\(run.stderr)")
+                        try await containerd.ctrCheck("task kill -s SIGKILL w\(n)")
+                        #expect(await ContainerdVMTests.waitStatus(containerd, "w\(n)", "STOPPED"))
+                        try await containerd.ctrCheck("task delete w\(n)")
+                        try await containerd.ctrCheck("container rm w\(n)")
+                    }
+                    let saved = try FileManager.default.contentsOfDirectory(atPath: templates).filter { !$0.hasSuffix(".lock") }
+                    #expect(saved.count == 1, "one template for the pod VM's shape: \(saved)")
+                }
+            }
+        }
+    }
 }

@@ -1,3 +1,4 @@
+import QemuboxKit
 import Testing
 @testable import QemuboxShim
 
@@ -67,7 +68,12 @@ import Testing
         let b = try ShimPaths(stateRoot: "/run/qemubox", namespace: "default", id: String(repeating: "a", count: 63))
         #expect(a.socket.utf8.count < 108)
         #expect(a.socket != b.socket)
-        #expect(a.stateDirectory == "/run/qemubox/default/" + String(repeating: "a", count: 64))
+        #expect(a.stateDirectory != b.stateDirectory)
+        // A CRI id (64 characters) gets a digest as its directory: the VM's sockets below fit sun_path.
+        #expect(a.stateDirectory == "/run/qemubox/default/" + PodSpec.digest(String(repeating: "a", count: 64)))
+        #expect((a.vmDirectory + "/qmp-control.sock").utf8.count <= 103)
+        let short = try ShimPaths(stateRoot: "/run/qemubox", namespace: "default", id: "web-1")
+        #expect(short.stateDirectory == "/run/qemubox/default/web-1", "short ids keep their name")
         #expect(throws: ShimError.self) {
             try ShimPaths(stateRoot: "/" + String(repeating: "d", count: 80), namespace: "n", id: "i")
         }

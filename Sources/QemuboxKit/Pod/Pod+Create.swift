@@ -123,6 +123,7 @@ extension Pod {
             process.pid = pid
             self.sandbox = sandbox
             sandboxGuestPid = response.pid
+            sandboxOptions = options
             cniAttachment = attachment
             attachNetworkAtStart = networkPlan.attachAtStart
             self.attached = attached

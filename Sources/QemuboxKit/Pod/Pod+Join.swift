@@ -18,9 +18,11 @@ extension Pod {
         guard await vmAlive() else {
             throw QemuboxError(.failedPrecondition, "task \(request.id): the VM of pod \(configuration.id) has exited")
         }
-        if options.vcpus != nil || options.memoryMiB != nil || options.warmStart != nil || !options.kernelArguments.isEmpty {
+        // containerd passes pod annotations to every container of the pod: the sandbox's
+        // VM annotations may come again, but a container cannot ask for another VM.
+        if options != sandboxOptions && options != ContainerOptions() {
             throw QemuboxError(.invalidArgument,
-                "task \(request.id): io.qemubox.* VM annotations apply to a pod's sandbox, not to a container joining its VM")
+                "task \(request.id): io.qemubox.* VM annotations apply to a pod's sandbox; a container joining its VM cannot ask for others")
         }
         try checkJoinNetwork(spec, sandbox: sandbox, id: request.id)
         try PodSpec.checkNamespacePaths(spec, joining: sandboxGuestPid)

@@ -77,6 +77,8 @@ public actor Pod {
     var createWaiters: [CheckedContinuation<Void, Never>] = []
     /// The guest pid of the first container's init: later containers join its namespaces.
     var sandboxGuestPid: UInt32 = 0
+    /// The first container's `io.qemubox.*` options (the VM's).
+    var sandboxOptions = ContainerOptions()
     /// Disk id prefixes handed out to later containers (`k1-`, `k2-`, …).
     var joinedCount = 0
     /// Pod-scoped guest directories already made (``HostMount/podLocalPath(_:)``).
