@@ -108,19 +108,9 @@ extension Pod {
                 attached = try await sandbox.attachNetwork()
             }
             let booted = ContinuousClock.now
-            try await sandbox.prepareBundle(rootfs.plan, configJSON: guestConfig)
-            let streams = try await ProcessStdio.open(on: sandbox.agent, name: nextKey(), stdin: io.wantsStdin,
-                                                      stdout: io.wantsStdout, stderr: io.wantsStderr,
-                                                      terminal: request.terminal)
-            stdio = streams
-            let response = try await sandbox.createTask(id: request.id, bundle: rootfs.plan.guestBundle,
-                                                        stdio: streams, terminal: request.terminal)
-            io.attach(streams)
-            let pid = UInt32(await sandbox.vm.pid ?? 0)
-            let paths = ProcessIOPaths(stdin: request.stdin, stdout: request.stdout, stderr: request.stderr,
-                                       terminal: request.terminal)
-            var process = Process(execID: "", io: io, paths: paths)
-            process.pid = pid
+            let (response, process) = try await createInGuest(request, sandbox: sandbox, plan: rootfs.plan,
+                                                              configJSON: guestConfig, io: io, stdio: &stdio)
+            let pid = process.pid
             self.sandbox = sandbox
             sandboxGuestPid = response.pid
             sandboxOptions = options

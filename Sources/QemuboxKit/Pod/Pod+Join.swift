@@ -58,19 +58,9 @@ extension Pod {
                 spec, original: configJSON, terminal: request.terminal,
                 sources: Dictionary(uniqueKeysWithValues: hostMounts.map { ($0.index, $0.guestPath) }),
                 joining: sandboxGuestPid)
-            try await sandbox.prepareBundle(rootfs.plan, configJSON: guestConfig)
-            let streams = try await ProcessStdio.open(on: sandbox.agent, name: nextKey(), stdin: io.wantsStdin,
-                                                      stdout: io.wantsStdout, stderr: io.wantsStderr,
-                                                      terminal: request.terminal)
-            stdio = streams
-            let response = try await sandbox.createTask(id: request.id, bundle: rootfs.plan.guestBundle,
-                                                        stdio: streams, terminal: request.terminal)
-            io.attach(streams)
-            let pid = UInt32(await sandbox.vm.pid ?? 0)
-            var process = Process(execID: "", io: io,
-                                  paths: ProcessIOPaths(stdin: request.stdin, stdout: request.stdout,
-                                                        stderr: request.stderr, terminal: request.terminal))
-            process.pid = pid
+            let (response, process) = try await createInGuest(request, sandbox: sandbox, plan: rootfs.plan,
+                                                              configJSON: guestConfig, io: io, stdio: &stdio)
+            let pid = process.pid
             var container = Container(
                 id: request.id, bundle: request.bundle, directory: directory, rootfs: rootfs,
                 writebackPolicy: rootfs.writeback == nil ? nil : policy, processes: ["": process],
@@ -98,6 +88,28 @@ extension Pod {
             logger.error("create \(request.id) failed: \(error)")
             throw Self.wrap(error, "create \(request.id)")
         }
+    }
+
+    /// Writes the guest bundle (config.json, rootfs mounts), opens the init process's stdio
+    /// streams (kept in `stdio` for a rollback) and creates the task in the guest. Returns
+    /// the guest's answer and the process as containerd sees it (QEMU's pid).
+    func createInGuest(_ request: Containerd_Task_V2_CreateTaskRequest, sandbox: Sandbox, plan: RootfsPlan,
+                       configJSON: Data, io: any ProcessIO, stdio: inout ProcessStdio?) async throws
+        -> (Containerd_Task_V2_CreateTaskResponse, Process)
+    {
+        try await sandbox.prepareBundle(plan, configJSON: configJSON)
+        let streams = try await ProcessStdio.open(on: sandbox.agent, name: nextKey(), stdin: io.wantsStdin,
+                                                  stdout: io.wantsStdout, stderr: io.wantsStderr,
+                                                  terminal: request.terminal)
+        stdio = streams
+        let response = try await sandbox.createTask(id: request.id, bundle: plan.guestBundle,
+                                                    stdio: streams, terminal: request.terminal)
+        io.attach(streams)
+        var process = Process(execID: "", io: io,
+                              paths: ProcessIOPaths(stdin: request.stdin, stdout: request.stdout,
+                                                    stderr: request.stderr, terminal: request.terminal))
+        process.pid = UInt32(await sandbox.vm.pid ?? 0)
+        return (response, process)
     }
 
     /// A later container's network namespace must be the pod's (or none): the VM has one network.
