@@ -11,7 +11,9 @@ import TTRPCCodec
 /// ``BundleRunner`` drives.
 ///
 /// The first container created boots the VM (sized from its spec, networked from its
-/// network namespace); the pod ends with that container's delete. Every process is
+/// network namespace); when it is a CRI sandbox the VM is a pod VM, which the pod's later
+/// containers join with their own disks (``join(_:sandbox:spec:configJSON:options:hostMounts:io:)``).
+/// The pod ends with its last container's delete. Every process is
 /// reported with QEMU's pid, a host process in the VM's network namespace (Kata's
 /// convention). Events go to ``PodConfiguration/onEvent`` in containerd's order: a
 /// container's init exit after those of its execs. Errors are ``QemuboxError``s, whose
