@@ -50,7 +50,7 @@ extension VirtualMachine {
         }
         guard idOK else {
             throw QemuboxError(.invalidDescription,
-                               "\(machine.name): disk id '\(disk.id)' must be 1-20 of [A-Za-z0-9._-] starting with a letter (a virtio serial)")
+                               "\(machine.name): disk id '\(disk.id)' must be 1-20 of [A-Za-z0-9._-] starting with a letter (it is the disk's serial)")
         }
         let used = Set(hotplugged.values.map(\.slot))
         guard let slot = (0..<Self.maxAttachedDisks).first(where: { !used.contains($0) }) else {
@@ -61,11 +61,9 @@ extension VirtualMachine {
                                     node: "hp-\(disk.id)", device: "hpdev-\(disk.id)")
         // The slot is taken before the first suspension point: a concurrent attach picks another.
         hotplugged[disk.id] = record
-        var stage = 0
-
+        var nodeAdded = false
         do {
             try await passDescriptors(disk, fdset: record.fdset)
-            stage = 1
             var options: [String: JSONValue] = ["driver": .string("file"), "filename": .string("/dev/fdset/\(record.fdset)"),
                                                 "aio": .string(disk.aio.rawValue)]
             if disk.cache.isDirect { options["cache"] = .object(["direct": .bool(true)]) }
@@ -73,14 +71,14 @@ extension VirtualMachine {
                 "node-name": .string(record.node), "driver": .string(disk.format), "read-only": .bool(disk.readOnly),
                 "file": .object(options),
             ]))
-            stage = 2
+            nodeAdded = true
             try await qmp.deviceAdd(driver: "scsi-hd", id: record.device, properties: [
                 "drive": .string(record.node), "serial": .string(disk.id),
                 "bus": .string(QEMUCommandLine.hotplugController + ".0"), "channel": .int(0),
                 "scsi-id": .int(Int64(slot)), "lun": .int(0),
             ])
         } catch {
-            if stage >= 2 { _ = try? await qmp.execute("blockdev-del", arguments: .object(["node-name": .string(record.node)])) }
+            if nodeAdded { _ = try? await qmp.execute("blockdev-del", arguments: .object(["node-name": .string(record.node)])) }
             _ = try? await qmp.execute("remove-fd", arguments: .object(["fdset-id": .int(Int64(record.fdset))]))
             hotplugged[disk.id] = nil
             throw QemuboxError(.system, "\(machine.name): adding disk \(disk.id) failed: \(error)")
@@ -121,7 +119,7 @@ extension VirtualMachine {
             return first
         }
         guard gone else {
-            throw QemuboxError(.timeout, "\(machine.name): the guest did not release disk \(id) within \(timeout)")
+            throw QemuboxError(.timeout, "\(machine.name): QEMU did not confirm the removal of disk \(id) within \(timeout)")
         }
         _ = try? await qmp.execute("blockdev-del", arguments: .object(["node-name": .string(record.node)]))
         _ = try? await qmp.execute("remove-fd", arguments: .object(["fdset-id": .int(Int64(record.fdset))]))
