@@ -200,6 +200,32 @@ import Testing
         }
     }
 
+    /// `shareProcessNamespace: true`: the kubelet asks for the pod's PID namespace (POD) for the
+    /// sandbox and its containers; a container then sees the pause process as PID 1.
+    @Test(arguments: handlers)
+    func sharedProcessNamespace(_ runtime: String) async throws {
+        guard Self.runnable(runtime) else { return }
+        try await Self.withCRI(runtime) { env in
+            let namespacesBefore = CRIEnvironment.cniNamespaces()
+            let client = env.client
+            var pod = env.podConfig("pidns")
+            pod.linux?.securityContext?.namespaceOptions.pid = "POD"
+            let sandbox = try await client.runPodSandbox(pod, runtimeHandler: runtime)
+            var config = CRIContainerConfig(name: "peek", image: CRIEnvironment.image, command: ["sleep", "1000"])
+            config.linux?.securityContext?.namespaceOptions.pid = "POD"
+            let id = try await client.createContainer(in: sandbox, config, pod: pod)
+            try await client.startContainer(id)
+            _ = try await env.waitState(id, "CONTAINER_RUNNING")
+            let first = try await client.sh(id, "tr '\\0' ' ' < /proc/1/cmdline")
+            #expect(first.stdout == "/pause ", "PID 1 in the container: \(first)")
+            try await client.stopContainer(id, timeout: 0)
+            try await client.removeContainer(id)
+            try await client.stopPodSandbox(sandbox)
+            try await client.removePodSandbox(sandbox)
+            try await Self.expectNothingLeft(env, namespacesBefore: namespacesBefore)
+        }
+    }
+
     /// A pod whose shim is SIGKILLed: its container is reported exited, StopPodSandbox and
     /// RemovePodSandbox still succeed, and nothing is left (for qemubox: QEMU died with the
     /// shim, containerd's `shim delete` cleaned up the pod).
