@@ -4,7 +4,7 @@ import Glibc
 import Foundation
 import OCISpec
 import QemuboxAPI
-import QemuboxKit
+@testable import QemuboxKit
 import SwiftProtobuf
 import Testing
 import TestSupport
@@ -37,6 +37,15 @@ struct PodJoinTests {
         return output
     }
 
+    /// The guest's mount table (its PID 1's, the agent's).
+    func guestMounts(_ pod: Pod) async throws -> String {
+        let sandbox = try #require(await pod.sandbox)
+        var request = Qemubox_Guest_V1_ReadFileRequest()
+        request.path = "/proc/1/mounts"
+        request.maxBytes = 1 << 20
+        return String(decoding: try await sandbox.agent.system.readFile(request).data, as: UTF8.self)
+    }
+
     @Test("sandbox + joined container: own disks, shared namespaces and /dev/shm, detached at delete",
           .enabled(if: Fixture.available))
     func joinedContainer() async throws {
@@ -64,6 +73,10 @@ struct PodJoinTests {
                 let appBundle = try Fixture.bundle(in: dir, name: "app", ["sh", "-c", "echo app-up; exec sleep 600"], configure: app)
                 // A restarted container: a new bundle (the first one's writable layer went back into its own).
                 let restartBundle = try Fixture.bundle(in: dir, name: "app2", ["sleep", "600"], configure: app)
+                let brokenBundle = try Fixture.bundle(in: dir, name: "broken", ["true"]) {
+                    app(&$0)
+                    $0.mounts = ($0.mounts ?? []) + [RuntimeSpec.Mount(destination: "/x", type: "qbx-no-such-fs", source: "none")]
+                }
                 var configuration = PodConfiguration(id: "pod1", stateDirectory: dir + "/pod", assets: try Fixture.assets())
                 configuration.writableBytes = 64 << 20
                 let pod = Pod(configuration)
@@ -111,6 +124,18 @@ struct PodJoinTests {
                     _ = try await pod.delete(containerID: "app1")
                     #expect(await pod.vm?.attachedDiskIDs == [], "the joined container's disks were detached")
                     #expect(await pod.vm?.exit == nil, "the VM runs on for the sandbox")
+                    // A join the guest refuses (crun cannot mount an unknown file system type)
+                    // fails with the guest's error and leaves no disk in the VM.
+                    var broken = join
+                    broken.id = "broken"
+                    broken.bundle = brokenBundle
+                    await #expect(throws: (any Error).self) {
+                        try await pod.create(broken, io: DescriptorIO(stdin: nil, stdout: nil, stderr: nil))
+                    }
+                    #expect(await pod.vm?.attachedDiskIDs == [], "a failed join detaches its disks")
+                    let mounts = try await guestMounts(pod)
+                    #expect(mounts.contains("/bundles/pod1/rootfs"), "the guest's own mount table: \(mounts)")
+                    #expect(!mounts.contains("/broken"), "a failed join leaves no mount in the guest: \(mounts)")
                     // A container created again in the same pod (a restart) gets new disks.
                     join.id = "app2"
                     join.bundle = restartBundle

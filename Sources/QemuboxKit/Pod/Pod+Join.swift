@@ -35,6 +35,7 @@ extension Pod {
         let prefix = "k\(joinedCount)-"
         let directory = configuration.containerDirectory(request.id)
         var attached: [String] = []
+        var planned: RootfsPlan?
         var stdio: ProcessStdio?
         do {
             try VirtualMachine.makeDirectory(directory)
@@ -42,6 +43,7 @@ extension Pod {
             var rootfs = try plan(.mounts(request.rootfs), spec: spec, bundle: request.bundle, containerID: request.id,
                                   directory: directory, writableBytes: writable)
             rootfs.plan = rootfs.plan.prefixingDisks(prefix)
+            planned = rootfs.plan
             let policy = WritebackPolicy(spec: spec, layerBytes: configuration.writableBytes)
             try configuration.journal.rootfsPlanned(request.id, rootfs, policy)
             let rootfsReady = ContinuousClock.now
@@ -83,6 +85,19 @@ extension Pod {
         } catch {
             stdio?.resetAll()
             await io.close()
+            if let planned, !attached.isEmpty, await vmAlive() {
+                // What the guest mounted from the disks goes before the disks do.
+                var delete = Containerd_Task_V2_DeleteRequest()
+                delete.id = request.id
+                _ = try? await sandbox.agent.task.delete(delete)
+                for target in planned.unmountTargets {
+                    // One by one: a create that failed half-way mounted only some of them.
+                    var unmount = Qemubox_Guest_V1_UnmountRequest()
+                    unmount.targets = [target]
+                    unmount.detach = true
+                    _ = try? await sandbox.agent.system.unmount(unmount)
+                }
+            }
             await detachDisks(attached, of: request.id, from: sandbox)
             try? FileManager.default.removeItem(atPath: directory)
             logger.error("create \(request.id) failed: \(error)")
