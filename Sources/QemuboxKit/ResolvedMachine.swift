@@ -37,6 +37,13 @@ public struct ResolvedMachine: Sendable, Hashable {
         }
     }
 
+    /// A device id QEMU takes: a letter, then `[A-Za-z0-9._-]`.
+    static func isValidID(_ id: String) -> Bool {
+        id.first?.isLetter == true && id.allSatisfy {
+            $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".")
+        }
+    }
+
     static func validate(_ d: MachineDescription) throws {
         func bad(_ m: String) -> QemuboxError { QemuboxError(.invalidDescription, "\(d.name): \(m)") }
         let nameOK = !d.name.isEmpty && d.name.count <= 64 && d.name.allSatisfy {
@@ -58,10 +65,7 @@ public struct ResolvedMachine: Sendable, Hashable {
         }
         var ids = Set<String>()
         func checkID(_ id: String, _ what: String) throws {
-            let ok = !id.isEmpty && id.first?.isLetter == true && id.allSatisfy {
-                $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".")
-            }
-            guard ok else { throw bad("\(what) id '\(id)' must start with a letter and use [A-Za-z0-9._-]") }
+            guard isValidID(id) else { throw bad("\(what) id '\(id)' must start with a letter and use [A-Za-z0-9._-]") }
             guard ids.insert(id).inserted else { throw bad("duplicate id '\(id)'") }
         }
         if let file = d.memoryFile, file.path.isEmpty || file.path.contains(",") {

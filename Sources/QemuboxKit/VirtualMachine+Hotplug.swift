@@ -45,10 +45,7 @@ extension VirtualMachine {
         guard disk.emptyBytes == nil, disk.format == "raw" || disk.format == "qcow2" else {
             throw QemuboxError(.invalidDescription, "\(machine.name): disk \(disk.id) must be a raw or qcow2 file")
         }
-        let idOK = disk.id.utf8.count <= 20 && disk.id.first?.isLetter == true && disk.id.allSatisfy {
-            $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".")
-        }
-        guard idOK else {
+        guard disk.id.utf8.count <= 20, ResolvedMachine.isValidID(disk.id) else {
             throw QemuboxError(.invalidDescription,
                                "\(machine.name): disk id '\(disk.id)' must be 1-20 of [A-Za-z0-9._-] starting with a letter (it is the disk's serial)")
         }

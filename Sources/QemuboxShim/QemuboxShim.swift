@@ -81,4 +81,12 @@ extension QemuboxShim {
         guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
         return raw.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == paths.socket }
     }
+
+    /// The pid of the shim daemon serving `paths`, if one runs: its record's pid is alive
+    /// and that process's command line names the socket (a reused pid does not count).
+    static func servingDaemon(_ paths: ShimPaths) -> Int32? {
+        guard let record = ShimRecord.read(from: paths), record.shimPid > 0, kill(record.shimPid, 0) == 0,
+              isShimDaemon(record.shimPid, paths) else { return nil }
+        return record.shimPid
+    }
 }

@@ -32,8 +32,7 @@ enum ShimDelete {
             try await cleanup(paths: paths, configuration: configuration, logger: logger, deferWritebacks: false)
             return
         }
-        if pod != nil, let record = ShimRecord.read(from: paths), kill(record.shimPid, 0) == 0,
-           QemuboxShim.isShimDaemon(record.shimPid, paths) {
+        if pod != nil, QemuboxShim.servingDaemon(paths) != nil {
             logger.info("delete: \(arguments.id) belongs to pod \(pod ?? "") whose shim serves; nothing to clean up")
         } else if try await cleanup(paths: paths, configuration: configuration, logger: logger, deferWritebacks: true) {
             // containerd kills a `delete` after 5 s; a rescue VM per writable layer takes ~2 s
@@ -88,10 +87,10 @@ enum ShimDelete {
             removeState(paths)
             return false
         }
-        var record = ShimRecord.read(from: paths)
-        if let record, record.shimPid > 0, record.shimPid != getpid(), isShimDaemon(record.shimPid, paths) {
-            kill(record.shimPid, SIGKILL)
+        if let pid = QemuboxShim.servingDaemon(paths), pid != getpid() {
+            kill(pid, SIGKILL)
         }
+        var record = ShimRecord.read(from: paths)
         do {
             let outcome = try await VMStateRecord.cleanupStale(stateDirectory: paths.vmDirectory)
             logger.info("delete: VM cleanup \(outcome)")
@@ -167,7 +166,4 @@ enum ShimDelete {
             logger.error("writing the writable layer back into \(target.directory) failed: \(error)")
         }
     }
-
-    /// Whether `pid` is the shim daemon for these paths (its command line names the socket).
-    static func isShimDaemon(_ pid: Int32, _ paths: ShimPaths) -> Bool { QemuboxShim.isShimDaemon(pid, paths) }
 }

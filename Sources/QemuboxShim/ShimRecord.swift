@@ -126,9 +126,10 @@ public struct ShimRecord: Codable, Sendable, Hashable {
                     record.writeback = rootfs.writeback
                     record.writebackPolicy = policy
                 } else {
-                    record.members = (record.members ?? [:]).merging(
-                        [id: MemberLayer(scratchImage: rootfs.scratchImage, writeback: rootfs.writeback,
-                                         writebackPolicy: policy)]) { $1 }
+                    var members = record.members ?? [:]
+                    members[id] = MemberLayer(scratchImage: rootfs.scratchImage, writeback: rootfs.writeback,
+                                              writebackPolicy: policy)
+                    record.members = members
                 }
                 try record.write(to: paths)
             },

@@ -16,15 +16,8 @@ enum ShimStart {
         if let pod = ShimPaths.podID(bundle: FileManager.default.currentDirectoryPath) {
             // A CRI pod's container joins its sandbox's shim (and VM) when that one serves.
             let group = try ShimPaths(stateRoot: configuration.stateDirectory, namespace: arguments.namespace, id: pod)
-            if let record = ShimRecord.read(from: group), kill(record.shimPid, 0) == 0,
-               QemuboxShim.isShimDaemon(record.shimPid, group) {
-                let address = "unix://" + group.socket
-                do {
-                    try address.write(toFile: "address", atomically: true, encoding: .utf8)
-                } catch {
-                    throw ShimError(.internal, "cannot write the address file: \(error)")
-                }
-                print(address)
+            if QemuboxShim.servingDaemon(group) != nil {
+                try reply("unix://" + group.socket)
                 return
             }
         }
@@ -41,10 +34,9 @@ enum ShimStart {
         } catch {
             throw ShimError(.internal, "cannot create the state directory: \(error)")
         }
-        if let record = ShimRecord.read(from: paths), kill(record.shimPid, 0) == 0,
-           FileManager.default.fileExists(atPath: paths.socket) {
+        if QemuboxShim.servingDaemon(paths) != nil {
             // A shim for this task is already serving (containerd retried start).
-            print(address)
+            try reply(address)
             return
         }
         unlink(paths.socket)
@@ -87,6 +79,11 @@ enum ShimStart {
             throw ShimError(.internal, "the shim daemon did not start: \(text.isEmpty ? "no answer" : text)")
         }
         // The daemon is in its own session; containerd reaps nothing of ours.
+        try reply(address)
+    }
+
+    /// Writes `address` into the bundle (containerd re-reads it after a restart) and prints it.
+    static func reply(_ address: String) throws {
         do {
             try address.write(toFile: "address", atomically: true, encoding: .utf8)
         } catch {

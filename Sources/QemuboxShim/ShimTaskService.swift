@@ -74,11 +74,8 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
         }
         if let pod {
             // A CRI pod's later container (`start` grouped it here by its sandbox id).
-            let io = try HostIO.open(stdin: request.stdin, stdout: request.stdout, stderr: request.stderr,
-                                     terminal: request.terminal, containerID: request.id,
-                                     namespace: context.namespace, logger: logger)
             var response = Containerd_Task_V2_CreateTaskResponse()
-            response.pid = try await pod.create(request, io: io)
+            response.pid = try await pod.create(request, io: try hostIO(request))
             return response
         }
         let paths = context.paths
@@ -99,17 +96,20 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
         let pod = Pod(configuration)
         self.pod = pod
         do {
-            let io = try HostIO.open(stdin: request.stdin, stdout: request.stdout, stderr: request.stderr,
-                                     terminal: request.terminal, containerID: request.id,
-                                     namespace: context.namespace, logger: logger)
             var response = Containerd_Task_V2_CreateTaskResponse()
-            response.pid = try await pod.create(request, io: io)
+            response.pid = try await pod.create(request, io: try hostIO(request))
             return response
         } catch {
             self.pod = nil
             try? FileManager.default.removeItem(atPath: paths.stateDirectory)
             throw error
         }
+    }
+
+    /// containerd's stdio for a task's init process.
+    func hostIO(_ request: Containerd_Task_V2_CreateTaskRequest) throws -> HostIO {
+        try HostIO.open(stdin: request.stdin, stdout: request.stdout, stderr: request.stderr, terminal: request.terminal,
+                        containerID: request.id, namespace: context.namespace, logger: logger)
     }
 
     public func start(_ request: Containerd_Task_V2_StartRequest, context _: TTRPCRequestContext) async throws

@@ -22,10 +22,6 @@ extension Pod {
     @discardableResult
     public func create(_ request: Containerd_Task_V2_CreateTaskRequest, rootfs source: PodRootfs? = nil,
                        io: any ProcessIO) async throws -> UInt32 {
-        guard !ended else { throw QemuboxError(.failedPrecondition, "the pod \(configuration.id) has ended") }
-        if let existing = containers[request.id], !existing.deleted {
-            throw QemuboxError(.alreadyExists, "task \(request.id) exists")
-        }
         guard request.checkpoint.isEmpty else {
             throw QemuboxError(.unimplemented, "qemubox cannot restore checkpoints")
         }
