@@ -19,22 +19,7 @@ enum Mounter {
                               wait: Duration = .seconds(10)) throws -> String {
         guard source.hasPrefix(GuestAgentProtocol.diskSourcePrefix) else { return source }
         let serial = String(source.dropFirst(GuestAgentProtocol.diskSourcePrefix.count))
-        if let device = findDisk(serial: serial, sysBlock: sysBlock) { return device }
-        // Listen before looking again, so an add between the two is not missed.
-        let events = qb_uevent_open()
-        defer { if events >= 0 { close(events) } }
-        let deadline = ContinuousClock.now + wait
-        while ContinuousClock.now < deadline {
-            if let device = findDisk(serial: serial, sysBlock: sysBlock) { return device }
-            let left = deadline - ContinuousClock.now
-            let milliseconds = Int32(clamping: max(1, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000))
-            // Without a uevent socket (not PID 1 of a guest), look again every 50 ms.
-            if events < 0 || qb_uevent_wait(events, milliseconds) < 0 {
-                var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
-                nanosleep(&pause, nil)
-            }
-        }
-        if let device = findDisk(serial: serial, sysBlock: sysBlock) { return device }
+        if let device = Uevents.wait(for: wait, { findDisk(serial: serial, sysBlock: sysBlock) }) { return device }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: sysBlock)) ?? []
         throw GuestAgentError(.notFound, "no disk with serial \(serial) after \(wait) (disks: \(names.sorted().joined(separator: ", ")))")
     }

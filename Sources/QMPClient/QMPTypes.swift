@@ -93,6 +93,35 @@ public struct MemoryDeviceInfo: Sendable, Hashable, Decodable {
         guard type == "dimm" || type == "nvdimm" else { return nil }
         return try? data.decode(DIMMInfo.self)
     }
+
+    /// Typed view of a virtio-mem device's data.
+    public var virtioMem: VirtioMemInfo? {
+        guard type == "virtio-mem" else { return nil }
+        return try? data.decode(VirtioMemInfo.self)
+    }
+}
+
+/// `VirtioMEMDeviceInfo`: a virtio-mem device's region and how much of it the guest holds.
+public struct VirtioMemInfo: Sendable, Hashable, Decodable {
+    /// The device's id.
+    public var id: String?
+    /// Where the region starts in guest-physical memory.
+    public var memaddr: Int64
+    /// What the host asked the guest to plug, bytes.
+    public var requestedSize: Int64
+    /// What the guest has plugged, bytes.
+    public var size: Int64
+    /// The region's size, bytes.
+    public var maxSize: Int64
+    /// The plug granularity, bytes.
+    public var blockSize: Int64
+    /// The memory backend's QOM path.
+    public var memdev: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, memaddr, size, memdev
+        case requestedSize = "requested-size", maxSize = "max-size", blockSize = "block-size"
+    }
 }
 
 /// `PCDIMMDeviceInfo`.

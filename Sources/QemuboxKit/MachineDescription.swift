@@ -24,10 +24,10 @@ public struct MachineDescription: Sendable, Hashable {
     public var maxVCPUs: Int?
     /// Boot memory in MiB.
     public var memoryMiB: Int
-    /// Memory hotplug ceiling in MiB (`maxmem`); nil = no hotplug.
+    /// Memory hotplug ceiling in MiB; nil = no hotplug. The memory above ``memoryMiB``
+    /// is a virtio-mem device (``VirtualMachine/setMemory(mib:timeout:)``) whose region
+    /// is rounded up to whole 128 MiB guest memory blocks.
     public var maxMemoryMiB: Int?
-    /// DIMM slots available when ``maxMemoryMiB`` is set.
-    public var memorySlots: Int
     /// Boot memory backed by a file (`memory-backend-file`) instead of anonymous
     /// memory: what saving a template (shared) and cloning it (private) need.
     public var memoryFile: MemoryFile?
@@ -61,7 +61,7 @@ public struct MachineDescription: Sendable, Hashable {
     /// Creates a description with the fast defaults.
     public init(name: String, kernel: KernelBoot, machineType: MachineType = .auto,
                 accelerator: AcceleratorPreference = .auto, vcpus: Int = 1, maxVCPUs: Int? = nil,
-                memoryMiB: Int = 256, maxMemoryMiB: Int? = nil, memorySlots: Int = 8,
+                memoryMiB: Int = 256, maxMemoryMiB: Int? = nil,
                 cpuModel: String? = nil, disks: [Disk] = [], nics: [NIC] = [],
                 serialPorts: [SerialPort] = [], vsock: Vsock? = nil, rng: Bool = true,
                 panicDevice: Bool = true, console: ConsoleSettings = ConsoleSettings()) {
@@ -73,7 +73,6 @@ public struct MachineDescription: Sendable, Hashable {
         self.maxVCPUs = maxVCPUs
         self.memoryMiB = memoryMiB
         self.maxMemoryMiB = maxMemoryMiB
-        self.memorySlots = memorySlots
         self.memoryFile = nil
         self.cpuModel = cpuModel
         self.disks = disks
@@ -86,8 +85,21 @@ public struct MachineDescription: Sendable, Hashable {
     }
 
     /// Whether CPU or memory hotplug was asked for.
-    public var wantsHotplug: Bool {
-        (maxVCPUs.map { $0 > vcpus } ?? false) || (maxMemoryMiB.map { $0 > memoryMiB } ?? false)
+    public var wantsHotplug: Bool { hotplugVCPUs || hotplugMemoryMiB > 0 }
+
+    /// Whether vCPUs can be added (a ceiling above ``vcpus``).
+    public var hotplugVCPUs: Bool { maxVCPUs.map { $0 > vcpus } ?? false }
+
+    /// The guest memory block (Linux's `memory_block_size_bytes` on x86-64 with under 64 GiB):
+    /// the unit the guest onlines hot-added memory in.
+    public static let memoryBlockMiB = 128
+
+    /// The size of the virtio-mem region: the ceiling above boot memory, rounded up to
+    /// whole guest memory blocks; 0 = no memory hotplug.
+    public var hotplugMemoryMiB: Int {
+        guard let max = maxMemoryMiB, max > memoryMiB else { return 0 }
+        let block = Self.memoryBlockMiB
+        return (max - memoryMiB + block - 1) / block * block
     }
 }
 

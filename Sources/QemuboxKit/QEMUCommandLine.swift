@@ -71,12 +71,20 @@ public enum QEMUCommandLine {
 
     /// The id of the virtio-scsi controller that takes hot-added disks.
     public static let hotplugController = "qemubox-scsi"
+    /// The id of the virtio-mem device that holds hot-added memory.
+    public static let hotplugMemoryDevice = "qemubox-mem"
+    /// The id of that device's memory backend.
+    static let hotplugMemoryBackend = "qemubox-hotmem"
 
     /// The kernel command line actually passed.
     public static func kernelCommandLine(for m: ResolvedMachine) -> String {
         var words = m.description.kernel.commandLine
         if m.machineType == .microvm && !words.contains(where: { $0.hasPrefix("tsc_early_khz=") }) {
             words.append("tsc_early_khz=\(m.host.tscKHz)")
+        }
+        if m.description.hotplugMemoryMiB > 0 && !words.contains(where: { $0.hasPrefix("memhp_default_state=") }) {
+            // Hot-added memory goes to ZONE_MOVABLE, so that it can be given back.
+            words.append("memhp_default_state=online_movable")
         }
         return words.joined(separator: " ")
     }
@@ -105,7 +113,7 @@ public enum QEMUCommandLine {
         if let max = d.maxVCPUs, max > d.vcpus { smp += ",maxcpus=\(max)" }
         a += ["-smp", smp]
         var mem = "\(d.memoryMiB)M"
-        if let max = d.maxMemoryMiB, max > d.memoryMiB { mem += ",slots=\(d.memorySlots),maxmem=\(max)M" }
+        if d.hotplugMemoryMiB > 0 { mem += ",maxmem=\(d.memoryMiB + d.hotplugMemoryMiB)M" }
         a += ["-m", mem]
         if let file = d.memoryFile {
             a += ["-object", "memory-backend-file,id=qemubox-ram,size=\(d.memoryMiB)M,mem-path=\(file.path)"
@@ -113,6 +121,15 @@ public enum QEMUCommandLine {
         } else if !d.sharedDirectories.isEmpty {
             // vhost-user backends map guest RAM: it must be shared memory.
             a += ["-object", "memory-backend-memfd,id=qemubox-ram,size=\(d.memoryMiB)M,share=on"]
+        }
+        if d.hotplugMemoryMiB > 0 {
+            // Hot-added memory: one virtio-mem device whose region starts empty; only
+            // plugged blocks are touched, so only they take host memory. (`reserve=off`
+            // would need /proc/sys/vm, which the jail does not show.)
+            let backend = d.sharedDirectories.isEmpty ? "memory-backend-ram" : "memory-backend-memfd"
+            a += ["-object", "\(backend),id=\(hotplugMemoryBackend),size=\(d.hotplugMemoryMiB)M"
+                + (d.sharedDirectories.isEmpty ? "" : ",share=on")]
+            a += ["-device", "virtio-mem-pci,id=\(hotplugMemoryDevice),memdev=\(hotplugMemoryBackend),requested-size=0"]
         }
         a += ["-kernel", d.kernel.kernelPath]
         if let initrd = d.kernel.initrdPath { a += ["-initrd", initrd] }

@@ -6,25 +6,29 @@ import Foundation
 ///
 /// ```toml
 /// [annotations]
-/// allow = ["vcpus", "memory_mib", "warm_start"]   # keys a container may set (default: these three)
-/// max_vcpus = 8                                    # bounds of io.qemubox.vcpus / memory_mib
-/// max_memory_mib = 16384
+/// allow = ["vcpus", "memory_mib", "max_vcpus",   # keys a container may set (default: these six;
+///          "max_memory_mib", "hotplug",           #  also known: machine, kernel_args)
+///          "warm_start"]
+/// max_vcpus = 8                                    # bounds of io.qemubox.vcpus / max_vcpus
+/// max_memory_mib = 16384                           # and of memory_mib / max_memory_mib
 /// kernel_args = ["quiet", "loglevel="]             # words io.qemubox.kernel_args may hold
 ///                                                  # ("name=" admits any value); empty: none
 /// ```
 public struct AnnotationPolicy: Sendable, Hashable {
     /// The keys (without the `io.qemubox.` prefix) containers may set.
-    public var allowed: Set<String> = ["vcpus", "memory_mib", "warm_start"]
-    /// Largest `io.qemubox.vcpus`.
+    public var allowed: Set<String> = ["vcpus", "memory_mib", "max_vcpus", "max_memory_mib", "hotplug", "warm_start"]
+    /// Largest `io.qemubox.vcpus` and `io.qemubox.max_vcpus`.
     public var maxVCPUs = 8
-    /// Largest `io.qemubox.memory_mib`.
+    /// Largest `io.qemubox.memory_mib` and `io.qemubox.max_memory_mib`.
     public var maxMemoryMiB = 16_384
     /// Kernel command-line words `io.qemubox.kernel_args` may hold: exact words, or
     /// prefixes ending in `=` that admit any value.
     public var kernelArguments: [String] = []
 
     /// Every key qemubox knows.
-    public static let knownKeys: Set<String> = ["vcpus", "memory_mib", "warm_start", "kernel_args"]
+    public static let knownKeys: Set<String> = [
+        "vcpus", "memory_mib", "max_vcpus", "max_memory_mib", "hotplug", "machine", "warm_start", "kernel_args",
+    ]
     /// The annotations' prefix.
     public static let prefix = "io.qemubox."
 
@@ -82,6 +86,15 @@ public struct ContainerOptions: Sendable, Hashable {
     public var vcpus: Int?
     /// `io.qemubox.memory_mib`: the VM's memory instead of the sizing from the memory limit.
     public var memoryMiB: Int?
+    /// `io.qemubox.max_vcpus`: the vCPU hotplug ceiling instead of the host's.
+    public var maxVCPUs: Int?
+    /// `io.qemubox.max_memory_mib`: the memory hotplug ceiling instead of the host's.
+    public var maxMemoryMiB: Int?
+    /// `io.qemubox.hotplug`: false gives the VM no ceiling (the fast microvm); true gives
+    /// it one even where the host sets none (the annotation bounds: ``AnnotationPolicy``).
+    public var hotplug: Bool?
+    /// `io.qemubox.machine`: the machine type.
+    public var machineType: MachineDescription.MachineType?
     /// `io.qemubox.warm_start`: false boots even where the host restores templates.
     public var warmStart: Bool?
     /// `io.qemubox.kernel_args`: words appended to the guest kernel's command line.
@@ -110,14 +123,24 @@ public struct ContainerOptions: Sendable, Hashable {
                 }
                 return i
             }
-            switch name {
-            case "vcpus": vcpus = try int(1...policy.maxVCPUs)
-            case "memory_mib": memoryMiB = try int(64...policy.maxMemoryMiB)
-            case "warm_start":
+            func flag() throws -> Bool {
                 guard let flag = Bool(value) else {
                     throw QemuboxError(.invalidArgument, "annotation \(key)=\(value): expected true or false")
                 }
-                warmStart = flag
+                return flag
+            }
+            switch name {
+            case "vcpus": vcpus = try int(1...policy.maxVCPUs)
+            case "memory_mib": memoryMiB = try int(64...policy.maxMemoryMiB)
+            case "max_vcpus": maxVCPUs = try int(1...policy.maxVCPUs)
+            case "max_memory_mib": maxMemoryMiB = try int(64...policy.maxMemoryMiB)
+            case "hotplug": hotplug = try flag()
+            case "warm_start": warmStart = try flag()
+            case "machine":
+                guard let type = MachineDescription.MachineType(rawValue: value) else {
+                    throw QemuboxError(.invalidArgument, "annotation \(key)=\(value): expected auto, microvm or q35")
+                }
+                machineType = type
             default:
                 let words = value.split(whereSeparator: \.isWhitespace).map(String.init)
                 for word in words where !policy.kernelArguments.contains(where: { allowed in

@@ -12,6 +12,9 @@ import Foundation
 /// vcpus = 1
 /// memory_mib = 256
 /// guest_overhead_mib = 128        # added to a container's memory limit
+/// max_vcpus = 0                   # hotplug ceilings: a VM may grow to these on Update
+/// max_memory_mib = 0              # (0: no hotplug; either set: a q35 VM, Documentation/resources.md)
+/// machine = "auto"                # auto | microvm | q35 (auto: q35 only where a ceiling is set)
 /// writable_layer_mib = 1024       # sparse ext4 disk for the container's writes
 /// state_dir = "/run/qemubox"
 /// cache_dir = "/var/cache/qemubox/layers"
@@ -50,6 +53,12 @@ public struct QemuboxConfiguration: Sendable, Hashable {
     public var memoryMiB = 256
     /// Memory added to a container's memory limit for the guest itself.
     public var guestOverheadMiB = 128
+    /// vCPU hotplug ceiling of every VM (nil: none): `Update` may grow a VM to it.
+    public var maxVCPUs: Int?
+    /// Memory hotplug ceiling of every VM, MiB (nil: none).
+    public var maxMemoryMiB: Int?
+    /// Machine type (auto: microvm unless a hotplug ceiling is set).
+    public var machineType: MachineDescription.MachineType = .auto
     /// Size of the writable layer's sparse disk.
     public var writableLayerMiB = 1024
     /// Root of the shims' state (sockets, records, disks).
@@ -142,6 +151,15 @@ public struct QemuboxConfiguration: Sendable, Hashable {
             case "vcpus": configuration.vcpus = try int(1...256)
             case "memory_mib": configuration.memoryMiB = try int(64...1 << 20)
             case "guest_overhead_mib": configuration.guestOverheadMiB = try int(0...1 << 16)
+            case "max_vcpus": configuration.maxVCPUs = try int(0...255).nonZero
+            case "max_memory_mib": configuration.maxMemoryMiB = try int(0...1 << 22).nonZero
+            case "machine":
+                let name = try string()
+                guard let type = MachineDescription.MachineType(rawValue: name) else {
+                    throw QemuboxError(.invalidConfiguration,
+                        "\(source): machine = \"\(name)\" is not one of auto, microvm, q35")
+                }
+                configuration.machineType = type
             case "writable_layer_mib": configuration.writableLayerMiB = try int(0...1 << 24)
             case "state_dir": configuration.stateDirectory = try string()
             case "cache_dir": configuration.cacheDirectory = try string()
@@ -185,6 +203,10 @@ public struct QemuboxConfiguration: Sendable, Hashable {
                 "\(source): log_level = \"\(logLevel)\" is not one of \(levels.joined(separator: ", "))")
         }
         guard !qemuBinary.isEmpty else { throw QemuboxError(.invalidConfiguration, "\(source): qemu is empty") }
+        if machineType == .microvm, maxVCPUs != nil || maxMemoryMiB != nil {
+            throw QemuboxError(.invalidConfiguration,
+                "\(source): machine = \"microvm\" cannot hotplug; drop max_vcpus/max_memory_mib or use auto or q35")
+        }
         for (key, path) in [("kernel", kernel), ("guest_image", guestImage)] {
             if let path, !FileManager.default.isReadableFile(atPath: path) {
                 throw QemuboxError(.invalidConfiguration, "\(source): \(key) = \"\(path)\" is not a readable file")
@@ -275,4 +297,8 @@ func wrongType(_ key: String, _ expected: String, _ actual: TOMLValue, _ source:
 
 extension String {
     fileprivate var nilIfEmpty: String? { isEmpty ? nil : self }
+}
+
+extension Int {
+    fileprivate var nonZero: Int? { self == 0 ? nil : self }
 }

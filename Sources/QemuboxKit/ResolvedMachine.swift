@@ -57,7 +57,7 @@ public struct ResolvedMachine: Sendable, Hashable {
         guard d.memoryMiB >= 64 else { throw bad("memoryMiB \(d.memoryMiB) below 64") }
         if let m = d.maxMemoryMiB {
             guard m >= d.memoryMiB else { throw bad("maxMemoryMiB \(m) below memoryMiB \(d.memoryMiB)") }
-            guard d.memorySlots >= 1, d.memorySlots <= 256 else { throw bad("memorySlots must be 1...256") }
+            guard m <= 1 << 22 else { throw bad("maxMemoryMiB \(m) above 4 TiB") }
         }
         guard !d.kernel.kernelPath.isEmpty else { throw bad("no kernel") }
         for word in d.kernel.commandLine where word.isEmpty || word.contains(where: \.isWhitespace) {

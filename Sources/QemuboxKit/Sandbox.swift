@@ -74,6 +74,9 @@ public final class Sandbox: Sendable {
         machine.memoryMiB = configuration.memoryMiB
         machine.accelerator = configuration.accelerator
         machine.vcpus = configuration.vcpus
+        machine.maxVCPUs = configuration.maxVCPUs
+        machine.maxMemoryMiB = configuration.maxMemoryMiB
+        machine.machineType = configuration.machineType
         machine.memoryFile = memoryFile
         machine.disks = [Disk(id: GuestAssets.systemDiskID, path: configuration.assets.systemImagePath, readOnly: true)]
             + disks
@@ -204,8 +207,15 @@ public struct SandboxConfiguration: Sendable {
     public var stateDirectory: String
     /// Guest memory.
     public var memoryMiB: Int
-    /// vCPUs.
+    /// vCPUs at boot.
     public var vcpus: Int
+    /// vCPU hotplug ceiling (nil: none). With either ceiling the machine is q35 unless
+    /// ``machineType`` says otherwise (microvm cannot hotplug: an error).
+    public var maxVCPUs: Int?
+    /// Memory hotplug ceiling, MiB (nil: none).
+    public var maxMemoryMiB: Int?
+    /// Machine type.
+    public var machineType: MachineDescription.MachineType = .auto
     /// Accelerator preference (auto: KVM when it can run a standard guest, else TCG).
     public var accelerator: AcceleratorPreference = .auto
     /// QEMU binary.

@@ -88,6 +88,10 @@ public struct VMTemplateStore: Sendable, Hashable {
                         "cmdline=\(Sandbox.commandLine(configuration).joined(separator: " "))"]
         // Only pod VMs carry the controller (and the line): other keys stay as they were.
         if configuration.hotplugDisks { identity.append("hotplug-disks") }
+        // Hotplug shapes (q35 and its ceilings) get their own templates; others keep their keys.
+        if configuration.machineType != .auto { identity.append("machine=\(configuration.machineType.rawValue)") }
+        if let max = configuration.maxVCPUs { identity.append("max-vcpus=\(max)") }
+        if let max = configuration.maxMemoryMiB { identity.append("max-memory=\(max)") }
         for (name, path) in [("kernel", configuration.assets.kernelPath), ("initrd", configuration.assets.initrdPath),
                              ("image", configuration.assets.systemImagePath), ("qemu", binary)] {
             guard let path else { continue }

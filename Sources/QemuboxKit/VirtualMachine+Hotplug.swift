@@ -92,32 +92,7 @@ extension VirtualMachine {
             hotplugged[id] = nil
             return
         }
-        let events = self.events()
-        let deleted = Task {
-            for await event in events {
-                if case .deviceDeleted(let device, _) = event.kind, device == record.device { return true }
-            }
-            return false
-        }
-        defer { deleted.cancel() }
-        do {
-            try await qmp.deviceDel(id: record.device)
-        } catch {
-            throw QemuboxError(.system, "\(machine.name): removing disk \(id) failed: \(error)")
-        }
-        let gone = try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask { await deleted.value }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return false
-            }
-            let first = try await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
-        guard gone else {
-            throw QemuboxError(.timeout, "\(machine.name): QEMU did not confirm the removal of disk \(id) within \(timeout)")
-        }
+        try await removeDevice(record.device, what: "disk \(id)", timeout: timeout)
         _ = try? await qmp.execute("blockdev-del", arguments: .object(["node-name": .string(record.node)]))
         _ = try? await qmp.execute("remove-fd", arguments: .object(["fdset-id": .int(Int64(record.fdset))]))
         hotplugged[id] = nil

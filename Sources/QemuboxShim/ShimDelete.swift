@@ -160,7 +160,7 @@ enum ShimDelete {
                                            host: configuration)
             pod.logger = logger
             let rescue = pod.sandbox(name: "qbx-rescue", directory: paths.stateDirectory + "/rescue",
-                                     memoryMiB: configuration.memoryMiB, vcpus: 1)
+                                     shape: VMShape(vcpus: 1, memoryMiB: configuration.memoryMiB))
             await Pod.rescueWriteBack(scratchImage: scratchImage, into: target, policy: policy, configuration: rescue)
         } catch {
             logger.error("writing the writable layer back into \(target.directory) failed: \(error)")

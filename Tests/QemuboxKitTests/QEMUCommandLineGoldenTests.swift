@@ -97,7 +97,7 @@ import Testing
 
     @Test func hotplugCeilingPicksQ35() throws {
         let m = MachineDescription(name: "hp", kernel: Self.kernel, vcpus: 1, maxVCPUs: 4,
-                                   memoryMiB: 256, maxMemoryMiB: 2048, memorySlots: 4,
+                                   memoryMiB: 256, maxMemoryMiB: 2048,
                                    disks: [Disk(id: "d0", path: "/img/d0")], nics: [NIC(id: "n0", backend: .tapDescriptor(3))],
                                    serialPorts: [SerialPort(name: "p", socketPath: "/s")], vsock: Vsock(guestCID: 3))
         let r = try ResolvedMachine(m, host: Self.tcg)

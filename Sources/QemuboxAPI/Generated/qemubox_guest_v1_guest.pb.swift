@@ -547,6 +547,37 @@ public nonisolated struct Qemubox_Guest_V1_ExtendedAttribute: Sendable {
   public init() {}
 }
 
+public nonisolated struct Qemubox_Guest_V1_OnlineCPUsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var presentCpus: UInt32 = 0
+
+  public var timeoutMs: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Qemubox_Guest_V1_OnlineCPUsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var onlineCpus: UInt32 = 0
+
+  public var presentCpus: UInt32 = 0
+
+  /// MemTotal: boot memory plus what virtio-mem has plugged and the kernel onlined.
+  public var memoryTotalBytes: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Qemubox_Guest_V1_ShutdownRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1478,6 +1509,81 @@ nonisolated extension Qemubox_Guest_V1_ExtendedAttribute: SwiftProtobuf.Message,
   public static func ==(lhs: Qemubox_Guest_V1_ExtendedAttribute, rhs: Qemubox_Guest_V1_ExtendedAttribute) -> Bool {
     if lhs.name != rhs.name {return false}
     if lhs.value != rhs.value {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Qemubox_Guest_V1_OnlineCPUsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".OnlineCPUsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}present_cpus\0\u{3}timeout_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.presentCpus) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.presentCpus != 0 {
+      try visitor.visitSingularUInt32Field(value: self.presentCpus, fieldNumber: 1)
+    }
+    if self.timeoutMs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.timeoutMs, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Qemubox_Guest_V1_OnlineCPUsRequest, rhs: Qemubox_Guest_V1_OnlineCPUsRequest) -> Bool {
+    if lhs.presentCpus != rhs.presentCpus {return false}
+    if lhs.timeoutMs != rhs.timeoutMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Qemubox_Guest_V1_OnlineCPUsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".OnlineCPUsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}online_cpus\0\u{3}present_cpus\0\u{3}memory_total_bytes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.onlineCpus) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.presentCpus) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.memoryTotalBytes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.onlineCpus != 0 {
+      try visitor.visitSingularUInt32Field(value: self.onlineCpus, fieldNumber: 1)
+    }
+    if self.presentCpus != 0 {
+      try visitor.visitSingularUInt32Field(value: self.presentCpus, fieldNumber: 2)
+    }
+    if self.memoryTotalBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.memoryTotalBytes, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Qemubox_Guest_V1_OnlineCPUsResponse, rhs: Qemubox_Guest_V1_OnlineCPUsResponse) -> Bool {
+    if lhs.onlineCpus != rhs.onlineCpus {return false}
+    if lhs.presentCpus != rhs.presentCpus {return false}
+    if lhs.memoryTotalBytes != rhs.memoryTotalBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -37,6 +37,8 @@ public protocol QemuboxGuestV1SystemService: Sendable {
     func configureNetwork(_ request: Qemubox_Guest_V1_ConfigureNetworkRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
     /// `qemubox.guest.v1.System/ExportChanges`.
     func exportChanges(_ request: Qemubox_Guest_V1_ExportChangesRequest, context: TTRPCRequestContext, writer: TTRPCMessageWriter<Qemubox_Guest_V1_ChangeRecord>) async throws
+    /// `qemubox.guest.v1.System/OnlineCPUs`.
+    func onlineCPUs(_ request: Qemubox_Guest_V1_OnlineCPUsRequest, context: TTRPCRequestContext) async throws -> Qemubox_Guest_V1_OnlineCPUsResponse
     /// `qemubox.guest.v1.System/Shutdown`.
     func shutdown(_ request: Qemubox_Guest_V1_ShutdownRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty
     /// `qemubox.guest.v1.System/Events`.
@@ -95,6 +97,10 @@ extension QemuboxGuestV1SystemService {
         throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/ExportChanges is not implemented")
     }
 
+    public func onlineCPUs(_ request: Qemubox_Guest_V1_OnlineCPUsRequest, context: TTRPCRequestContext) async throws -> Qemubox_Guest_V1_OnlineCPUsResponse {
+        throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/OnlineCPUs is not implemented")
+    }
+
     public func shutdown(_ request: Qemubox_Guest_V1_ShutdownRequest, context: TTRPCRequestContext) async throws -> SwiftProtobuf.Google_Protobuf_Empty {
         throw TTRPCError(.unimplemented, "qemubox.guest.v1.System/Shutdown is not implemented")
     }
@@ -118,6 +124,7 @@ extension QemuboxGuestV1SystemService {
             "ReadFile": .unary(Qemubox_Guest_V1_ReadFileRequest.self, Qemubox_Guest_V1_ReadFileResponse.self) { [self] in try await self.readFile($0, context: $1) },
             "ConfigureNetwork": .unary(Qemubox_Guest_V1_ConfigureNetworkRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.configureNetwork($0, context: $1) },
             "ExportChanges": .serverStreaming(Qemubox_Guest_V1_ExportChangesRequest.self, Qemubox_Guest_V1_ChangeRecord.self) { [self] in try await self.exportChanges($0, context: $1, writer: $2) },
+            "OnlineCPUs": .unary(Qemubox_Guest_V1_OnlineCPUsRequest.self, Qemubox_Guest_V1_OnlineCPUsResponse.self) { [self] in try await self.onlineCPUs($0, context: $1) },
             "Shutdown": .unary(Qemubox_Guest_V1_ShutdownRequest.self, SwiftProtobuf.Google_Protobuf_Empty.self) { [self] in try await self.shutdown($0, context: $1) },
             "Events": .serverStreaming(Qemubox_Guest_V1_EventsRequest.self, Qemubox_Guest_V1_Event.self) { [self] in try await self.events($0, context: $1, writer: $2) },
         ])
@@ -191,6 +198,11 @@ public struct QemuboxGuestV1SystemClient: Sendable {
     public func exportChanges(_ request: Qemubox_Guest_V1_ExportChangesRequest, options: TTRPCCallOptions = TTRPCCallOptions()) async throws
         -> AsyncThrowingMapSequence<TTRPCStreamMessages, Qemubox_Guest_V1_ChangeRecord> {
         try await client.serverStream(service: "qemubox.guest.v1.System", method: "ExportChanges", request: request, as: Qemubox_Guest_V1_ChangeRecord.self, options: options)
+    }
+
+    /// Calls `qemubox.guest.v1.System/OnlineCPUs`.
+    public func onlineCPUs(_ request: Qemubox_Guest_V1_OnlineCPUsRequest, options: TTRPCCallOptions = TTRPCCallOptions()) async throws -> Qemubox_Guest_V1_OnlineCPUsResponse {
+        try await client.call(service: "qemubox.guest.v1.System", method: "OnlineCPUs", request: request, as: Qemubox_Guest_V1_OnlineCPUsResponse.self, options: options)
     }
 
     /// Calls `qemubox.guest.v1.System/Shutdown`.

@@ -45,6 +45,7 @@ extension Pod {
         }
         // What the spec asks for is checked before anything is made.
         let options = try ContainerOptions(annotations: spec.annotations ?? [:], policy: configuration.annotations)
+        let shape = try VMShape(spec: spec, options: options, configuration: configuration)
         let podVM = sandbox?.configuration.hotplugDisks ?? PodSpec.isPodSandbox(spec)
         let hostMounts = try HostMount.plan(spec, guestBundle: GuestAgentProtocol.bundleRoot + "/" + request.id,
                                             podVM: podVM)
@@ -66,10 +67,7 @@ extension Pod {
             try configuration.journal.rootfsPlanned(request.id, rootfs, policy)
             let rootfsReady = ContinuousClock.now
             var sandboxConfiguration = configuration.sandbox(
-                name: PodSpec.vmName(configuration.id), directory: configuration.vmDirectory,
-                memoryMiB: options.memoryMiB ?? PodSpec.memoryMiB(spec, defaultMiB: configuration.memoryMiB,
-                                                                  overheadMiB: configuration.guestOverheadMiB),
-                vcpus: options.vcpus ?? PodSpec.vcpus(spec, defaultCount: configuration.vcpus))
+                name: PodSpec.vmName(configuration.id), directory: configuration.vmDirectory, shape: shape)
             if options.warmStart == false { sandboxConfiguration.templates = nil }
             sandboxConfiguration.hotplugDisks = podVM
             sandboxConfiguration.extraKernelArguments += options.kernelArguments
@@ -119,6 +117,7 @@ extension Pod {
                 hostMounts: hostMounts,
                 copiedIn: Dictionary(uniqueKeysWithValues: zip(copied, trees).filter { !$0.0.readOnly }
                     .map { ($0.0.index, $0.1.first?.data ?? Data()) }))
+            containers[request.id]?.resources = spec.linux?.resources
             startBackground(sandbox)
             watchHostMounts(request.id)
             let created = ContinuousClock.now

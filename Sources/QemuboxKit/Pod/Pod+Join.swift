@@ -70,6 +70,7 @@ extension Pod {
                 copiedIn: Dictionary(uniqueKeysWithValues: zip(copied, trees).filter { !$0.0.readOnly }
                     .map { ($0.0.index, $0.1.first?.data ?? Data()) }))
             container.attachedDisks = attached
+            container.resources = spec.linux?.resources
             containers[request.id] = container
             watchHostMounts(request.id)
             let created = ContinuousClock.now

@@ -143,7 +143,7 @@ extension Pod {
               let policy = container.writebackPolicy else { return }
         let rescue = configuration.sandbox(name: PodSpec.vmName(configuration.id),
                                            directory: configuration.stateDirectory + "/rescue",
-                                           memoryMiB: configuration.memoryMiB, vcpus: 1)
+                                           shape: VMShape(vcpus: 1, memoryMiB: configuration.memoryMiB))
         if await Self.rescueWriteBack(scratchImage: scratch, into: target, policy: policy, configuration: rescue) {
             configuration.journal.writtenBack(container.id)
         }

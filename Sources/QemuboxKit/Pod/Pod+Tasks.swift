@@ -194,7 +194,7 @@ extension Pod {
         return response
     }
 
-    // MARK: Pause, Resume, Update
+    // MARK: Pause, Resume
 
     /// Freezes the container's processes.
     public func pause(containerID: String) async throws {
@@ -226,15 +226,5 @@ extension Pod {
         var event = Containerd_Events_TaskResumed()
         event.containerID = containerID
         configuration.onEvent(event)
-    }
-
-    /// Changes the container's resource limits (its cgroup in the guest).
-    public func update(_ request: Containerd_Task_V2_UpdateTaskRequest) async throws {
-        _ = try requireContainer(request.id)
-        do {
-            _ = try await requireSandbox().agent.task.update(request)
-        } catch {
-            throw Self.wrap(error, "update \(request.id)")
-        }
     }
 }

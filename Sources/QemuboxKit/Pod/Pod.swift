@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Logging
+import OCISpec
 import QemuboxAPI
 import TTRPCCodec
 
@@ -64,6 +65,8 @@ public actor Pod {
         var initExitPublished = false
         /// Disks added to the running VM for this container (a pod's later container), detached at its delete.
         var attachedDisks: [String] = []
+        /// Its cgroup limits: the spec's, then each `Update`'s (what the VM is sized for).
+        var resources: RuntimeSpec.Resources?
     }
 
     /// The pod's configuration.

@@ -26,6 +26,12 @@ public struct PodConfiguration: Sendable {
     public var guestOverheadMiB = 64
     /// vCPUs when the spec sets no CPU quota.
     public var vcpus = 1
+    /// vCPU hotplug ceiling (nil: none; see ``VMShape``).
+    public var maxVCPUs: Int?
+    /// Memory hotplug ceiling, MiB (nil: none).
+    public var maxMemoryMiB: Int?
+    /// Machine type (auto: microvm unless the VM has a ceiling).
+    public var machineType: MachineDescription.MachineType = .auto
     /// Size of a writable layer's disk (sparse); 0: read-only root filesystems.
     public var writableBytes: UInt64 = 1 << 30
     /// The EROFS layer cache for containerd's snapshots (nil: every layer converted into the container's directory).
@@ -72,6 +78,9 @@ public struct PodConfiguration: Sendable {
         memoryMiB = configuration.memoryMiB
         guestOverheadMiB = configuration.guestOverheadMiB
         vcpus = configuration.vcpus
+        maxVCPUs = configuration.maxVCPUs
+        maxMemoryMiB = configuration.maxMemoryMiB
+        machineType = configuration.machineType
         writableBytes = UInt64(configuration.writableLayerMiB) << 20
         layerCache = EROFSLayerCache(directory: configuration.cacheDirectory)
         bootTimeout = .seconds(configuration.bootTimeoutSeconds)
@@ -89,11 +98,14 @@ public struct PodConfiguration: Sendable {
         stateDirectory + "/containers/" + PodSpec.digest(id)
     }
 
-    /// The sandbox configuration of a VM for this pod, sized `memoryMiB` × `vcpus`.
-    public func sandbox(name: String, directory: String, memoryMiB: Int, vcpus: Int) -> SandboxConfiguration {
-        var sandbox = SandboxConfiguration(name: name, assets: assets, stateDirectory: directory, memoryMiB: memoryMiB,
-                                           vcpus: vcpus, qemuBinary: qemuBinary, agentTimeout: bootTimeout,
+    /// The sandbox configuration of a VM for this pod, of the given shape.
+    public func sandbox(name: String, directory: String, shape: VMShape) -> SandboxConfiguration {
+        var sandbox = SandboxConfiguration(name: name, assets: assets, stateDirectory: directory, memoryMiB: shape.memoryMiB,
+                                           vcpus: shape.vcpus, qemuBinary: qemuBinary, agentTimeout: bootTimeout,
                                            debug: debug, logger: logger)
+        sandbox.maxVCPUs = shape.maxVCPUs
+        sandbox.maxMemoryMiB = shape.maxMemoryMiB
+        sandbox.machineType = shape.machineType
         sandbox.accelerator = accelerator
         sandbox.jail = jail
         sandbox.templates = templates

@@ -1,0 +1,112 @@
+import Foundation
+import OCISpec
+import QemuboxAPI
+
+/// `Update`: a container's cgroup limits change in the guest, and the VM follows them
+/// where it can (``VirtualMachine/setVCPUs(_:timeout:)``, ``VirtualMachine/setMemory(mib:timeout:)``).
+extension Pod {
+    /// What the VM should hold for the pod's containers' limits.
+    struct ResourceTarget: Equatable {
+        var vcpus: Int
+        var memoryMiB: Int
+    }
+
+    /// How long the guest gets for each hotplug step (onlining vCPUs, plugging or giving back memory).
+    static let hotplugTimeout: Duration = .seconds(15)
+
+    /// Changes a container's resource limits: the VM grows first (vCPUs added and
+    /// onlined by the guest, memory plugged), then the container's cgroup in the guest
+    /// changes, then the VM shrinks to what is left. The VM is sized for the sum of its
+    /// containers' limits (CPU quotas rounded up; memory limits plus the guest's
+    /// overhead), never below its boot size, CPUs at most to its ceiling. A memory limit
+    /// above what the VM can reach (its ceiling, or its boot memory without one) is
+    /// refused before anything changes. Memory the guest cannot give back in time stays
+    /// plugged and the error says how much.
+    public func update(_ request: Containerd_Task_V2_UpdateTaskRequest) async throws {
+        await acquireCreateTurn()
+        defer { releaseCreateTurn() }
+        let container = try requireContainer(request.id)
+        let sandbox = try requireSandbox()
+        var resources = container.resources
+        if request.hasResources, !request.resources.value.isEmpty {
+            do {
+                // Limits the update leaves out stay as they were (crun update changes only those given).
+                var given = try RuntimeSpec.Resources(json: request.resources.value)
+                if given.cpu == nil { given.cpu = resources?.cpu }
+                if given.memory == nil { given.memory = resources?.memory }
+                resources = given
+            } catch {
+                throw QemuboxError(.invalidArgument, "update \(request.id): the resources are not an OCI LinuxResources: \(error)")
+            }
+        }
+        let vm = sandbox.vm
+        let machine = vm.machine
+        let current: MachineResources
+        do {
+            current = try await vm.resources()
+        } catch {
+            throw Self.wrap(error, "update \(request.id)")
+        }
+        let target = try resourceTarget(for: request.id, resources: resources, machine: machine, current: current)
+        logger.info("update \(request.id)", metadata: [
+            "vcpus": "\(current.vcpus) -> \(target.vcpus)", "memory_mib": "\(current.memoryMiB) -> \(target.memoryMiB)"])
+        do {
+            if target.vcpus > current.vcpus { try await setVCPUs(target.vcpus, on: sandbox) }
+            if target.memoryMiB > current.memoryMiB { try await setMemory(target.memoryMiB, on: vm, growing: true) }
+            _ = try await sandbox.agent.task.update(request)
+            containers[request.id]?.resources = resources
+            if target.vcpus < current.vcpus { try await setVCPUs(target.vcpus, on: sandbox) }
+            if target.memoryMiB < current.memoryMiB { try await setMemory(target.memoryMiB, on: vm, growing: false) }
+        } catch {
+            throw Self.wrap(error, "update \(request.id)")
+        }
+    }
+
+    /// The VM size the pod's containers need once `containerID` has `resources`,
+    /// checked against what the machine can reach.
+    func resourceTarget(for containerID: String, resources: RuntimeSpec.Resources?, machine: MachineDescription,
+                        current: MachineResources) throws -> ResourceTarget {
+        var all = containers.values.filter { !$0.deleted && $0.id != containerID }.compactMap(\.resources)
+        if let resources { all.append(resources) }
+        let cpuCeiling = machine.hotplugVCPUs ? (machine.maxVCPUs ?? machine.vcpus) : machine.vcpus
+        let vcpus = min(max(machine.vcpus, VMShape.vcpusNeeded(all) ?? machine.vcpus), cpuCeiling)
+        let memoryCeiling = current.maxMemoryMiB
+        let limits = VMShape.memoryNeeded(all, overheadMiB: 0) ?? 0
+        if limits > memoryCeiling {
+            throw QemuboxError(.failedPrecondition,
+                "update \(containerID): memory limits of \(limits) MiB do not fit the VM, which "
+                + (machine.hotplugMemoryMiB > 0 ? "can grow to \(memoryCeiling) MiB (its ceiling: io.qemubox.max_memory_mib or max_memory_mib in the qemubox configuration)"
+                    : "has \(memoryCeiling) MiB and cannot grow (no memory ceiling: io.qemubox.max_memory_mib or max_memory_mib in the qemubox configuration)"))
+        }
+        let needed = VMShape.memoryNeeded(all, overheadMiB: configuration.guestOverheadMiB) ?? machine.memoryMiB
+        let memory = machine.hotplugMemoryMiB > 0 ? min(max(machine.memoryMiB, needed), memoryCeiling) : machine.memoryMiB
+        return ResourceTarget(vcpus: vcpus, memoryMiB: memory)
+    }
+
+    /// Plugs or unplugs vCPUs and has the guest online what was added; fails unless the
+    /// guest ends with `count` online.
+    func setVCPUs(_ count: Int, on sandbox: Sandbox) async throws {
+        try await sandbox.vm.setVCPUs(count, timeout: Self.hotplugTimeout)
+        var online = Qemubox_Guest_V1_OnlineCPUsRequest()
+        online.presentCpus = UInt32(count)
+        online.timeoutMs = UInt32(Self.hotplugTimeout.components.seconds * 1000)
+        let answer = try await sandbox.agent.system.onlineCPUs(
+            online, options: .init(timeout: Self.hotplugTimeout + .seconds(5)))
+        guard answer.onlineCpus == UInt32(count) else {
+            throw QemuboxError(.system, "the guest has \(answer.onlineCpus) vCPUs online (\(answer.presentCpus) present), \(count) expected")
+        }
+    }
+
+    /// Resizes the VM's memory; growing must complete, shrinking says how far it got.
+    func setMemory(_ mib: Int, on vm: VirtualMachine, growing: Bool) async throws {
+        let reached = try await vm.setMemory(mib: mib, timeout: Self.hotplugTimeout)
+        guard reached.pluggedMemoryMiB != reached.requestedMemoryMiB else { return }
+        if growing {
+            throw QemuboxError(.system, "the guest plugged \(reached.pluggedMemoryMiB) of \(reached.requestedMemoryMiB) MiB "
+                + "within \(Self.hotplugTimeout); the VM has \(reached.memoryMiB) MiB")
+        }
+        throw QemuboxError(.failedPrecondition,
+            "the guest gave memory back down to \(reached.memoryMiB) MiB, not \(mib) MiB, within \(Self.hotplugTimeout) "
+            + "(memory in use cannot move out); the container's limit is applied and the guest goes on giving memory back as it frees it")
+    }
+}
