@@ -32,7 +32,7 @@ protoc --plugin=protoc-gen-swift="$plugin" \
 own=Sources/QemuboxAPI/Protos
 protoc --plugin=protoc-gen-swift="$plugin" -I "$own" -I /usr/include \
     --swift_opt=Visibility=Public --swift_opt=FileNaming=PathToUnderscores \
-    --swift_out="$out" qemubox/guest/v1/guest.proto
+    --swift_out="$out" qemubox/guest/v1/guest.proto qemubox/shim/v1/metrics.proto
 # Shorter file names: drop the common repository prefixes.
 for f in "$out"/*.pb.swift; do
     short="$(basename "$f" | sed -e 's/^github.com_containerd_containerd_//' -e 's/^github.com_containerd_//')"

@@ -191,3 +191,26 @@ extension CPUInstanceProperties {
     /// Where the slot sits, outermost first (socket, die, core, thread): the order slots are filled in.
     var sortKey: [Int] { [socketID ?? 0, dieID ?? 0, coreID ?? 0, threadID ?? 0] }
 }
+
+/// A host process's CPU time and resident memory, read from the host kernel's
+/// `/proc/PID/stat` and `/proc/PID/status` (never from the process itself).
+public struct ProcessUsage: Sendable, Hashable {
+    /// User plus system time of all its threads, microseconds.
+    public var cpuMicroseconds: UInt64
+    /// Resident set size, bytes.
+    public var residentBytes: UInt64
+
+    /// The usage of `pid`, nil when it is gone or unreadable.
+    public static func read(pid: Int32, proc: String = "/proc") -> ProcessUsage? {
+        guard let stat = try? String(contentsOfFile: "\(proc)/\(pid)/stat", encoding: .utf8),
+              let status = try? String(contentsOfFile: "\(proc)/\(pid)/status", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // After "pid (comm) ": state is field 3, utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
+        let ticks = UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
+        let rssKiB = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+            .flatMap { $0.split(separator: " ").dropFirst().first.flatMap { UInt64($0) } } ?? 0
+        return ProcessUsage(cpuMicroseconds: (user + system) * 1_000_000 / ticks, residentBytes: rssKiB << 10)
+    }
+}

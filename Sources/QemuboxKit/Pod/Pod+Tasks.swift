@@ -177,7 +177,8 @@ extension Pod {
         }
     }
 
-    /// The container's cgroup statistics, typed for containerd's registry.
+    /// The container's cgroup statistics (containerd's `io.containerd.cgroups.v2.Metrics`,
+    /// from the guest), followed by the VM's (``vmStats(_:)``) as field 100 of the same bytes.
     public func stats(_ request: Containerd_Task_V2_StatsRequest) async throws -> Containerd_Task_V2_StatsResponse {
         _ = try requireContainer(request.id)
         guard let sandbox, await vmAlive() else { throw QemuboxError(.notFound, "task \(request.id): the VM is gone") }
@@ -190,6 +191,12 @@ extension Pod {
         // containerd's typeurl registry knows the bare message name.
         if response.hasStats, let slash = response.stats.typeURL.lastIndex(of: "/") {
             response.stats.typeURL = String(response.stats.typeURL[response.stats.typeURL.index(after: slash)...])
+        }
+        // The VM's own figures ride along as a field containerd's decoders skip (Qemubox_Shim_V1_StatsExtension).
+        if response.hasStats, let vm = await vmStats(sandbox) {
+            var extensionMessage = Qemubox_Shim_V1_StatsExtension()
+            extensionMessage.vm = vm
+            if let bytes = try? extensionMessage.serializedData() { response.stats.value.append(bytes) }
         }
         return response
     }
@@ -226,5 +233,22 @@ extension Pod {
         var event = Containerd_Events_TaskResumed()
         event.containerID = containerID
         configuration.onEvent(event)
+    }
+
+    /// The VM's vCPUs and memory (QMP) and QEMU's CPU time and resident memory (the
+    /// host's /proc); nil when the VM does not answer.
+    func vmStats(_ sandbox: Sandbox) async -> Qemubox_Shim_V1_VMStats? {
+        guard let resources = try? await sandbox.vm.resources(), let pid = await sandbox.vm.pid else { return nil }
+        var stats = Qemubox_Shim_V1_VMStats()
+        stats.machine = await sandbox.vm.resolved?.machineType.rawValue ?? ""
+        stats.vcpus = UInt32(resources.vcpus)
+        stats.maxVcpus = UInt32(resources.maxVCPUs)
+        stats.memoryBytes = UInt64(resources.memoryMiB) << 20
+        stats.maxMemoryBytes = UInt64(resources.maxMemoryMiB) << 20
+        if let usage = ProcessUsage.read(pid: pid) {
+            stats.qemuCpuUsec = usage.cpuMicroseconds
+            stats.qemuRssBytes = usage.residentBytes
+        }
+        return stats
     }
 }
