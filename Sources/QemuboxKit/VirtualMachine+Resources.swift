@@ -27,7 +27,10 @@ public struct MachineResources: Sendable, Hashable {
 ///   slot; the guest learns of it through ACPI and must online it (the guest agent does:
 ///   ``GuestAgentConnection``'s `OnlineCPUs`). Removal is `device_del`: ACPI asks the
 ///   guest to eject it, the guest kernel offlines it and QEMU reports DEVICE_DELETED.
-///   Only vCPUs added this way can go, boot vCPUs stay.
+///   Only vCPUs added this way can go, boot vCPUs stay. Under TCG removal is refused:
+///   QEMU 7.2 aborts ("double free or corruption") when a slot is plugged again after a
+///   removal (measured); take vCPUs offline in the guest instead, which leaves them
+///   plugged and halted (what ``Pod`` does).
 /// - Memory: one virtio-mem device (``MachineDescription/hotplugMemoryMiB``); its
 ///   `requested-size` is set and the guest's driver plugs or unplugs 2 MiB blocks, each
 ///   change reported by MEMORY_DEVICE_SIZE_CHANGE. Hot-added memory is onlined movable
@@ -79,6 +82,10 @@ extension VirtualMachine {
                 }
             }
         } else if count < present {
+            guard resolved?.host.accelerator.accelerator != .tcg else {
+                throw QemuboxError(.failedPrecondition, "\(machine.name): vCPUs are not unplugged under TCG "
+                    + "(QEMU 7.2 aborts when a slot is plugged again); take them offline in the guest instead")
+            }
             // Ours only (device_add'ed: /machine/peripheral/ID), the newest first.
             let removable = slots.compactMap { slot -> (String, [Int])? in
                 guard let path = slot.qomPath, path.hasPrefix("/machine/peripheral/") else { return nil }

@@ -124,9 +124,13 @@ struct PodResourcesTests {
                     let down = try await exec(pod, "r1", ["sh", "-c", "nproc; cat /proc/meminfo"], in: dir)
                     #expect(down.1.hasPrefix("1\n"), "\(down.1)")
                     #expect(memTotalKiB(down.1) == bootKiB, "MemTotal back to \(bootKiB) KiB: \(memTotalKiB(down.1))")
+                    #expect(try await pod.vm?.resources().vcpus == 3, "offline, still plugged (never unplugged under TCG)")
+                    // Up again: the offline vCPU comes back, no slot is plugged twice.
+                    try await pod.update(try update("r1", cpus: 2, memoryMiB: 256))
+                    #expect(try await exec(pod, "r1", ["nproc"], in: dir).1 == "2\n")
                     // The limit beyond the ceiling is refused, and nothing changes.
                     await #expect(throws: QemuboxError.self) { try await pod.update(try update("r1", cpus: 1, memoryMiB: 2048)) }
-                    #expect(try await pod.vm?.resources().vcpus == 1)
+                    #expect(try await exec(pod, "r1", ["nproc"], in: dir).1 == "2\n")
                 } catch {
                     await pod.terminate()
                     throw error

@@ -46,6 +46,11 @@ import TestSupport
             #expect(memory?.code == .failedPrecondition)
             let cpus = await #expect(throws: QemuboxError.self) { try await vm.setVCPUs(3) }
             #expect(cpus?.code == .failedPrecondition)
+            // Under TCG a vCPU is not unplugged (QEMU 7.2 aborts when its slot is plugged again).
+            if await vm.resolved?.host.accelerator.accelerator == .tcg {
+                let unplug = await #expect(throws: QemuboxError.self) { try await vm.setVCPUs(1) }
+                #expect(unplug?.message.contains("not unplugged under TCG") == true)
+            }
 
             let reason = await vm.stop(StopPolicy(guestRequest: { try await vm.writeConsole("poweroff\n") }))
             #expect(reason.kind == .guestPoweroff, "\(reason)")

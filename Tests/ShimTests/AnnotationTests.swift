@@ -1,5 +1,6 @@
 import ContainerdTestSupport
 import Foundation
+import OCISpec
 @testable import QemuboxKit
 import Testing
 import TestSupport
@@ -33,11 +34,42 @@ import TestSupport
         Self.expectRefused(["io.qemubox.vcpus": "two"], mentioning: "expected an integer")
         Self.expectRefused(["io.qemubox.memory_mib": "32"], mentioning: "64…16384")
         Self.expectRefused(["io.qemubox.warm_start": "yes"], mentioning: "true or false")
+        Self.expectRefused(["io.qemubox.hotplug": "1"], mentioning: "true or false")
+        Self.expectRefused(["io.qemubox.max_vcpus": "9"], mentioning: "io.qemubox.max_vcpus=9")
+        Self.expectRefused(["io.qemubox.machine": "q35"], mentioning: "not allowed by this host")
+        var machines = AnnotationPolicy()
+        machines.allowed.insert("machine")
+        Self.expectRefused(["io.qemubox.machine": "pc"], machines, mentioning: "expected auto, microvm or q35")
         var policy = AnnotationPolicy()
         policy.allowed = ["kernel_args"]
         policy.kernelArguments = ["loglevel="]
         Self.expectRefused(["io.qemubox.kernel_args": "loglevel=3 init=/bin/sh"], policy, mentioning: "\"init=/bin/sh\"")
         Self.expectRefused(["io.qemubox.vcpus": "1"], policy, mentioning: "not allowed by this host")
+    }
+
+    /// The VM's shape: sizes from the spec, ceilings from the host or the annotations.
+    @Test func shapes() throws {
+        var host = PodConfiguration(id: "s", stateDirectory: "/tmp/s", assets: GuestAssets(kernelPath: "/k", systemImagePath: "/i"))
+        host.annotations.allowed.insert("machine")
+        var spec = RuntimeSpec()
+        spec.linux = RuntimeSpec.Linux()
+        func shape(_ annotations: [String: String]) throws -> VMShape {
+            try VMShape(spec: spec, options: try ContainerOptions(annotations: annotations, policy: host.annotations),
+                        configuration: host)
+        }
+        #expect(try shape([:]) == VMShape(vcpus: 1, memoryMiB: 256), "no ceiling anywhere: the fast microvm")
+        host.maxVCPUs = 4
+        host.maxMemoryMiB = 1024
+        #expect(try shape([:]) == VMShape(vcpus: 1, memoryMiB: 256, maxVCPUs: 4, maxMemoryMiB: 1024))
+        #expect(try shape(["io.qemubox.hotplug": "false"]) == VMShape(vcpus: 1, memoryMiB: 256))
+        #expect(try shape(["io.qemubox.machine": "microvm"]) == VMShape(vcpus: 1, memoryMiB: 256, machineType: .microvm))
+        #expect(try shape(["io.qemubox.max_vcpus": "2", "io.qemubox.vcpus": "2"]).maxVCPUs == nil, "a ceiling at the start size")
+        #expect(throws: QemuboxError.self) { try shape(["io.qemubox.machine": "microvm", "io.qemubox.max_vcpus": "2"]) }
+        #expect(throws: QemuboxError.self) { try shape(["io.qemubox.vcpus": "3", "io.qemubox.max_vcpus": "2"]) }
+        host.maxVCPUs = nil
+        host.maxMemoryMiB = nil
+        #expect(try shape(["io.qemubox.hotplug": "true"]) == VMShape(vcpus: 1, memoryMiB: 256, maxVCPUs: 8, maxMemoryMiB: 16_384),
+                "hotplug=true without a ceiling: the annotation bounds")
     }
 
     @Test func configurationSection() throws {

@@ -20,6 +20,9 @@ import Testing
             vcpus = 2
             memory_mib = 512
             guest_overhead_mib = 64
+            max_vcpus = 4
+            max_memory_mib = 4096
+            machine = "q35"
             writable_layer_mib = 2048
             state_dir = "/run/qbx"
             cache_dir = "/var/cache/qbx"
@@ -37,6 +40,8 @@ import Testing
         #expect(configuration.vcpus == 2)
         #expect(configuration.memoryMiB == 512)
         #expect(configuration.guestOverheadMiB == 64)
+        #expect(configuration.maxVCPUs == 4 && configuration.maxMemoryMiB == 4096 && configuration.machineType == .q35)
+        #expect(QemuboxConfiguration().maxVCPUs == nil && QemuboxConfiguration().machineType == .auto)
         #expect(configuration.writableLayerMiB == 2048)
         #expect(configuration.stateDirectory == "/run/qbx")
         #expect(configuration.cacheDirectory == "/var/cache/qbx")
@@ -54,6 +59,9 @@ import Testing
         ("vcpus = 0", "vcpus = 0 is out of range"),
         ("memory_mib = 1", "out of range"),
         ("accelerator = \"hvf\"", "not one of auto, kvm, tcg"),
+        ("machine = \"pc\"", "not one of auto, microvm, q35"),
+        ("machine = \"microvm\"\nmax_vcpus = 2", "cannot hotplug"),
+        ("max_memory_mib = -1", "out of range"),
         ("acelerator = \"tcg\"", "unknown key \"acelerator\""),
         ("state_dir = \"relative\"", "must be an absolute path"),
         ("log_level = \"loud\"", "log_level"),

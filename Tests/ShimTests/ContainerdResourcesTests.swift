@@ -66,6 +66,12 @@ import Testing
                 let down = try await Self.size(containerd, "u1", exec: "s3")
                 #expect(down.0 == 1, "nproc after Update back down")
                 #expect(down.1 == boot.1, "MemTotal back to \(boot.1) KiB: \(down.1)")
+                // Offline, not unplugged; and up again without a new vCPU.
+                let shrunk = try Qemubox_Shim_V1_StatsExtension(serializedBytes: try #require(
+                    Data(base64Encoded: try await Self.client(containerd, ["stats", "u1"])["raw"] as? String ?? ""))).vm
+                #expect(shrunk.vcpus == 3 && shrunk.onlineVcpus == 1 && shrunk.memoryBytes == 384 << 20, "\(shrunk)")
+                _ = try await Self.client(containerd, ["update", "u1", "-cpus", "2"])
+                #expect(try await Self.size(containerd, "u1", exec: "s4").0 == 2, "nproc after growing again")
                 try await containerd.ctrCheck("task kill -s SIGKILL u1")
                 _ = await ContainerdVMTests.waitStatus(containerd, "u1", "STOPPED")
                 try await containerd.ctrCheck("task delete u1")

@@ -556,6 +556,8 @@ public nonisolated struct Qemubox_Guest_V1_OnlineCPUsRequest: Sendable {
 
   public var timeoutMs: UInt32 = 0
 
+  public var onlineCpus: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1516,7 +1518,7 @@ nonisolated extension Qemubox_Guest_V1_ExtendedAttribute: SwiftProtobuf.Message,
 
 nonisolated extension Qemubox_Guest_V1_OnlineCPUsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".OnlineCPUsRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}present_cpus\0\u{3}timeout_ms\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}present_cpus\0\u{3}timeout_ms\0\u{3}online_cpus\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1526,6 +1528,7 @@ nonisolated extension Qemubox_Guest_V1_OnlineCPUsRequest: SwiftProtobuf.Message,
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularUInt32Field(value: &self.presentCpus) }()
       case 2: try { try decoder.decodeSingularUInt32Field(value: &self.timeoutMs) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.onlineCpus) }()
       default: break
       }
     }
@@ -1538,12 +1541,16 @@ nonisolated extension Qemubox_Guest_V1_OnlineCPUsRequest: SwiftProtobuf.Message,
     if self.timeoutMs != 0 {
       try visitor.visitSingularUInt32Field(value: self.timeoutMs, fieldNumber: 2)
     }
+    if self.onlineCpus != 0 {
+      try visitor.visitSingularUInt32Field(value: self.onlineCpus, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Qemubox_Guest_V1_OnlineCPUsRequest, rhs: Qemubox_Guest_V1_OnlineCPUsRequest) -> Bool {
     if lhs.presentCpus != rhs.presentCpus {return false}
     if lhs.timeoutMs != rhs.timeoutMs {return false}
+    if lhs.onlineCpus != rhs.onlineCpus {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

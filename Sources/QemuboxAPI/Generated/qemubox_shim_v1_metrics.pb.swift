@@ -59,6 +59,7 @@ public nonisolated struct Qemubox_Shim_V1_VMStats: Sendable {
   /// "microvm" or "q35".
   public var machine: String = String()
 
+  /// vCPUs plugged.
   public var vcpus: UInt32 = 0
 
   public var maxVcpus: UInt32 = 0
@@ -73,6 +74,9 @@ public nonisolated struct Qemubox_Shim_V1_VMStats: Sendable {
 
   /// QEMU's resident set size.
   public var qemuRssBytes: UInt64 = 0
+
+  /// vCPUs the guest has online; the others are plugged but offline (halted).
+  public var onlineVcpus: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -119,7 +123,7 @@ nonisolated extension Qemubox_Shim_V1_StatsExtension: SwiftProtobuf.Message, Swi
 
 nonisolated extension Qemubox_Shim_V1_VMStats: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".VMStats"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}machine\0\u{1}vcpus\0\u{3}max_vcpus\0\u{3}memory_bytes\0\u{3}max_memory_bytes\0\u{3}qemu_cpu_usec\0\u{3}qemu_rss_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}machine\0\u{1}vcpus\0\u{3}max_vcpus\0\u{3}memory_bytes\0\u{3}max_memory_bytes\0\u{3}qemu_cpu_usec\0\u{3}qemu_rss_bytes\0\u{3}online_vcpus\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -134,6 +138,7 @@ nonisolated extension Qemubox_Shim_V1_VMStats: SwiftProtobuf.Message, SwiftProto
       case 5: try { try decoder.decodeSingularUInt64Field(value: &self.maxMemoryBytes) }()
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.qemuCpuUsec) }()
       case 7: try { try decoder.decodeSingularUInt64Field(value: &self.qemuRssBytes) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.onlineVcpus) }()
       default: break
       }
     }
@@ -161,6 +166,9 @@ nonisolated extension Qemubox_Shim_V1_VMStats: SwiftProtobuf.Message, SwiftProto
     if self.qemuRssBytes != 0 {
       try visitor.visitSingularUInt64Field(value: self.qemuRssBytes, fieldNumber: 7)
     }
+    if self.onlineVcpus != 0 {
+      try visitor.visitSingularUInt32Field(value: self.onlineVcpus, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -172,6 +180,7 @@ nonisolated extension Qemubox_Shim_V1_VMStats: SwiftProtobuf.Message, SwiftProto
     if lhs.maxMemoryBytes != rhs.maxMemoryBytes {return false}
     if lhs.qemuCpuUsec != rhs.qemuCpuUsec {return false}
     if lhs.qemuRssBytes != rhs.qemuRssBytes {return false}
+    if lhs.onlineVcpus != rhs.onlineVcpus {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -48,14 +48,19 @@ extension Pod {
             throw Self.wrap(error, "update \(request.id)")
         }
         let target = try resourceTarget(for: request.id, resources: resources, machine: machine, current: current)
-        logger.info("update \(request.id)", metadata: [
-            "vcpus": "\(current.vcpus) -> \(target.vcpus)", "memory_mib": "\(current.memoryMiB) -> \(target.memoryMiB)"])
+        let online = onlineVCPUs ?? machine.vcpus
+        let started = ContinuousClock.now
+        defer {
+            logger.info("update \(request.id)", metadata: [
+                "vcpus": "\(online) -> \(target.vcpus)", "memory_mib": "\(current.memoryMiB) -> \(target.memoryMiB)",
+                "seconds": "\((ContinuousClock.now - started).podSeconds)"])
+        }
         do {
-            if target.vcpus > current.vcpus { try await setVCPUs(target.vcpus, on: sandbox) }
+            if target.vcpus > online { try await setVCPUs(target.vcpus, on: sandbox, plugged: current.vcpus) }
             if target.memoryMiB > current.memoryMiB { try await setMemory(target.memoryMiB, on: vm, growing: true) }
             _ = try await sandbox.agent.task.update(request)
             containers[request.id]?.resources = resources
-            if target.vcpus < current.vcpus { try await setVCPUs(target.vcpus, on: sandbox) }
+            if target.vcpus < online { try await setVCPUs(target.vcpus, on: sandbox, plugged: current.vcpus) }
             if target.memoryMiB < current.memoryMiB { try await setMemory(target.memoryMiB, on: vm, growing: false) }
         } catch {
             throw Self.wrap(error, "update \(request.id)")
@@ -83,15 +88,17 @@ extension Pod {
         return ResourceTarget(vcpus: vcpus, memoryMiB: memory)
     }
 
-    /// Plugs or unplugs vCPUs and has the guest online what was added; fails unless the
-    /// guest ends with `count` online.
-    func setVCPUs(_ count: Int, on sandbox: Sandbox) async throws {
-        try await sandbox.vm.setVCPUs(count, timeout: Self.hotplugTimeout)
-        var online = Qemubox_Guest_V1_OnlineCPUsRequest()
-        online.presentCpus = UInt32(count)
-        online.timeoutMs = UInt32(Self.hotplugTimeout.components.seconds * 1000)
-        let answer = try await sandbox.agent.system.onlineCPUs(
-            online, options: .init(timeout: Self.hotplugTimeout + .seconds(5)))
+    /// Has `count` vCPUs online in the guest: plugs what is missing (vCPUs are never
+    /// unplugged, see ``VirtualMachine/setVCPUs(_:timeout:)``), then the guest onlines or
+    /// offlines CPUs to match; fails unless the guest ends with `count` online.
+    func setVCPUs(_ count: Int, on sandbox: Sandbox, plugged: Int) async throws {
+        if count > plugged { try await sandbox.vm.setVCPUs(count, timeout: Self.hotplugTimeout) }
+        var request = Qemubox_Guest_V1_OnlineCPUsRequest()
+        request.presentCpus = UInt32(max(count, plugged))
+        request.onlineCpus = UInt32(count)
+        request.timeoutMs = UInt32(Self.hotplugTimeout.components.seconds * 1000)
+        let answer = try await sandbox.agent.system.onlineCPUs(request, options: .init(timeout: Self.hotplugTimeout + .seconds(5)))
+        onlineVCPUs = Int(answer.onlineCpus)
         guard answer.onlineCpus == UInt32(count) else {
             throw QemuboxError(.system, "the guest has \(answer.onlineCpus) vCPUs online (\(answer.presentCpus) present), \(count) expected")
         }

@@ -242,6 +242,7 @@ extension Pod {
         var stats = Qemubox_Shim_V1_VMStats()
         stats.machine = await sandbox.vm.resolved?.machineType.rawValue ?? ""
         stats.vcpus = UInt32(resources.vcpus)
+        stats.onlineVcpus = UInt32(onlineVCPUs ?? resources.vcpus)
         stats.maxVcpus = UInt32(resources.maxVCPUs)
         stats.memoryBytes = UInt64(resources.memoryMiB) << 20
         stats.maxMemoryBytes = UInt64(resources.maxMemoryMiB) << 20

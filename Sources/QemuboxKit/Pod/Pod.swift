@@ -95,6 +95,8 @@ public actor Pod {
     var attachNetworkAtStart = false
     /// What was joined to the VM's NICs (undone at the end in a namespace the caller owns).
     var attached: [AttachedInterface] = []
+    /// vCPUs the guest has online (nil: the boot count); above it, vCPUs stay plugged but offline.
+    var onlineVCPUs: Int?
     /// Where the last create's time went, in seconds (rootfs, network, boot, create), and layer counts.
     public internal(set) var timings: [String: Double] = [:]
 
