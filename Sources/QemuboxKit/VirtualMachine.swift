@@ -157,12 +157,13 @@ public actor VirtualMachine {
         }
         let resolved = try ResolvedMachine(effective, host: facts)
         self.resolved = resolved
+        let incoming = configuration.restoreState != nil
         logger.info("starting", metadata: ["machine": "\(resolved.machineType)",
                                            "accel": "\(facts.accelerator.accelerator)",
                                            "jail": "\(jailIdentity.map { "uid \($0.id)" } ?? "none")",
+                                           "restore": "\(incoming ? "template" : "no")",
                                            "why": "\(resolved.machineTypeReason); \(facts.accelerator.reason)"])
 
-        let incoming = configuration.restoreState != nil
         let layout = QEMUCommandLine.layout(for: resolved, incoming: incoming)
         descriptorLayout = layout
         var launch = try QEMULaunch.openDescriptors(resolved, layout: layout, controlSocket: controlSocketPath,

@@ -117,4 +117,40 @@ import Testing
             }
         }
     }
+
+    /// Warm start keeps a template per machine shape: a q35 with ceilings restores from its own
+    /// (and still grows on Update), a microvm beside it from another.
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func warmStartTemplatePerShape() async throws {
+        try await ConcurrencyLimit.vms.run {
+            try await TemporaryDirectory.with(prefix: "qbx-templates") { templates in
+                let config = "warm_start = true\ntemplate_dir = \"\(templates)\"\nmax_vcpus = 2\nmax_memory_mib = 768\n"
+                try await ContainerdShimTests.withContainerd(qemubox: config) { containerd in
+                    try await containerd.ctrCheck("run -d --memory-limit \(256 << 20) \(Self.qemubox) \(Self.image) w1 sleep 1000")
+                    // Its QEMU waited for the template's state (`-incoming`) on a q35.
+                    let qemu = (try FileManager.default.contentsOfDirectory(atPath: "/proc")).compactMap { pid -> String? in
+                        guard let cmd = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8),
+                              cmd.contains("qemubox-qbx-w1") else { return nil }
+                        return cmd.replacingOccurrences(of: "\0", with: " ")
+                    }
+                    #expect(qemu.count == 1 && qemu.allSatisfy { $0.contains("-incoming") && $0.contains("-M q35") }, "\(qemu)")
+                    let boot = try await Self.size(containerd, "w1", exec: "s1")
+                    _ = try await Self.client(containerd, ["update", "w1", "-cpus", "2", "-memory-mib", "512"])
+                    let grown = try await Self.size(containerd, "w1", exec: "s2")
+                    #expect(boot.0 == 1 && grown.0 == 2, "nproc \(boot.0) → \(grown.0)")
+                    #expect(grown.1 - boot.1 >= 250 << 10, "MemTotal \(boot.1) → \(grown.1) KiB")
+                    try await containerd.ctrCheck("task kill -s SIGKILL w1")
+                    _ = await ContainerdVMTests.waitStatus(containerd, "w1", "STOPPED")
+                    try await containerd.ctrCheck("task delete w1")
+                    try await containerd.ctrCheck("container rm w1")
+                    let fast = try await containerd.ctr("run --rm --annotation io.qemubox.hotplug=false \(Self.qemubox) \(Self.image) w2 nproc")
+                    #expect(fast.status == 0 && fast.stdout == "1\n", "\(fast.stdout) \(fast.stderr)")
+                    let saved = try FileManager.default.contentsOfDirectory(atPath: templates).filter { !$0.hasSuffix(".lock") }
+                    #expect(saved.count == 2, "one template per shape: \(saved)")
+                    let identities = saved.compactMap { try? String(contentsOfFile: templates + "/" + $0 + "/identity", encoding: .utf8) }
+                    #expect(identities.contains { $0.contains("max-vcpus=2") && $0.contains("max-memory=768") }, "\(identities)")
+                }
+            }
+        }
+    }
 }
