@@ -25,9 +25,12 @@ struct PodResourcesTests {
         request.execID = execID
         request.spec.typeURL = "types.containerd.io/opencontainers/runtime-spec/1/Process"
         request.spec.value = try JSONEncoder().encode(RuntimeSpec.Process(args: args, env: ["PATH=/bin:/usr/bin"], cwd: "/"))
-        try await pod.exec(request, io: DescriptorIO(stdin: nil, stdout: fd, stderr: fd))
+        let io = DescriptorIO(stdin: nil, stdout: fd, stderr: fd)
+        try await pod.exec(request, io: io)
         try await pod.start(containerID: id, execID: execID)
         let status = try await pod.wait(containerID: id, execID: execID).status
+        // The exit can overtake the last output: read the file once the relay has finished.
+        #expect(await io.waitOutput(timeout: .seconds(10)), "the output of \(args) was relayed")
         _ = try await pod.delete(containerID: id, execID: execID)
         return (status, (try? String(contentsOfFile: path, encoding: .utf8)) ?? "")
     }
