@@ -28,9 +28,12 @@ struct PodJoinTests {
         process.typeURL = "types.containerd.io/opencontainers/runtime-spec/1/Process"
         process.value = try JSONEncoder().encode(RuntimeSpec.Process(args: ["sh", "-c", command], env: ["PATH=/bin:/usr/bin"], cwd: "/"))
         exec.spec = process
-        try await pod.exec(exec, io: DescriptorIO(stdin: nil, stdout: fd, stderr: fd))
+        let io = DescriptorIO(stdin: nil, stdout: fd, stderr: fd)
+        try await pod.exec(exec, io: io)
         try await pod.start(containerID: id, execID: execID)
         let status = try await pod.wait(containerID: id, execID: execID).status
+        // The exit can overtake the last output: read the file once the relay has finished.
+        #expect(await io.waitOutput(timeout: .seconds(10)), "the output of \(command) was relayed")
         _ = try await pod.delete(containerID: id, execID: execID)
         let output = try String(contentsOfFile: path, encoding: .utf8)
         #expect(status == 0, "\(command): \(output)")
@@ -158,6 +161,65 @@ struct PodJoinTests {
                 #expect(await pod.vm?.exit != nil, "the VM ended with the pod's last container")
                 let left = (try? FileManager.default.subpathsOfDirectory(atPath: dir + "/pod")) ?? []
                 #expect(left.allSatisfy { $0 == "containers" }, "left behind: \(left)")
+            }
+        }
+    }
+
+    /// A pod VM with a ceiling grows for a joining container's limits (CRI gives the sandbox
+    /// none); limits beyond the ceiling fail the join before anything is added.
+    @Test("a joining container's limits grow a pod VM with a ceiling", .enabled(if: Fixture.available))
+    func joinGrowsThePodVM() async throws {
+        try await ConcurrencyLimit.vms.run {
+            try await TemporaryDirectory.with { dir in
+                let sandboxBundle = try Fixture.bundle(in: dir, name: "sandbox", ["sleep", "600"]) {
+                    $0.annotations = ["io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "pod2"]
+                }
+                func app(memoryMiB: Int64) -> (inout RuntimeSpec) -> Void {
+                    return {
+                        $0.annotations = ["io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": "pod2"]
+                        var resources = RuntimeSpec.Resources()
+                        var cpu = RuntimeSpec.CPU()
+                        cpu.quota = 200_000
+                        cpu.period = 100_000
+                        resources.cpu = cpu
+                        resources.memory = RuntimeSpec.Memory(limit: memoryMiB << 20)
+                        $0.linux?.resources = resources
+                    }
+                }
+                let appBundle = try Fixture.bundle(in: dir, name: "app", ["sleep", "600"], configure: app(memoryMiB: 512))
+                let hugeBundle = try Fixture.bundle(in: dir, name: "huge", ["true"], configure: app(memoryMiB: 1024))
+                var configuration = PodConfiguration(id: "pod2", stateDirectory: dir + "/pod", assets: try Fixture.assets())
+                configuration.writableBytes = 64 << 20
+                configuration.maxVCPUs = 2
+                configuration.maxMemoryMiB = 768
+                let pod = Pod(configuration)
+                var create = Containerd_Task_V2_CreateTaskRequest()
+                create.id = "pod2"
+                create.bundle = sandboxBundle
+                try await pod.create(create, rootfs: .ephemeral, io: DescriptorIO(stdin: nil, stdout: nil, stderr: nil))
+                do {
+                    _ = try await pod.start(containerID: "pod2")
+                    #expect(try await pod.vm?.resources().memoryMiB == 256)
+                    var huge = create
+                    huge.id = "huge"
+                    huge.bundle = hugeBundle
+                    await #expect { try await pod.create(huge, io: DescriptorIO(stdin: nil, stdout: nil, stderr: nil)) } throws: {
+                        "\($0)".contains("do not fit the VM") && "\($0)".contains("can grow to 768 MiB")
+                    }
+                    #expect(await pod.vm?.attachedDiskIDs == [], "a refused join adds no disk")
+                    var join = create
+                    join.id = "app"
+                    join.bundle = appBundle
+                    try await pod.create(join, io: DescriptorIO(stdin: nil, stdout: nil, stderr: nil))
+                    _ = try await pod.start(containerID: "app")
+                    let resources = try #require(try await pod.vm?.resources())
+                    #expect(resources.vcpus == 2 && resources.memoryMiB == 512 + configuration.guestOverheadMiB, "\(resources)")
+                    #expect(try await run(pod, "app", "n1", "nproc", in: dir) == "2\n")
+                } catch {
+                    await pod.terminate()
+                    throw error
+                }
+                await pod.terminate()
             }
         }
     }

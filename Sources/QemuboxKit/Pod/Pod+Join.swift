@@ -30,6 +30,8 @@ extension Pod {
             throw QemuboxError(.unimplemented,
                 "task \(request.id): bind mount \(shared.source) at \(shared.destination) is a read-write directory; a pod's later container cannot get a new virtio-fs share (emptyDir volumes and /dev/shm live in the pod VM)")
         }
+        // The VM grows first (where it has a ceiling): a refusal leaves nothing to undo.
+        try await growToFit(request.id, resources: spec.linux?.resources, sandbox: sandbox)
         let started = ContinuousClock.now
         joinedCount += 1
         let prefix = "k\(joinedCount)-"

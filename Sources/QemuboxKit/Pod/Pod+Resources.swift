@@ -79,13 +79,35 @@ extension Pod {
         let limits = VMShape.memoryNeeded(all, overheadMiB: 0) ?? 0
         if limits > memoryCeiling {
             throw QemuboxError(.failedPrecondition,
-                "update \(containerID): memory limits of \(limits) MiB do not fit the VM, which "
+                "memory limits of \(limits) MiB do not fit the VM, which "
                 + (machine.hotplugMemoryMiB > 0 ? "can grow to \(memoryCeiling) MiB (its ceiling: io.qemubox.max_memory_mib or max_memory_mib in the qemubox configuration)"
                     : "has \(memoryCeiling) MiB and cannot grow (no memory ceiling: io.qemubox.max_memory_mib or max_memory_mib in the qemubox configuration)"))
         }
         let needed = VMShape.memoryNeeded(all, overheadMiB: configuration.guestOverheadMiB) ?? machine.memoryMiB
         let memory = machine.hotplugMemoryMiB > 0 ? min(max(machine.memoryMiB, needed), memoryCeiling) : machine.memoryMiB
         return ResourceTarget(vcpus: vcpus, memoryMiB: memory)
+    }
+
+    /// Grows a VM that has a ceiling to fit a pod's joining container `containerID` with
+    /// `resources` beside the others (never shrinks it); a memory limit beyond the ceiling is
+    /// refused before anything changes. A VM without a ceiling is left as it is.
+    func growToFit(_ containerID: String, resources: RuntimeSpec.Resources?, sandbox: Sandbox) async throws {
+        let machine = sandbox.vm.machine
+        guard machine.wantsHotplug else { return }
+        do {
+            let current = try await sandbox.vm.resources()
+            let target = try resourceTarget(for: containerID, resources: resources, machine: machine, current: current)
+            let online = onlineVCPUs ?? machine.vcpus
+            if target.vcpus > online { try await setVCPUs(target.vcpus, on: sandbox, plugged: current.vcpus) }
+            if target.memoryMiB > current.memoryMiB { try await setMemory(target.memoryMiB, on: sandbox.vm, growing: true) }
+            if target.vcpus > online || target.memoryMiB > current.memoryMiB {
+                logger.info("grew the VM of pod \(configuration.id) for \(containerID)", metadata: [
+                    "vcpus": "\(online) -> \(max(online, target.vcpus))",
+                    "memory_mib": "\(current.memoryMiB) -> \(max(current.memoryMiB, target.memoryMiB))"])
+            }
+        } catch {
+            throw Self.wrap(error, "task \(containerID)")
+        }
     }
 
     /// Has `count` vCPUs online in the guest: plugs what is missing (vCPUs are never
