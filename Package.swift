@@ -419,7 +419,7 @@ let package = Package(
         .testTarget(
             name: "ShimTests",
             dependencies: [
-                "QemuboxShim", "QemuboxKit", "QemuboxAPI", "TTRPCCodec", "TestSupport", "ContainerdTestSupport",
+                "QemuboxShim", "QemuboxKit", "QemuboxAPI", "QemuboxOperator", "TTRPCCodec", "TestSupport", "ContainerdTestSupport",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             // CRI bundles' config.json captured with runc (CRITests, QEMUBOX_CRI_FIXTURES).

@@ -15,9 +15,9 @@ public struct RunningVM: Codable, Sendable, Hashable {
     public var pid: Int32
     /// The shim's pid from its record (nil when the record is missing or unreadable).
     public var shimPid: Int32?
-    /// vCPUs at boot (QEMU's `-smp`).
+    /// vCPUs online: after a resize the shim's ``VMResourcesRecord``, else QEMU's `-smp`.
     public var vcpus: Int?
-    /// Guest memory at boot in MiB (QEMU's `-m`).
+    /// Guest memory in MiB: after a resize the shim's record, else QEMU's `-m`.
     public var memoryMiB: Int?
     /// Seconds since QEMU started.
     public var uptimeSeconds: Double
@@ -103,10 +103,16 @@ public struct VMInventory: Sendable {
                 }
             }
             let arguments = Self.commandLine(of: record.pid, procRoot: procRoot)
+            var resized: VMResourcesRecord?
+            do {
+                resized = try VMResourcesRecord.read(from: vmDirectory)
+            } catch {
+                scan.warnings.append("\(task.namespace)/\(task.id): \(Self.message(error)); showing the boot size")
+            }
             scan.vms.append(RunningVM(
                 id: task.id, namespace: task.namespace, pid: record.pid, shimPid: shimPid,
-                vcpus: Self.option("-smp", in: arguments).flatMap { Int($0.prefix { $0.isNumber }) },
-                memoryMiB: Self.option("-m", in: arguments).flatMap(Self.memoryMiB),
+                vcpus: resized?.vcpus ?? Self.option("-smp", in: arguments).flatMap { Int($0.prefix { $0.isNumber }) },
+                memoryMiB: resized?.memoryMiB ?? Self.option("-m", in: arguments).flatMap(Self.memoryMiB),
                 uptimeSeconds: Self.uptime(startTicks: record.startTime, procRoot: procRoot) ?? 0,
                 accelerator: Self.option("-accel", in: arguments).map { String($0.prefix { $0 != "," }) },
                 directory: vmDirectory))

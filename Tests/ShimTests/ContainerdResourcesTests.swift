@@ -2,6 +2,7 @@ import ContainerdTestSupport
 import Foundation
 import QemuboxAPI
 import QemuboxKit
+import QemuboxOperator
 import SwiftProtobuf
 import TestSupport
 import Testing
@@ -47,6 +48,9 @@ import Testing
                 let fits = try await containerd.ctr(String(format: big, "b2"))
                 #expect(fits.status == 0, "the allocation fits after Update: \(fits.stderr)")
                 print("Update 1→3 vCPUs, 256→768 MiB through containerd: \(grown["seconds"] ?? "?") s")
+                // `qemubox ps` shows the live size, not the boot size of QEMU's command line.
+                let listed = VMInventory(stateDirectory: containerd.stateRoot).scan().vms.first { $0.id == "u1" }
+                #expect(listed?.vcpus == 3 && listed?.memoryMiB == 768 + 128, "\(String(describing: listed))")
 
                 // Stats: the container's cgroup as containerd decodes it, the VM's figures beside it.
                 let stats = try await Self.client(containerd, ["stats", "u1"])

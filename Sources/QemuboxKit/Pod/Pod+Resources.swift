@@ -63,7 +63,21 @@ extension Pod {
             if target.vcpus < online { try await setVCPUs(target.vcpus, on: sandbox, plugged: current.vcpus) }
             if target.memoryMiB < current.memoryMiB { try await setMemory(target.memoryMiB, on: vm, growing: false) }
         } catch {
+            await recordResources(sandbox)
             throw Self.wrap(error, "update \(request.id)")
+        }
+        await recordResources(sandbox)
+    }
+
+    /// Writes what the VM holds now for `qemubox ps` (``VMResourcesRecord``); failures are logged.
+    func recordResources(_ sandbox: Sandbox) async {
+        guard sandbox.vm.machine.wantsHotplug, let now = try? await sandbox.vm.resources() else { return }
+        let record = VMResourcesRecord(vcpus: onlineVCPUs ?? now.vcpus, memoryMiB: now.memoryMiB,
+                                       maxVCPUs: now.maxVCPUs, maxMemoryMiB: now.maxMemoryMiB)
+        do {
+            try record.write(to: configuration.vmDirectory)
+        } catch {
+            logger.warning("\(error)")
         }
     }
 
@@ -101,6 +115,7 @@ extension Pod {
             if target.vcpus > online { try await setVCPUs(target.vcpus, on: sandbox, plugged: current.vcpus) }
             if target.memoryMiB > current.memoryMiB { try await setMemory(target.memoryMiB, on: sandbox.vm, growing: true) }
             if target.vcpus > online || target.memoryMiB > current.memoryMiB {
+                await recordResources(sandbox)
                 logger.info("grew the VM of pod \(configuration.id) for \(containerID)", metadata: [
                     "vcpus": "\(online) -> \(max(online, target.vcpus))",
                     "memory_mib": "\(current.memoryMiB) -> \(max(current.memoryMiB, target.memoryMiB))"])
