@@ -135,7 +135,8 @@ extension Pod {
         request.onlineCpus = UInt32(count)
         request.timeoutMs = UInt32(Self.hotplugTimeout.components.seconds * 1000)
         let answer = try await sandbox.agent.system.onlineCPUs(request, options: .init(timeout: Self.hotplugTimeout + .seconds(5)))
-        onlineVCPUs = Int(answer.onlineCpus)
+        // The guest's word, bounded by what QEMU has plugged.
+        onlineVCPUs = min(Int(answer.onlineCpus), max(count, plugged))
         guard answer.onlineCpus == UInt32(count) else {
             throw QemuboxError(.system, "the guest has \(answer.onlineCpus) vCPUs online (\(answer.presentCpus) present), \(count) expected")
         }
