@@ -90,6 +90,15 @@ public struct MachineDescription: Sendable, Hashable {
     /// Whether vCPUs can be added (a ceiling above ``vcpus``).
     public var hotplugVCPUs: Bool { maxVCPUs.map { $0 > vcpus } ?? false }
 
+    /// The most vCPUs the machine can have: the ceiling, or the boot count without vCPU hotplug.
+    public var vcpuCeiling: Int { hotplugVCPUs ? (maxVCPUs ?? vcpus) : vcpus }
+
+    /// The most memory the machine can have, MiB: the ceiling (within the virtio-mem
+    /// region), or boot memory without memory hotplug.
+    public var memoryCeilingMiB: Int {
+        hotplugMemoryMiB > 0 ? min(maxMemoryMiB ?? memoryMiB, memoryMiB + hotplugMemoryMiB) : memoryMiB
+    }
+
     /// The guest memory block (Linux's `memory_block_size_bytes` on x86-64 with under 64 GiB):
     /// the unit the guest onlines hot-added memory in.
     public static let memoryBlockMiB = 128

@@ -52,13 +52,17 @@ public struct VMStateRecord: Codable, Sendable, Hashable {
 
     /// Start time (clock ticks since boot) of a process, from `/proc/PID/stat`.
     public static func startTime(of pid: Int32, procRoot: String = "/proc") -> UInt64? {
+        guard let fields = statFields(of: pid, procRoot: procRoot), fields.count > 19 else { return nil }
+        return UInt64(fields[19])  // field 22
+    }
+
+    /// The fields of `/proc/PID/stat` after "pid (comm)": index 0 is field 3 (state). The
+    /// command name may hold spaces and parentheses, so the split starts after the last ")".
+    static func statFields(of pid: Int32, procRoot: String = "/proc") -> [Substring]? {
         guard let stat = try? String(contentsOfFile: "\(procRoot)/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")")
         else { return nil }
-        // Fields after "comm)": state is field 3; starttime is field 22.
-        let rest = stat[stat.index(after: close)...].split(separator: " ")
-        guard rest.count > 19 else { return nil }
-        return UInt64(rest[19])
+        return stat[stat.index(after: close)...].split(separator: " ")
     }
 
     /// Whether `pid` is still the QEMU this record describes (start time and `-name` marker match).

@@ -51,10 +51,9 @@ extension VirtualMachine {
             requested = Int(mem.requestedSize >> 20)
         }
         return MachineResources(
-            vcpus: cpus, maxVCPUs: machine.hotplugVCPUs ? (machine.maxVCPUs ?? cpus) : cpus,
+            vcpus: cpus, maxVCPUs: max(cpus, machine.vcpuCeiling),
             bootMemoryMiB: machine.memoryMiB, pluggedMemoryMiB: plugged, requestedMemoryMiB: requested,
-            maxMemoryMiB: machine.hotplugMemoryMiB > 0 ? min(machine.maxMemoryMiB ?? 0, machine.memoryMiB + machine.hotplugMemoryMiB)
-                : machine.memoryMiB)
+            maxMemoryMiB: machine.memoryCeilingMiB)
     }
 
     /// Plugs or unplugs vCPUs until `count` are present (between the boot count and
@@ -64,7 +63,7 @@ extension VirtualMachine {
     @discardableResult
     public func setVCPUs(_ count: Int, timeout: Duration = .seconds(10)) async throws -> Int {
         guard state == .running, let qmp else { throw QemuboxError(.invalidState, "set vCPUs in state \(state)") }
-        let ceiling = machine.hotplugVCPUs ? (machine.maxVCPUs ?? machine.vcpus) : machine.vcpus
+        let ceiling = machine.vcpuCeiling
         guard (machine.vcpus...ceiling).contains(count) else {
             throw QemuboxError(.failedPrecondition, "\(machine.name): \(count) vCPUs is outside \(machine.vcpus)…\(ceiling) "
                 + (ceiling == machine.vcpus ? "(the machine cannot hotplug vCPUs)" : "(boot vCPUs…ceiling)"))
@@ -113,11 +112,10 @@ extension VirtualMachine {
     @discardableResult
     public func setMemory(mib: Int, timeout: Duration = .seconds(10)) async throws -> MachineResources {
         guard state == .running, let qmp else { throw QemuboxError(.invalidState, "set memory in state \(state)") }
-        let region = machine.hotplugMemoryMiB
-        let ceiling = region > 0 ? min(machine.maxMemoryMiB ?? 0, machine.memoryMiB + region) : machine.memoryMiB
+        let ceiling = machine.memoryCeilingMiB
         guard (machine.memoryMiB...ceiling).contains(mib) else {
             throw QemuboxError(.failedPrecondition, "\(machine.name): \(mib) MiB is outside \(machine.memoryMiB)…\(ceiling) MiB "
-                + (region == 0 ? "(the machine cannot hotplug memory)" : "(boot memory…ceiling)"))
+                + (machine.hotplugMemoryMiB == 0 ? "(the machine cannot hotplug memory)" : "(boot memory…ceiling)"))
         }
         let block = Self.memoryDeviceBlockMiB
         let wanted = Int64((mib - machine.memoryMiB + block - 1) / block * block) << 20
@@ -209,12 +207,10 @@ public struct ProcessUsage: Sendable, Hashable {
 
     /// The usage of `pid`, nil when it is gone or unreadable.
     public static func read(pid: Int32, proc: String = "/proc") -> ProcessUsage? {
-        guard let stat = try? String(contentsOfFile: "\(proc)/\(pid)/stat", encoding: .utf8),
+        guard let fields = VMStateRecord.statFields(of: pid, procRoot: proc),
               let status = try? String(contentsOfFile: "\(proc)/\(pid)/status", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return nil }
-        // After "pid (comm) ": state is field 3, utime and stime are fields 14 and 15.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12]) else { return nil }
+              fields.count > 12, let user = UInt64(fields[11]), let system = UInt64(fields[12])  // fields 14, 15
+        else { return nil }
         let ticks = UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
         let rssKiB = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
             .flatMap { $0.split(separator: " ").dropFirst().first.flatMap { UInt64($0) } } ?? 0

@@ -16,26 +16,9 @@ import TTRPCCodec
 /// deleted (its disks detached, the VM running on for the sandbox).
 @Suite("a pod's containers in one VM", .serialized)
 struct PodJoinTests {
-    /// Runs `command` in container `id` of `pod` as an exec and returns its output.
+    /// Runs `command` in container `id` of `pod` as an exec, expects it to succeed, returns its output.
     func run(_ pod: Pod, _ id: String, _ execID: String, _ command: String, in dir: String) async throws -> String {
-        let path = dir + "/\(execID).out"
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        defer { close(fd) }
-        var exec = Containerd_Task_V2_ExecProcessRequest()
-        exec.id = id
-        exec.execID = execID
-        var process = Google_Protobuf_Any()
-        process.typeURL = "types.containerd.io/opencontainers/runtime-spec/1/Process"
-        process.value = try JSONEncoder().encode(RuntimeSpec.Process(args: ["sh", "-c", command], env: ["PATH=/bin:/usr/bin"], cwd: "/"))
-        exec.spec = process
-        let io = DescriptorIO(stdin: nil, stdout: fd, stderr: fd)
-        try await pod.exec(exec, io: io)
-        try await pod.start(containerID: id, execID: execID)
-        let status = try await pod.wait(containerID: id, execID: execID).status
-        // The exit can overtake the last output: read the file once the relay has finished.
-        #expect(await io.waitOutput(timeout: .seconds(10)), "the output of \(command) was relayed")
-        _ = try await pod.delete(containerID: id, execID: execID)
-        let output = try String(contentsOfFile: path, encoding: .utf8)
+        let (status, output) = try await PodExec.run(pod, id, ["sh", "-c", command], execID: execID, in: dir)
         #expect(status == 0, "\(command): \(output)")
         return output
     }

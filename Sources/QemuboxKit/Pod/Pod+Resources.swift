@@ -47,7 +47,7 @@ extension Pod {
         } catch {
             throw Self.wrap(error, "update \(request.id)")
         }
-        let target = try resourceTarget(for: request.id, resources: resources, machine: machine, current: current)
+        let target = try resourceTarget(for: request.id, resources: resources, machine: machine)
         let online = onlineVCPUs ?? machine.vcpus
         let started = ContinuousClock.now
         defer {
@@ -83,13 +83,13 @@ extension Pod {
 
     /// The VM size the pod's containers need once `containerID` has `resources`,
     /// checked against what the machine can reach.
-    func resourceTarget(for containerID: String, resources: RuntimeSpec.Resources?, machine: MachineDescription,
-                        current: MachineResources) throws -> ResourceTarget {
+    func resourceTarget(for containerID: String, resources: RuntimeSpec.Resources?, machine: MachineDescription) throws
+        -> ResourceTarget
+    {
         var all = containers.values.filter { !$0.deleted && $0.id != containerID }.compactMap(\.resources)
         if let resources { all.append(resources) }
-        let cpuCeiling = machine.hotplugVCPUs ? (machine.maxVCPUs ?? machine.vcpus) : machine.vcpus
-        let vcpus = min(max(machine.vcpus, VMShape.vcpusNeeded(all) ?? machine.vcpus), cpuCeiling)
-        let memoryCeiling = current.maxMemoryMiB
+        let vcpus = min(max(machine.vcpus, VMShape.vcpusNeeded(all) ?? machine.vcpus), machine.vcpuCeiling)
+        let memoryCeiling = machine.memoryCeilingMiB
         let limits = VMShape.memoryNeeded(all, overheadMiB: 0) ?? 0
         if limits > memoryCeiling {
             throw QemuboxError(.failedPrecondition,
@@ -110,7 +110,7 @@ extension Pod {
         guard machine.wantsHotplug else { return }
         do {
             let current = try await sandbox.vm.resources()
-            let target = try resourceTarget(for: containerID, resources: resources, machine: machine, current: current)
+            let target = try resourceTarget(for: containerID, resources: resources, machine: machine)
             let online = onlineVCPUs ?? machine.vcpus
             if target.vcpus > online { try await setVCPUs(target.vcpus, on: sandbox, plugged: current.vcpus) }
             if target.memoryMiB > current.memoryMiB { try await setMemory(target.memoryMiB, on: sandbox.vm, growing: true) }

@@ -6,17 +6,15 @@ import OCISpec
 public enum PodSpec {
     /// VM memory: `defaultMiB`, or the container's memory limit plus `overheadMiB` for the guest.
     public static func memoryMiB(_ spec: RuntimeSpec, defaultMiB: Int, overheadMiB: Int) -> Int {
-        guard let limit = spec.linux?.resources?.memory?.limit, limit > 0 else { return defaultMiB }
-        let limitMiB = Int((limit + (1 << 20) - 1) >> 20)
-        return max(defaultMiB, limitMiB + overheadMiB)
+        guard let resources = spec.linux?.resources,
+              let needed = VMShape.memoryNeeded([resources], overheadMiB: overheadMiB) else { return defaultMiB }
+        return max(defaultMiB, needed)
     }
 
     /// vCPUs: `defaultCount`, or the CPU quota rounded up (at most `hostCPUs`).
     public static func vcpus(_ spec: RuntimeSpec, defaultCount: Int,
                              hostCPUs: Int = ProcessInfo.processInfo.activeProcessorCount) -> Int {
-        guard let cpu = spec.linux?.resources?.cpu, let quota = cpu.quota, quota > 0,
-              let period = cpu.period, period > 0 else { return defaultCount }
-        let wanted = Int((UInt64(quota) + period - 1) / period)
+        guard let resources = spec.linux?.resources, let wanted = VMShape.vcpusNeeded([resources]) else { return defaultCount }
         return max(1, min(wanted, hostCPUs))
     }
 
