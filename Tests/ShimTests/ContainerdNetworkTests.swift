@@ -84,11 +84,17 @@ import Testing
     }
 
     /// The container's IPv4 address on eth0, read inside it.
+    /// Looks again for up to 10 s: once (runc, under load) an exec right after `run -d` saw
+    /// eth0 without its address.
     static func containerAddress(_ containerd: PrivateContainerd, _ id: String) async throws -> String {
-        let out = try await containerd.ctrCheck("task exec --exec-id ip\(UInt16.random(in: 0...UInt16.max)) \(id) ip -4 -o addr show eth0")
-        guard let field = out.split(separator: " ").first(where: { $0.hasPrefix(subnet + ".") }) else {
-            throw PeerError("no \(subnet).x address on eth0 in \(id): \(out)")
+        var out = ""
+        var found: Substring?
+        _ = try await eventually(timeout: .seconds(10)) {
+            out = try await containerd.ctrCheck("task exec --exec-id ip\(UInt16.random(in: 0...UInt16.max)) \(id) ip -4 -o addr show eth0")
+            found = out.split(separator: " ").first { $0.hasPrefix(subnet + ".") }
+            return found != nil
         }
+        guard let field = found else { throw PeerError("no \(subnet).x address on eth0 in \(id) after 10 s: \(out)") }
         return String(field.split(separator: "/")[0])
     }
 
