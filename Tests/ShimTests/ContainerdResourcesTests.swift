@@ -131,13 +131,11 @@ import Testing
                 let config = "warm_start = true\ntemplate_dir = \"\(templates)\"\nmax_vcpus = 2\nmax_memory_mib = 768\n"
                 try await ContainerdShimTests.withContainerd(qemubox: config) { containerd in
                     try await containerd.ctrCheck("run -d --memory-limit \(256 << 20) \(Self.qemubox) \(Self.image) w1 sleep 1000")
-                    // Its QEMU waited for the template's state (`-incoming`) on a q35.
-                    let qemu = (try FileManager.default.contentsOfDirectory(atPath: "/proc")).compactMap { pid -> String? in
-                        guard let cmd = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8),
-                              cmd.contains("qemubox-qbx-w1") else { return nil }
-                        return cmd.replacingOccurrences(of: "\0", with: " ")
-                    }
-                    #expect(qemu.count == 1 && qemu.allSatisfy { $0.contains("-incoming") && $0.contains("-M q35") }, "\(qemu)")
+                    // Its QEMU (the pid the VM's record names: the template's saving VM had the same
+                    // name and may still be exiting) waited for the template's state on a q35.
+                    let pid = try #require(VMInventory(stateDirectory: containerd.stateRoot).scan().vms.first { $0.id == "w1" }?.pid)
+                    let qemu = (try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)).replacingOccurrences(of: "\0", with: " ")
+                    #expect(qemu.contains("-incoming") && qemu.contains("-M q35"), "\(qemu)")
                     let boot = try await Self.size(containerd, "w1", exec: "s1")
                     _ = try await Self.client(containerd, ["update", "w1", "-cpus", "2", "-memory-mib", "512"])
                     let grown = try await Self.size(containerd, "w1", exec: "s2")
