@@ -31,16 +31,33 @@ public struct GuestAssets: Sendable, Hashable {
         "/var/cache/qemubox/guest/qemubox-cloud-initrd.cpio",
     ]
 
-    /// Kernel locations tried in order when none is configured.
-    public static let defaultKernelPaths = [
-        "/usr/share/qemubox/vmlinux",
-        "/var/cache/qemubox/kernel/current/vmlinux",
-    ]
+    /// Kernel locations tried in order when none is configured: an installed release's own
+    /// (``installedAssetDirectory``), the package's, the build cache's.
+    public static var defaultKernelPaths: [String] {
+        installed("vmlinux") + ["/usr/share/qemubox/vmlinux", "/var/cache/qemubox/kernel/current/vmlinux"]
+    }
     /// System image locations tried in order when none is configured.
-    public static let defaultSystemImagePaths = [
-        "/usr/share/qemubox/qemubox-guest.erofs",
-        "/var/cache/qemubox/guest/qemubox-guest.erofs",
-    ]
+    public static var defaultSystemImagePaths: [String] {
+        installed("qemubox-guest.erofs")
+            + ["/usr/share/qemubox/qemubox-guest.erofs", "/var/cache/qemubox/guest/qemubox-guest.erofs"]
+    }
+
+    /// `PREFIX/share/qemubox` of the running program when it runs from `PREFIX/bin`: where a
+    /// release installed under any prefix (`install.sh --prefix`) keeps the kernel and image
+    /// it was built with. nil for a program elsewhere (a build directory).
+    public static let installedAssetDirectory: String? = {
+        guard let executable = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else {
+            return nil
+        }
+        let bin = (executable as NSString).deletingLastPathComponent
+        guard (bin as NSString).lastPathComponent == "bin" else { return nil }
+        return (bin as NSString).deletingLastPathComponent + "/share/qemubox"
+    }()
+
+    private static func installed(_ name: String) -> [String] {
+        guard let directory = installedAssetDirectory, directory != "/usr/share/qemubox" else { return [] }
+        return [directory + "/" + name]
+    }
 
     /// Finds the assets: `QEMUBOX_KERNEL` / `QEMUBOX_GUEST_IMAGE` from the
     /// environment when set, else the first existing default path. With

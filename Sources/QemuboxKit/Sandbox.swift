@@ -67,6 +67,8 @@ public final class Sandbox: Sendable {
     static func boot(_ configuration: SandboxConfiguration, disks: [Disk], memoryFile: MemoryFile?,
                      restore template: VMTemplate?) async throws -> Sandbox {
         let agentSocket = configuration.stateDirectory + "/agent.sock"
+        configuration.logger.info("guest assets", metadata: ["kernel": "\(configuration.assets.kernelPath)",
+                                                             "image": "\(configuration.assets.systemImagePath)"])
         var machine = MachineDescription(
             name: configuration.name,
             kernel: KernelBoot(kernelPath: configuration.assets.kernelPath, initrdPath: configuration.assets.initrdPath,

@@ -70,13 +70,19 @@ public final class PrivateContainerd: @unchecked Sendable {
         }
     }
 
-    public init(dir: String, qemubox extra: String = "", cri: CRISettings? = nil) throws {
+    /// - Parameters:
+    ///   - qemubox: lines appended to the qemubox configuration this instance writes.
+    ///   - shim: the shim binary (default: this build's).
+    ///   - configFile: a qemubox configuration to use as it is instead of writing one
+    ///     (an installed release's); `qemubox` is then ignored.
+    public init(dir: String, qemubox extra: String = "", cri: CRISettings? = nil,
+                shim: String? = nil, configFile: String? = nil) throws {
         self.dir = dir
         self.cri = cri
         namespace = cri == nil ? "qbx" + String(UInt32.random(in: 0...UInt32.max), radix: 16) : CRISettings.namespace
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir + "/opt/bin", withIntermediateDirectories: true)
-        guard let shim = Self.shimBinary else { throw PeerError("containerd-shim-qemubox-v1 is not built") }
+        guard let shim = shim ?? Self.shimBinary else { throw PeerError("containerd-shim-qemubox-v1 is not built") }
         try fm.createSymbolicLink(atPath: dir + "/opt/bin/containerd-shim-qemubox-v1", withDestinationPath: shim)
         try """
             version = 2
@@ -91,6 +97,12 @@ public final class PrivateContainerd: @unchecked Sendable {
               path = "\(dir)/opt"
             \(cri?.configuration(dir: dir) ?? "")
             """.write(toFile: dir + "/containerd.toml", atomically: true, encoding: .utf8)
+        if let configFile {
+            // Only what the file says: no guest assets from this process's environment.
+            environment = ["QEMUBOX_CONFIG": configFile, "QEMUBOX_KERNEL": "", "QEMUBOX_GUEST_IMAGE": "",
+                           "QEMUBOX_KERNEL_FLAVOR": ""]
+            return
+        }
         var qemubox = """
             state_dir = "\(dir)/qb"
             cache_dir = "\(dir)/cache"
