@@ -39,6 +39,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0", traits: ["FieldMaskUtilities"]),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // MARK: TTRPCCodec — the ttrpc wire protocol (leaf)
@@ -206,6 +208,7 @@ let package = Package(
             dependencies: [
                 "QMPClient", "CQemuboxSupport", "QemuboxAPI", "TTRPCCodec", "VsockTransport", "EROFSImage", "OCISpec",
                 "CNIRunner", "ProcessSpawn",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -402,6 +405,8 @@ let package = Package(
             name: "QemuboxShim",
             dependencies: [
                 "QemuboxKit", "QemuboxAPI", "TTRPCCodec", "OCISpec", "VsockTransport", "ProcessSpawn",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -432,8 +437,12 @@ let package = Package(
         .target(
             name: "QemuboxOperator",
             dependencies: [
-                "QemuboxKit", "QemuboxShim", "EROFSImage", "OCISpec", "ProcessSpawn", "CNIRunner",
+                "QemuboxKit", "QemuboxShim", "EROFSImage", "OCISpec", "ProcessSpawn", "CNIRunner", "TTRPCCodec", "QemuboxAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             exclude: ["README.md"],
             swiftSettings: swiftSettings

@@ -42,4 +42,5 @@ echo "generated $(ls "$out" | wc -l) files in $out"
 python3 scripts/generate-ttrpc-stubs.py "$out" \
     "$src/$ctrd/runtime/v2/task/shim.proto" \
     "$src/$ctrd/api/services/ttrpc/events/v1/events.proto" \
-    "$own/qemubox/guest/v1/guest.proto"
+    "$own/qemubox/guest/v1/guest.proto" \
+    "$own/qemubox/shim/v1/metrics.proto"

@@ -63,9 +63,23 @@ public final class Sandbox: Sendable {
         GuestAssets.commandLine(debug: configuration.debug) + configuration.extraKernelArguments
     }
 
-    /// Boots (or, with `restore`, restores) the machine and connects to the agent.
+    /// Boots (or, with `restore`, restores) the machine and connects to the agent; reports the
+    /// time it took, or the failure, to swift-metrics (``SandboxMetrics``).
     static func boot(_ configuration: SandboxConfiguration, disks: [Disk], memoryFile: MemoryFile?,
                      restore template: VMTemplate?) async throws -> Sandbox {
+        let started = ContinuousClock.now
+        do {
+            let sandbox = try await bootMachine(configuration, disks: disks, memoryFile: memoryFile, restore: template)
+            SandboxMetrics.started(restored: template != nil, after: ContinuousClock.now - started)
+            return sandbox
+        } catch {
+            SandboxMetrics.failed(restored: template != nil)
+            throw error
+        }
+    }
+
+    private static func bootMachine(_ configuration: SandboxConfiguration, disks: [Disk], memoryFile: MemoryFile?,
+                                     restore template: VMTemplate?) async throws -> Sandbox {
         let agentSocket = configuration.stateDirectory + "/agent.sock"
         configuration.logger.info("guest assets", metadata: ["kernel": "\(configuration.assets.kernelPath)",
                                                              "image": "\(configuration.assets.systemImagePath)"])

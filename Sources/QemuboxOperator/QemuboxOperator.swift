@@ -46,7 +46,7 @@ struct QemuboxCommand: ParsableCommand {
             """,
         version: QemuboxShim.version,
         subcommands: [CheckCommand.self, PsCommand.self, ConsoleCommand.self, LogsCommand.self, CacheCommand.self,
-                      TemplatesCommand.self, ConvertCommand.self, InspectCommand.self])
+                      TemplatesCommand.self, ConvertCommand.self, InspectCommand.self, MetricsCommand.self])
 
     @OptionGroup var global: GlobalOptions
 }

@@ -15,6 +15,9 @@ public struct RunningVM: Codable, Sendable, Hashable {
     public var pid: Int32
     /// The shim's pid from its record (nil when the record is missing or unreadable).
     public var shimPid: Int32?
+    /// The shim's ttrpc socket from its record (nil as `shimPid`, or when it lies outside
+    /// `state_dir/s/`).
+    public var shimSocket: String?
     /// vCPUs online: after a resize the shim's ``VMResourcesRecord``, else QEMU's `-smp`.
     public var vcpus: Int?
     /// Guest memory in MiB: after a resize the shim's record, else QEMU's `-m`.
@@ -94,10 +97,15 @@ public struct VMInventory: Sendable {
                 continue
             }
             var shimPid: Int32?
+            var shimSocket: String?
             let shimFile = task.path + "/" + ShimRecord.fileName
             if let data = FileManager.default.contents(atPath: shimFile) {
                 if let shim = try? JSONDecoder().decode(ShimRecord.self, from: data) {
                     shimPid = shim.shimPid
+                    let sockets = stateDirectory + "/s/"
+                    if shim.socket.hasPrefix(sockets), !shim.socket.dropFirst(sockets.count).contains("/") {
+                        shimSocket = shim.socket
+                    }
                 } else {
                     scan.warnings.append("\(task.namespace)/\(task.id): \(shimFile) is malformed; shown without it")
                 }
@@ -110,7 +118,7 @@ public struct VMInventory: Sendable {
                 scan.warnings.append("\(task.namespace)/\(task.id): \(Self.message(error)); showing the boot size")
             }
             scan.vms.append(RunningVM(
-                id: task.id, namespace: task.namespace, pid: record.pid, shimPid: shimPid,
+                id: task.id, namespace: task.namespace, pid: record.pid, shimPid: shimPid, shimSocket: shimSocket,
                 vcpus: resized?.vcpus ?? Self.option("-smp", in: arguments).flatMap { Int($0.prefix { $0.isNumber }) },
                 memoryMiB: resized?.memoryMiB ?? Self.option("-m", in: arguments).flatMap(Self.memoryMiB),
                 uptimeSeconds: Self.uptime(startTicks: record.startTime, procRoot: procRoot) ?? 0,

@@ -49,7 +49,10 @@ enum ShimDaemon {
             publisher: publisher, logger: logger, onShutdown: { stop.yield() }))
         var serverConfiguration = TTRPCServer.Configuration()
         serverConfiguration.startsHandlersOnEventLoop = false
-        let server = TTRPCServer(services: [service.ttrpcService], configuration: serverConfiguration, logger: logger)
+        let metrics = ShimMetrics.bootstrap()
+        let server = TTRPCServer(
+            services: [metrics.instrument(service.ttrpcService), metrics.service { await service.metrics() }],
+            configuration: serverConfiguration, logger: logger)
         do {
             try FileManager.default.createDirectory(atPath: paths.stateDirectory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])

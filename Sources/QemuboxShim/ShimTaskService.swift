@@ -59,6 +59,11 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
         get async { await pod?.timings ?? [:] }
     }
 
+    /// The pod's figures of the moment for a metrics scrape (nil before the first create).
+    public func metrics() async -> PodMetrics? {
+        await pod?.metrics()
+    }
+
     func requirePod(_ id: String) throws -> Pod {
         guard let pod else { throw QemuboxError(.notFound, "task \(id) not found") }
         return pod

@@ -75,15 +75,22 @@ public final class PrivateContainerd: @unchecked Sendable {
     ///   - shim: the shim binary (default: this build's).
     ///   - configFile: a qemubox configuration to use as it is instead of writing one
     ///     (an installed release's); `qemubox` is then ignored.
+    ///   - containerdConfig: a containerd configuration to use as it is (its sockets must be
+    ///     ``socket`` and ``socket``.ttrpc, its root and state under `dir`); the shim is then
+    ///     found on `path`.
+    ///   - path: containerd's PATH (default: this process's).
     public init(dir: String, qemubox extra: String = "", cri: CRISettings? = nil,
-                shim: String? = nil, configFile: String? = nil) throws {
+                shim: String? = nil, configFile: String? = nil, containerdConfig: String? = nil,
+                path: String? = nil) throws {
         self.dir = dir
         self.cri = cri
         namespace = cri == nil ? "qbx" + String(UInt32.random(in: 0...UInt32.max), radix: 16) : CRISettings.namespace
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir + "/opt/bin", withIntermediateDirectories: true)
-        guard let shim = shim ?? Self.shimBinary else { throw PeerError("containerd-shim-qemubox-v1 is not built") }
-        try fm.createSymbolicLink(atPath: dir + "/opt/bin/containerd-shim-qemubox-v1", withDestinationPath: shim)
+        if containerdConfig == nil {
+            guard let shim = shim ?? Self.shimBinary else { throw PeerError("containerd-shim-qemubox-v1 is not built") }
+            try fm.createSymbolicLink(atPath: dir + "/opt/bin/containerd-shim-qemubox-v1", withDestinationPath: shim)
+        }
         try """
             version = 2
             root = "\(dir)/root"
@@ -97,10 +104,15 @@ public final class PrivateContainerd: @unchecked Sendable {
               path = "\(dir)/opt"
             \(cri?.configuration(dir: dir) ?? "")
             """.write(toFile: dir + "/containerd.toml", atomically: true, encoding: .utf8)
+        if let containerdConfig {
+            try fm.removeItem(atPath: dir + "/containerd.toml")
+            try fm.copyItem(atPath: containerdConfig, toPath: dir + "/containerd.toml")
+        }
+        let pathEnvironment = path.map { ["PATH": $0] } ?? [:]
         if let configFile {
             // Only what the file says: no guest assets from this process's environment.
             environment = ["QEMUBOX_CONFIG": configFile, "QEMUBOX_KERNEL": "", "QEMUBOX_GUEST_IMAGE": "",
-                           "QEMUBOX_KERNEL_FLAVOR": ""]
+                           "QEMUBOX_KERNEL_FLAVOR": ""].merging(pathEnvironment) { $1 }
             return
         }
         var qemubox = """
@@ -112,7 +124,7 @@ public final class PrivateContainerd: @unchecked Sendable {
             """
         if let image = Self.guestImage { qemubox += "guest_image = \"\(image)\"\n" }
         try (qemubox + extra).write(toFile: dir + "/qemubox.toml", atomically: true, encoding: .utf8)
-        environment = ["QEMUBOX_CONFIG": dir + "/qemubox.toml"]
+        environment = ["QEMUBOX_CONFIG": dir + "/qemubox.toml"].merging(pathEnvironment) { $1 }
     }
 
     /// Starts containerd (in the background of a shell that exits at once, so
