@@ -25,6 +25,7 @@ mkdir -p "$out" .build-logs
 out="$(cd "$out" && pwd)"
 
 log=.build-logs/release-build.log
+: >"$log"
 echo "build-release: swift build -c release (log: $log)" >&2
 for product in containerd-shim-qemubox-v1 qemubox; do
     if ! swift build -c release --static-swift-stdlib --scratch-path .build-release --product "$product" >>"$log" 2>&1; then
@@ -93,8 +94,9 @@ Description: containers in lightweight QEMU virtual machines
  qemubox runs every container in its own QEMU VM behind containerd's runtime
  io.containerd.qemubox.v1: ctr, nerdctl and CRI work unchanged. This package
  holds the containerd shim, the qemubox operator command, the guest kernel and
- guest system image, and systemd units (a daily cache prune; a dedicated
- containerd, qemubox-containerd.service, off until enabled).
+ guest system image, and systemd units (a daily cache prune; off until
+ enabled: a dedicated containerd, qemubox-containerd.service, and a Prometheus
+ endpoint, qemubox-metrics.service).
 EOF
 printf '/etc/qemubox/config.toml\n/etc/qemubox/containerd.toml\n' >"$deb_root/DEBIAN/conffiles"
 # Maintainer scripts act on a live host only: a dpkg --root install (DPKG_ROOT set) starts nothing.
@@ -110,7 +112,7 @@ cat >"$deb_root/DEBIAN/prerm" <<'EOF'
 #!/bin/sh
 set -e
 if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then
-    systemctl disable --now qemubox-prune.timer qemubox-containerd.service >/dev/null 2>&1 || true
+    systemctl disable --now qemubox-prune.timer qemubox-containerd.service qemubox-metrics.service >/dev/null 2>&1 || true
 fi
 EOF
 cat >"$deb_root/DEBIAN/postrm" <<'EOF'

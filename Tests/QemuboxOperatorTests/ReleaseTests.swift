@@ -106,7 +106,8 @@ import Testing
         try await install(installer, "--destdir \(root) --dedicated")
         let unitDirectory = root + "/usr/local/lib/systemd/system"
         let units = try FileManager.default.contentsOfDirectory(atPath: unitDirectory).sorted()
-        #expect(units == ["qemubox-containerd.service", "qemubox-prune.service", "qemubox-prune.timer"])
+        #expect(units == ["qemubox-containerd.service", "qemubox-metrics.service", "qemubox-prune.service",
+                          "qemubox-prune.timer"])
         // The units as systemd would see them had the root been /: the prefix's paths moved into it.
         try FileManager.default.createDirectory(atPath: dir + "/units", withIntermediateDirectories: true)
         for unit in units {

@@ -91,6 +91,7 @@ plan() {
     echo "config 0644 share/qemubox/config.toml /etc/qemubox/config.toml"
     echo "unit 0644 share/qemubox/systemd/qemubox-prune.service $unitdir/qemubox-prune.service"
     echo "unit 0644 share/qemubox/systemd/qemubox-prune.timer $unitdir/qemubox-prune.timer"
+    echo "unit 0644 share/qemubox/systemd/qemubox-metrics.service $unitdir/qemubox-metrics.service"
     if [ "$dedicated" = 1 ]; then
         echo "config 0644 share/qemubox/containerd.toml /etc/qemubox/containerd.toml"
         echo "unit 0644 share/qemubox/systemd/qemubox-containerd.service $unitdir/qemubox-containerd.service"
