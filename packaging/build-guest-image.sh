@@ -17,7 +17,8 @@ for tool in mkfs.erofs ldd strip "$crun"; do
     command -v "$tool" >/dev/null || { echo "build-guest-image: $tool not found (apt-get install crun erofs-utils)" >&2; exit 1; }
 done
 
-swift build -c release -Xswiftc -static-executable --scratch-path .build-guest --product vminitd
+# Without the OTLP trait (swift-otel): see Package.swift.
+swift build -c release -Xswiftc -static-executable --disable-default-traits --scratch-path .build-guest --product vminitd
 vminitd=.build-guest/release/vminitd
 
 root="$(mktemp -d)"

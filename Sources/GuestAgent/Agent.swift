@@ -7,6 +7,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Logging
+import Instrumentation
 import NIOCore
 import QemuboxAPI
 import TTRPCCodec
@@ -34,7 +35,10 @@ public final class GuestAgent: Sendable {
         registry = StdioRegistry()
         tasks = TaskService(registry: registry, events: events)
         system = SystemService(events: events, runtimeVersion: runtimeVersion, onShutdown: onShutdown)
-        server = TTRPCServer(services: [system.ttrpcService, tasks.ttrpcService])
+        var configuration = TTRPCServer.Configuration()
+        // A server span per call, recorded only when the host's request carries a traceparent.
+        configuration.tracesRequests = true
+        server = TTRPCServer(services: [system.ttrpcService, tasks.ttrpcService], configuration: configuration)
     }
 
     /// Serves one yamux session until it ends.
@@ -98,6 +102,7 @@ public final class GuestAgent: Sendable {
         let version = Task { await Runtime().version() }
         PID1.log("agent \(GuestAgentProtocol.version) up; cgroup controllers: \(controllers.joined(separator: " "))")
         let agent = GuestAgent(runtimeVersion: { await version.value }, onShutdown: shutdown)
+        InstrumentationSystem.bootstrap(GuestTracer(events: agent.events))
         await agent.run()
     }
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CGuestAgentSupport
+import Tracing
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -31,7 +32,10 @@ struct Runtime: Sendable {
     /// Runs a crun subcommand whose stdio are not a container's; failures carry crun's stderr.
     @discardableResult
     func run(_ arguments: [String], what: String) async throws -> Command.Result {
-        let result = try await Command.run(base() + arguments)
+        let result = try await withSpan("crun \(arguments.first ?? "")", ofKind: .client) { span in
+            span.attributes["process.command_args"] = arguments.joined(separator: " ")
+            return try await Command.run(base() + arguments)
+        }
         guard result.status == 0 else {
             throw Self.failure(what, status: result.status, message: result.errorOutput)
         }
@@ -65,7 +69,10 @@ struct Runtime: Sendable {
         let (fd0, fd1, fd2) = io.childFDs
         let result: Command.Result
         do {
-            result = try await Command.run(argv, stdin: fd0, stdout: fd1 >= 0 ? fd1 : -1, stderr: fd2 >= 0 ? fd2 : -1)
+            result = try await withSpan("crun \(arguments.first ?? "")", ofKind: .client) { span in
+                span.attributes["qemubox.process"] = key
+                return try await Command.run(argv, stdin: fd0, stdout: fd1 >= 0 ? fd1 : -1, stderr: fd2 >= 0 ? fd2 : -1)
+            }
         } catch {
             console?.cancel()
             throw error

@@ -37,6 +37,10 @@ import Foundation
 /// first_id = 1500000000
 /// id_count = 65536
 /// seccomp = "enforce"             # enforce | log | off
+///
+/// [tracing]                       # OpenTelemetry traces (Documentation/operations.md#tracing)
+/// endpoint = "http://127.0.0.1:4318"   # OTLP/HTTP; empty: off
+/// protocol = "http/protobuf"      # or http/json
 /// ```
 public struct QemuboxConfiguration: Sendable, Hashable {
     /// QEMU binary (path or name on PATH).
@@ -84,6 +88,8 @@ public struct QemuboxConfiguration: Sendable, Hashable {
     public var jail = JailSettings()
     /// `[annotations]`: what containers may ask for with `io.qemubox.*` annotations.
     public var annotations = AnnotationPolicy()
+    /// `[tracing]`: where traces go (OTLP/HTTP); off by default.
+    public var tracing = TracingSettings()
 
     /// The default file.
     public static let defaultPath = "/etc/qemubox/config.toml"
@@ -182,6 +188,9 @@ public struct QemuboxConfiguration: Sendable, Hashable {
             case "jail":
                 guard let jail = value.table else { throw wrongType(key, "a table", value, source) }
                 configuration.jail = try JailSettings.parse(jail, source: source)
+            case "tracing":
+                guard let table = value.table else { throw wrongType(key, "a table", value, source) }
+                configuration.tracing = try TracingSettings.parse(table, source: source)
             default:
                 throw QemuboxError(.invalidConfiguration, "\(source): unknown key \"\(key)\"")
             }

@@ -1,4 +1,5 @@
 import Foundation
+import Tracing
 import Logging
 import NIOConcurrencyHelpers
 import QemuboxAPI
@@ -68,13 +69,16 @@ public final class Sandbox: Sendable {
     static func boot(_ configuration: SandboxConfiguration, disks: [Disk], memoryFile: MemoryFile?,
                      restore template: VMTemplate?) async throws -> Sandbox {
         let started = ContinuousClock.now
-        do {
-            let sandbox = try await bootMachine(configuration, disks: disks, memoryFile: memoryFile, restore: template)
-            SandboxMetrics.started(restored: template != nil, after: ContinuousClock.now - started)
-            return sandbox
-        } catch {
-            SandboxMetrics.failed(restored: template != nil)
-            throw error
+        return try await withSpan(template == nil ? "qemubox.vm.boot" : "qemubox.vm.restore") { span in
+            span.attributes["qemubox.vm"] = configuration.name
+            do {
+                let sandbox = try await bootMachine(configuration, disks: disks, memoryFile: memoryFile, restore: template)
+                SandboxMetrics.started(restored: template != nil, after: ContinuousClock.now - started)
+                return sandbox
+            } catch {
+                SandboxMetrics.failed(restored: template != nil)
+                throw error
+            }
         }
     }
 

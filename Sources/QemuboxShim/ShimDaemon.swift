@@ -50,6 +50,8 @@ enum ShimDaemon {
         var serverConfiguration = TTRPCServer.Configuration()
         serverConfiguration.startsHandlersOnEventLoop = false
         let metrics = ShimMetrics.bootstrap()
+        let tracing = ShimTracing.bootstrap(configuration.tracing, logger: logger)
+        serverConfiguration.tracesRequests = tracing != nil
         let server = TTRPCServer(
             services: [metrics.instrument(service.ttrpcService), metrics.service { await service.metrics() }],
             configuration: serverConfiguration, logger: logger)
@@ -80,6 +82,7 @@ enum ShimDaemon {
         for await _ in stopped { break }
         logger.info("shutting down")
         await service.terminate()
+        await tracing?.shutdown(timeout: .seconds(5))
         await publisher.close(timeout: .seconds(5))
         await server.shutdown(gracePeriod: .seconds(2))
         unlink(arguments.socket)

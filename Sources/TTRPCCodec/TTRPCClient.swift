@@ -107,7 +107,8 @@ public final class TTRPCClient: Sendable {
         let promise = loop.makePromise(of: Data.self)
         let box = NIOLoopBoundBox.makeEmptyBox(valueType: TTRPCClientHandler.Call.self, eventLoop: loop)
         let handler = self.handler
-        let options = options.resolved(defaultTimeout: configuration.defaultTimeout)
+        var options = options.resolved(defaultTimeout: configuration.defaultTimeout)
+        TTRPCTracing.inject(into: &options.metadata)
         loop.execute {
             box.value = handler.value.start(service: service, method: method, payload: payload, kind: .unary,
                                             options: options, response: promise, messages: nil)
@@ -135,7 +136,8 @@ public final class TTRPCClient: Sendable {
         let box = NIOLoopBoundBox.makeEmptyBox(valueType: TTRPCClientHandler.Call.self, eventLoop: loop)
         let handler = self.handler
         let accounting = TTRPCBufferAccounting()
-        let options = options.resolved(defaultTimeout: configuration.defaultTimeout)
+        var options = options.resolved(defaultTimeout: configuration.defaultTimeout)
+        TTRPCTracing.inject(into: &options.metadata)
         let started: Bool = try await loop.submit {
             box.value = handler.value.start(
                 service: service, method: method, payload: payload, kind: kind,

@@ -37,6 +37,10 @@ public final class TTRPCServer: Sendable {
         /// a thread hop per call; a handler must then not block before it first awaits.
         /// Set to false for handlers that do heavy synchronous work up front.
         public var startsHandlersOnEventLoop: Bool = true
+        /// Whether each call runs in a server span (swift-distributed-tracing's bootstrapped
+        /// tracer) named `service/method`, under the trace context the request's metadata
+        /// carries (`traceparent` for an OpenTelemetry tracer).
+        public var tracesRequests: Bool = false
 
         /// Default settings.
         public init() {}

@@ -38,6 +38,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let maxConcurrentCalls: Int
     private let maxBufferedStreamMessages: Int
     private let startHandlersInline: Bool
+    private let tracesRequests: Bool
     private let logger: Logger
     private var context: ChannelHandlerContext?
     private var calls: [UInt32: Call] = [:]
@@ -58,6 +59,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.maxConcurrentCalls = configuration.maxConcurrentCallsPerConnection
         self.maxBufferedStreamMessages = configuration.maxBufferedStreamMessages
         self.startHandlersInline = configuration.startsHandlersOnEventLoop
+        self.tracesRequests = configuration.tracesRequests
         self.logger = logger
     }
 
@@ -227,20 +229,16 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let bound = NIOLoopBound(self, eventLoop: loop)
         let writer = TTRPCServerStreamWriter(loop: loop, streamID: id, handler: bound)
         let payload = request.payload
+        let traced = tracesRequests
         let work: @Sendable () async -> Void = {
             let result: Result<Data, any Error>
             do {
-                switch method {
-                case .unary(let body):
-                    result = .success(try await body(payload, requestContext))
-                case .serverStreaming(let body):
-                    try await body(payload, requestContext, writer)
-                    result = .success(Data())
-                case .clientStreaming(let body):
-                    result = .success(try await body(messages, requestContext))
-                case .bidirectionalStreaming(let body):
-                    try await body(messages, requestContext, writer)
-                    result = .success(Data())
+                if traced {
+                    result = .success(try await TTRPCTracing.serve(requestContext) {
+                        try await Self.invoke(method, payload, requestContext, messages, writer)
+                    })
+                } else {
+                    result = .success(try await Self.invoke(method, payload, requestContext, messages, writer))
                 }
             } catch {
                 result = .failure(error)
@@ -257,6 +255,23 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             call.task = Task.immediate(operation: work)
         } else {
             call.task = Task(operation: work)
+        }
+    }
+
+    /// Runs a method's handler; a streaming one's result is empty (its messages were written).
+    private static func invoke(_ method: TTRPCMethod, _ payload: Data, _ requestContext: TTRPCRequestContext,
+                               _ messages: TTRPCServerMessages, _ writer: TTRPCServerStreamWriter) async throws -> Data {
+        switch method {
+        case .unary(let body):
+            return try await body(payload, requestContext)
+        case .serverStreaming(let body):
+            try await body(payload, requestContext, writer)
+            return Data()
+        case .clientStreaming(let body):
+            return try await body(messages, requestContext)
+        case .bidirectionalStreaming(let body):
+            try await body(messages, requestContext, writer)
+            return Data()
         }
     }
 

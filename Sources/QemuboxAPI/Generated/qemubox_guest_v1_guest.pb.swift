@@ -638,6 +638,53 @@ public nonisolated struct Qemubox_Guest_V1_Event: Sendable {
   fileprivate var _timestamp: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+/// A span the guest recorded under a traced request (its ttrpc metadata carried a W3C
+/// traceparent), sent to the host in a SpanBatch event (topic /qemubox/spans) and replayed
+/// there into the shim's tracer. Ids are the guest's own, only to link a batch's spans.
+public nonisolated struct Qemubox_Guest_V1_Span: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var spanID: UInt64 = 0
+
+  /// The guest span this one runs under; 0: directly under the host span `traceparent` names.
+  public var parentSpanID: UInt64 = 0
+
+  public var traceparent: String = String()
+
+  /// 0 internal, 1 server, 2 client, 3 producer, 4 consumer.
+  public var kind: UInt32 = 0
+
+  public var startUnixNano: UInt64 = 0
+
+  public var endUnixNano: UInt64 = 0
+
+  public var attributes: Dictionary<String,String> = [:]
+
+  public var error: Bool = false
+
+  public var statusMessage: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Qemubox_Guest_V1_SpanBatch: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var spans: [Qemubox_Guest_V1_Span] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "qemubox.guest.v1"
@@ -1684,6 +1731,111 @@ nonisolated extension Qemubox_Guest_V1_Event: SwiftProtobuf.Message, SwiftProtob
     if lhs.topic != rhs.topic {return false}
     if lhs._event != rhs._event {return false}
     if lhs._timestamp != rhs._timestamp {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Qemubox_Guest_V1_Span: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Span"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}span_id\0\u{3}parent_span_id\0\u{1}traceparent\0\u{1}kind\0\u{3}start_unix_nano\0\u{3}end_unix_nano\0\u{1}attributes\0\u{1}error\0\u{3}status_message\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.spanID) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.parentSpanID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.traceparent) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.kind) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.startUnixNano) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.endUnixNano) }()
+      case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: &self.attributes) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.error) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.statusMessage) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.spanID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.spanID, fieldNumber: 2)
+    }
+    if self.parentSpanID != 0 {
+      try visitor.visitSingularUInt64Field(value: self.parentSpanID, fieldNumber: 3)
+    }
+    if !self.traceparent.isEmpty {
+      try visitor.visitSingularStringField(value: self.traceparent, fieldNumber: 4)
+    }
+    if self.kind != 0 {
+      try visitor.visitSingularUInt32Field(value: self.kind, fieldNumber: 5)
+    }
+    if self.startUnixNano != 0 {
+      try visitor.visitSingularUInt64Field(value: self.startUnixNano, fieldNumber: 6)
+    }
+    if self.endUnixNano != 0 {
+      try visitor.visitSingularUInt64Field(value: self.endUnixNano, fieldNumber: 7)
+    }
+    if !self.attributes.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufString>.self, value: self.attributes, fieldNumber: 8)
+    }
+    if self.error != false {
+      try visitor.visitSingularBoolField(value: self.error, fieldNumber: 9)
+    }
+    if !self.statusMessage.isEmpty {
+      try visitor.visitSingularStringField(value: self.statusMessage, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Qemubox_Guest_V1_Span, rhs: Qemubox_Guest_V1_Span) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.spanID != rhs.spanID {return false}
+    if lhs.parentSpanID != rhs.parentSpanID {return false}
+    if lhs.traceparent != rhs.traceparent {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.startUnixNano != rhs.startUnixNano {return false}
+    if lhs.endUnixNano != rhs.endUnixNano {return false}
+    if lhs.attributes != rhs.attributes {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.statusMessage != rhs.statusMessage {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Qemubox_Guest_V1_SpanBatch: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SpanBatch"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}spans\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.spans) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.spans.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.spans, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Qemubox_Guest_V1_SpanBatch, rhs: Qemubox_Guest_V1_SpanBatch) -> Bool {
+    if lhs.spans != rhs.spans {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

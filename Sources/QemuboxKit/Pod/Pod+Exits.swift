@@ -1,18 +1,22 @@
 import Foundation
 import QemuboxAPI
+import ServiceContextModule
 import SwiftProtobuf
 
 extension Pod {
     /// Follows the guest's events (exits, OOMs) and the VM's end.
     func startBackground(_ sandbox: Sandbox) {
         let events = Task { [weak self] in
-            do {
-                let stream = try await sandbox.agent.system.events(.init(), options: .unbounded)
-                for try await event in stream {
-                    await self?.handleGuestEvent(event)
+            // Outside the trace of the call that booted the VM: the stream lives as long as the VM.
+            await ServiceContext.withValue(nil) {
+                do {
+                    let stream = try await sandbox.agent.system.events(.init(), options: .unbounded)
+                    for try await event in stream {
+                        await self?.handleGuestEvent(event)
+                    }
+                } catch {
+                    self?.configuration.logger.debug("guest event stream ended: \(error)")
                 }
-            } catch {
-                self?.configuration.logger.debug("guest event stream ended: \(error)")
             }
         }
         let watch = Task { [weak self] in
@@ -31,6 +35,9 @@ extension Pod {
                     let execID = exit.id == container.id && container.processes[exit.id] == nil ? "" : exit.id
                     processExited(container.id, execID, Exit(status: exit.exitStatus, at: at))
                 }
+            } else if event.topic == GuestSpanReplay.topic {
+                let batch = try Qemubox_Guest_V1_SpanBatch(unpackingAny: event.event)
+                GuestSpanReplay.replay(batch)
             } else if let oom = try ContainerdEvent.unpack(event.event, as: Containerd_Events_TaskOOM.self) {
                 guard containers[oom.containerID] != nil else { return }
                 configuration.onEvent(oom)

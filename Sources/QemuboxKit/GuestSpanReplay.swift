@@ -1,0 +1,80 @@
+import Instrumentation
+import QemuboxAPI
+import ServiceContextModule
+import Tracing
+
+/// Puts the spans a guest recorded (``GuestTracer`` in the guest agent, sent as a
+/// `SpanBatch` event) into this process's tracer, under the host span each request came from.
+///
+/// The batch is the guest's, so it is bounded and checked before use: at most
+/// ``maxSpans`` spans; a span whose `traceparent` is malformed, whose parent is neither 0 nor
+/// an earlier span of the batch, or whose times run backwards is dropped; names and
+/// attributes were cut by the guest and are cut again here. Span ids are the tracer's own (the
+/// guest's are only used to link the batch's spans together); every span is marked
+/// `qemubox.guest = true`.
+public enum GuestSpanReplay {
+    /// The guest event topic span batches travel under.
+    public static let topic = "/qemubox/spans"
+    /// Most spans taken from one batch.
+    public static let maxSpans = 512
+
+    /// Replays `batch` into `InstrumentationSystem.tracer`; returns how many spans it replayed.
+    @discardableResult
+    public static func replay(_ batch: Qemubox_Guest_V1_SpanBatch) -> Int {
+        var contexts: [UInt64: ServiceContext] = [:]
+        var replayed = 0
+        // Parents end after their children: replay in start order so a parent exists first.
+        let spans = batch.spans.prefix(maxSpans).sorted { $0.startUnixNano < $1.startUnixNano }
+        for record in spans {
+            guard record.spanID != 0, record.endUnixNano >= record.startUnixNano, contexts[record.spanID] == nil else {
+                continue
+            }
+            let parent: ServiceContext
+            if record.parentSpanID == 0 {
+                guard let remote = remoteContext(record.traceparent) else { continue }
+                parent = remote
+            } else {
+                guard let local = contexts[record.parentSpanID] else { continue }
+                parent = local
+            }
+            let span = InstrumentationSystem.tracer.startAnySpan(
+                String(record.name.prefix(256)), context: parent, ofKind: kind(record.kind),
+                at: DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: record.startUnixNano),
+                function: #function, file: #fileID, line: #line)
+            span.attributes["qemubox.guest"] = true
+            for (key, value) in record.attributes.prefix(32) {
+                span.attributes[String(key.prefix(64))] = String(value.prefix(256))
+            }
+            if record.error {
+                span.setStatus(SpanStatus(code: .error, message: String(record.statusMessage.prefix(256))))
+            }
+            contexts[record.spanID] = span.context
+            span.end(at: DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: record.endUnixNano))
+            replayed += 1
+        }
+        return replayed
+    }
+
+    /// The context of the host span a W3C `traceparent` names.
+    static func remoteContext(_ traceparent: String) -> ServiceContext? {
+        guard traceparent.utf8.count == 55 else { return nil }
+        var context = ServiceContext.topLevel
+        InstrumentationSystem.instrument.extract(["traceparent": traceparent], into: &context,
+                                                 using: DictionaryExtractor())
+        return context
+    }
+
+    static func kind(_ number: UInt32) -> SpanKind {
+        switch number {
+        case 1: .server
+        case 2: .client
+        case 3: .producer
+        case 4: .consumer
+        default: .internal
+        }
+    }
+
+    struct DictionaryExtractor: Extractor {
+        func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
+    }
+}
