@@ -59,9 +59,7 @@ public final class GuestTracer: Tracer, Sendable {
     public func extract<Carrier, Extract: Extractor>(_ carrier: Carrier, into context: inout ServiceContext,
                                                      using extractor: Extract) where Extract.Carrier == Carrier {
         // Recorded only when the host samples it (trace-flags' lowest bit).
-        guard let value = extractor.extract(key: "traceparent", from: carrier), GuestTraceParent.isValid(value),
-              let flags = UInt8(value.suffix(2), radix: 16), flags & 1 == 1
-        else { return }
+        guard let value = extractor.extract(key: "traceparent", from: carrier), Traceparent.isSampled(value) else { return }
         context.guestTrace = GuestTraceParent(traceparent: value, localParent: 0)
     }
 
@@ -111,15 +109,6 @@ public final class GuestTracer: Tracer, Sendable {
 struct GuestTraceParent: Sendable {
     var traceparent: String
     var localParent: UInt64
-
-    static func isValid(_ value: String) -> Bool {
-        let parts = value.split(separator: "-", omittingEmptySubsequences: false)
-        let sizes = [2, 32, 16, 2]
-        guard parts.count == 4, parts[0] == "00" else { return false }
-        return zip(parts, sizes).allSatisfy { part, size in
-            part.utf8.count == size && part.utf8.allSatisfy { ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }
-        } && parts[1] != String(repeating: "0", count: 32) && parts[2] != String(repeating: "0", count: 16)
-    }
 }
 
 private enum GuestTraceKey: ServiceContextKey {

@@ -57,7 +57,7 @@ public enum GuestSpanReplay {
 
     /// The context of the host span a W3C `traceparent` names.
     static func remoteContext(_ traceparent: String) -> ServiceContext? {
-        guard traceparent.utf8.count == 55 else { return nil }
+        guard Traceparent.isValid(traceparent) else { return nil }
         var context = ServiceContext.topLevel
         InstrumentationSystem.instrument.extract(["traceparent": traceparent], into: &context,
                                                  using: DictionaryExtractor())

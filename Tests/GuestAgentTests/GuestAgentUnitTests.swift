@@ -7,6 +7,7 @@ import OCISpec
 import QemuboxAPI
 import SwiftProtobuf
 import Testing
+import Tracing
 import TTRPCCodec
 import TestSupport
 
@@ -216,5 +217,64 @@ import TestSupport
         var joined = try JSONDecoder().decode(RuntimeSpec.self, from: Data(Self.base.utf8))
         joined.linux?.namespaces?.append(.init(type: .cgroup, path: "/proc/1/ns/cgroup"))
         #expect(!BundleSpec.addCgroupNamespaceIfNeeded(&joined))
+    }
+}
+
+/// The guest's tracer: records only under a sampled, well-formed `traceparent`, links its
+/// spans, and sends a batch when the span that joined the host's trace ends.
+@Suite struct GuestTracerTests {
+    struct Carrier: Extractor {
+        func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
+    }
+
+    static let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+    @Test func traceparentFormat() {
+        #expect(Traceparent.isValid(Self.parent))
+        #expect(!Traceparent.isValid("01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"))
+        #expect(!Traceparent.isValid("00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"))
+        #expect(!Traceparent.isValid("00-00000000000000000000000000000000-b7ad6b7169203331-01"))
+        #expect(!Traceparent.isValid("00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01"))
+        #expect(!Traceparent.isValid("00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333-01"))
+        #expect(!Traceparent.isValid(""))
+        #expect(Traceparent.isSampled(Self.parent) && !Traceparent.isSampled(String(Self.parent.dropLast()) + "2"))
+    }
+
+    @Test func recordsUnderASampledParentOnly() async throws {
+        let events = EventQueue()
+        let tracer = GuestTracer(events: events)
+        for unsampled in [[:], ["traceparent": String(Self.parent.dropLast(2)) + "00"], ["traceparent": "garbage"]] {
+            var context = ServiceContext.topLevel
+            tracer.extract(unsampled, into: &context, using: Carrier())
+            let span = tracer.startSpan("noop", context: context, ofKind: .server,
+                                        at: DefaultTracerClock.now, function: "", file: "", line: 0)
+            #expect(!span.isRecording)
+            span.end()
+        }
+        #expect(events.count == 0)
+
+        var context = ServiceContext.topLevel
+        tracer.extract(["traceparent": Self.parent], into: &context, using: Carrier())
+        let server = tracer.startSpan("Create", context: context, ofKind: .server,
+                                      at: DefaultTracerClock.now, function: "", file: "", line: 0)
+        #expect(server.isRecording)
+        let crun = tracer.startSpan("crun create", context: server.context, ofKind: .client,
+                                    at: DefaultTracerClock.now, function: "", file: "", line: 0)
+        crun.attributes["qemubox.process"] = "c1"
+        crun.setStatus(SpanStatus(code: .error, message: "exit 1"))
+        crun.end()
+        #expect(events.count == 0, "nothing is sent before the request's span ends")
+        server.end()
+        server.end()
+        #expect(events.count == 1)
+        let event = try #require(await events.next())
+        #expect(event.topic == GuestTracer.topic)
+        let batch = try Qemubox_Guest_V1_SpanBatch(unpackingAny: event.event)
+        #expect(batch.spans.map(\.name) == ["crun create", "Create"])
+        let (child, root) = (batch.spans[0], batch.spans[1])
+        #expect(root.parentSpanID == 0 && root.traceparent == Self.parent && root.kind == 1)
+        #expect(child.parentSpanID == root.spanID && child.traceparent == Self.parent && child.kind == 2)
+        #expect(child.error && child.statusMessage == "exit 1" && child.attributes["qemubox.process"] == "c1")
+        #expect(child.endUnixNano >= child.startUnixNano && root.endUnixNano >= child.endUnixNano)
     }
 }

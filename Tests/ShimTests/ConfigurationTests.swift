@@ -83,6 +83,10 @@ import Testing
         ("[jail]\nfirst_id = 4294967000\nid_count = 1000", "[jail]: jail ids 4294967000+1000"),
         ("[jail]\nenabled = \"no\"", "jail.enabled must be a boolean"),
         ("[jail]\nuid = 5", "unknown key \"jail.uid\""),
+        ("[tracing]\nendpoint = \"127.0.0.1:4318\"", "tracing.endpoint = \"127.0.0.1:4318\" is not an http(s) URL"),
+        ("[tracing]\nprotocol = \"grpc\"", "tracing.protocol = \"grpc\" is not one of http/protobuf, http/json"),
+        ("[tracing]\nendpoint = 4318", "tracing.endpoint must be a string"),
+        ("[tracing]\nsampler = \"always\"", "unknown key \"tracing.sampler\""),
     ])
     func rejectsWithClearErrors(text: String, message: String) {
         #expect {
@@ -127,6 +131,16 @@ import Testing
         #expect(jail.overridden(by: ["QEMUBOX_JAIL_SECCOMP": "bogus"]).seccomp == jail.seccomp)
         #expect(try QemuboxConfiguration.parse("[jail]\nenabled = false").jail.jail == nil)
         #expect(QemuboxConfiguration().jail.enabled && QemuboxConfiguration().jail.seccomp == .enforce)
+    }
+
+    @Test func tracingTable() throws {
+        let off = QemuboxConfiguration().tracing
+        #expect(off.endpoint == nil && !off.enabled(environment: [:]))
+        #expect(off.enabled(environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"]))
+        #expect(!off.enabled(environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": ""]))
+        let on = try QemuboxConfiguration.parse("[tracing]\nendpoint = \"http://127.0.0.1:4318\"\nprotocol = \"http/json\"").tracing
+        #expect(on.endpoint == "http://127.0.0.1:4318" && on.encoding == .json && on.enabled(environment: [:]))
+        #expect(try QemuboxConfiguration.parse("[tracing]\nendpoint = \"\"").tracing.endpoint == nil)
     }
 
     @Test func environmentNamesTheFile() async throws {
