@@ -54,6 +54,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // OTLP over HTTP only: the gRPC exporter's dependencies are left out.
         .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
+        // `swift package generate-documentation --target QemuboxKit` (DocC; a plugin, nothing is linked).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // MARK: TTRPCCodec — the ttrpc wire protocol (leaf)
@@ -238,6 +240,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"],
+            swiftSettings: swiftSettings
+        ),
+        // The DocC article "Embedding QemuboxKit", compiled so its code stays true.
+        .executableTarget(
+            name: "qemubox-embed-example",
+            dependencies: ["QemuboxKit"],
+            path: "Examples/EmbedBundle",
             swiftSettings: swiftSettings
         ),
         .executableTarget(

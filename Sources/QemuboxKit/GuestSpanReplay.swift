@@ -3,7 +3,7 @@ import QemuboxAPI
 import ServiceContextModule
 import Tracing
 
-/// Puts the spans a guest recorded (``GuestTracer`` in the guest agent, sent as a
+/// Puts the spans a guest recorded (`GuestTracer` in the guest agent, sent as a
 /// `SpanBatch` event) into this process's tracer, under the host span each request came from.
 ///
 /// The batch is the guest's, so it is bounded and checked before use: at most
@@ -37,7 +37,7 @@ public enum GuestSpanReplay {
                 guard let local = contexts[record.parentSpanID] else { continue }
                 parent = local
             }
-            let span = InstrumentationSystem.tracer.startAnySpan(
+            let span = InstrumentationSystem.tracer.startSpan(
                 String(record.name.prefix(256)), context: parent, ofKind: kind(record.kind),
                 at: DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: record.startUnixNano),
                 function: #function, file: #fileID, line: #line)

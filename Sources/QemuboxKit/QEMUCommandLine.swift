@@ -19,7 +19,7 @@ public enum QEMUCommandLine {
 
     /// Where each descriptor QEMU inherits goes, numbered from 5 in this order.
     public struct DescriptorLayout: Sendable, Hashable {
-        /// TAP per NIC id (``NIC/Backend/tapDescriptor`` and ``NIC/Backend/tapName``).
+        /// TAP per NIC id (``NIC/Backend/tapDescriptor(_:)`` and ``NIC/Backend/tapName(_:)``).
         public var taps: [String: Int32] = [:]
         /// `/dev/vhost-net` per NIC id with ``NIC/vhost``.
         public var vhosts: [String: Int32] = [:]
@@ -35,7 +35,7 @@ public enum QEMUCommandLine {
         public var diskReadOnlyCopies: [String: Int32] = [:]
         /// `/dev/vhost-vsock`, when the machine has a vsock device.
         public var vsock: Int32?
-        /// The listening socket of the control monitor (descriptor passing, see ``QMPControlChannel``).
+        /// The listening socket of the control monitor (descriptor passing, see `QMPControlChannel`).
         public var control: Int32 = 0
         /// The saved state to load, when restoring.
         public var incomingState: Int32?

@@ -106,7 +106,7 @@ extension QEMUJail {
 
     private static let compiled = NIOLockedValueBox<[SeccompMode: SeccompProgram]>([:])
 
-    /// ``allowedSystemCalls`` compiled once per process and mode.
+    /// `allowedSystemCalls` compiled once per process and mode.
     static func compiledAllowList(_ mode: SeccompMode = .enforce) throws -> SeccompProgram {
         if mode == .off { return .empty }
         return try compiled.withLockedValue { cache in

@@ -12,7 +12,7 @@ import ProcessSpawn
 /// else: no `/etc`, `/home`, `/root`, `/proc`, `/sys`, `/run`). It then becomes a uid and
 /// gid of its own (one per VM, from ``firstID``…), drops every capability (bounding and
 /// ambient sets too, with libcap-ng), sets `PR_SET_NO_NEW_PRIVS` and loads a seccomp
-/// allow-list (libseccomp; see ``allowedSystemCalls``) before exec. QEMU adds its own
+/// allow-list (libseccomp; see `allowedSystemCalls`) before exec. QEMU adds its own
 /// `-sandbox` deny-list on top once it is up. Every file QEMU works on is opened by
 /// the launcher and passed in as a descriptor (disks, sockets, TAPs, migration
 /// streams), so the jail needs no access to any host path.

@@ -71,7 +71,7 @@ public actor VirtualMachine {
 
     private var stateDirectory: String { configuration.stateDirectory }
     private var stderrPath: String { stateDirectory + "/qemu.stderr" }
-    /// The control monitor's socket (descriptor passing, see ``QMPControlChannel``).
+    /// The control monitor's socket (descriptor passing, see `QMPControlChannel`).
     var controlSocketPath: String { stateDirectory + "/qmp-control.sock" }
     /// Path of the console log.
     public nonisolated var consoleLogPath: String { configuration.stateDirectory + "/console.log" }

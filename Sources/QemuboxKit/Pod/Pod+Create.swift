@@ -16,7 +16,7 @@ public enum PodRootfs: Sendable {
 extension Pod {
     /// Creates a container (`Task/Create`): reads the bundle's config.json, plans the
     /// rootfs, and either boots the VM (the pod's first container; a CRI sandbox boots a
-    /// pod VM that later containers join) or joins the running one (``join(_:spec:configJSON:options:hostMounts:io:)``),
+    /// pod VM that later containers join) or joins the running one (`join`),
     /// writes the guest's bundle and creates the task in the guest with `io` joined to its
     /// stdio. Returns the pid containerd sees (QEMU's). On failure everything made is released.
     @discardableResult

@@ -178,7 +178,7 @@ extension Pod {
     }
 
     /// The container's cgroup statistics (containerd's `io.containerd.cgroups.v2.Metrics`,
-    /// from the guest), followed by the VM's (``vmStats(_:)``) as field 100 of the same bytes.
+    /// from the guest), followed by the VM's (`vmStats`) as field 100 of the same bytes.
     public func stats(_ request: Containerd_Task_V2_StatsRequest) async throws -> Containerd_Task_V2_StatsResponse {
         _ = try requireContainer(request.id)
         guard let sandbox, await vmAlive() else { throw QemuboxError(.notFound, "task \(request.id): the VM is gone") }

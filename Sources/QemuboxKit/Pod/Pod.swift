@@ -13,7 +13,7 @@ import TTRPCCodec
 ///
 /// The first container created boots the VM (sized from its spec, networked from its
 /// network namespace); when it is a CRI sandbox the VM is a pod VM, which the pod's later
-/// containers join with their own disks (``join(_:sandbox:spec:configJSON:options:hostMounts:io:)``).
+/// containers join with their own disks (`join`).
 /// The pod ends with its last container's delete. Every process is
 /// reported with QEMU's pid, a host process in the VM's network namespace (Kata's
 /// convention). Events go to ``PodConfiguration/onEvent`` in containerd's order: a
@@ -100,7 +100,7 @@ public actor Pod {
     /// Where the last create's time went, in seconds (rootfs, network, boot, create), and layer counts.
     public internal(set) var timings: [String: Double] = [:]
 
-    /// A pod that boots its VM with the first ``create(_:io:)``.
+    /// A pod that boots its VM with the first `create`.
     public init(_ configuration: PodConfiguration) {
         self.configuration = configuration
     }
