@@ -105,7 +105,14 @@ print(String(format: "| Swift client → unary round trips/s, empty payload, 16 
              median(swiftToSwift), median(swiftToGo), median(swiftToSwift) / median(swiftToGo)))
 
 // Server streaming (protocol 1.2; Go ttrpc 1.1.1 has none): Swift ↔ Swift only.
-let client = try await TTRPCClient.connect(unixDomainSocketPath: swiftSocket)
+// ttrpc has no flow control: a consumer slower than the server buffers the difference. The
+// stream is 256 MiB; the client's default caps (16 MiB per stream) would end it with
+// ResourceExhausted, so the benchmark lifts them to measure throughput.
+var streamConfiguration = TTRPCClient.Configuration()
+streamConfiguration.maxBufferedStreamBytes = 512 << 20
+streamConfiguration.maxBufferedBytes = 512 << 20
+streamConfiguration.maxBufferedStreamMessages = 1 << 16
+let client = try await TTRPCClient.connect(unixDomainSocketPath: swiftSocket, configuration: streamConfiguration)
 var count = CountRequest()
 count.count = 4096
 count.size = 64 << 10

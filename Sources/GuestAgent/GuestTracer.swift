@@ -11,7 +11,8 @@ import Tracing
 /// replays it into its exporter. Without a `traceparent` every span is a no-op: off and free.
 ///
 /// Bounds: at most ``maxPending`` finished spans wait; beyond that the oldest are dropped
-/// (and counted). A batch is sent when the span that joined the host's trace ends.
+/// (and counted). A batch is sent when the span that joined the host's trace ends, unless the
+/// event queue is half full (the host is not draining it): containerd's events come first.
 public final class GuestTracer: Tracer, Sendable {
     public typealias Span = GuestSpan
 
@@ -91,6 +92,12 @@ public final class GuestTracer: Tracer, Sendable {
     }
 
     private func send(_ spans: [Qemubox_Guest_V1_Span]) {
+        // Telemetry never pushes a task's exit out of the bounded queue: with the host not
+        // draining it, batches are dropped once it is half full.
+        guard events.count < events.capacity / 2 else {
+            pending.withLockedValue { $0.dropped += spans.count }
+            return
+        }
         var batch = Qemubox_Guest_V1_SpanBatch()
         batch.spans = spans
         var event = Qemubox_Guest_V1_Event()

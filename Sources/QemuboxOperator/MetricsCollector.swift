@@ -78,9 +78,9 @@ struct MetricsCollector: Sendable {
         configuration.defaultTimeout = timeout
         guard let client = try? await TTRPCClient.connect(unixDomainSocketPath: socket,
                                                           configuration: configuration) else { return nil }
-        defer { Task { try? await client.close() } }
         let response = try? await QemuboxShimV1MetricsClient(client).scrape(Qemubox_Shim_V1_ScrapeRequest(),
                                                                           options: .init(timeout: timeout))
+        try? await client.close()
         return response?.text
     }
 }

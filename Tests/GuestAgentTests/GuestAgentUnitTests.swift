@@ -278,3 +278,19 @@ import TestSupport
         #expect(child.endUnixNano >= child.startUnixNano && root.endUnixNano >= child.endUnixNano)
     }
 }
+
+extension GuestTracerTests {
+    /// With the host not draining events, span batches are dropped rather than pushing a
+    /// task's exit out of the bounded queue.
+    @Test func batchesYieldToContainerdEvents() throws {
+        let events = EventQueue(capacity: 4)
+        for _ in 0..<2 { events.push(Qemubox_Guest_V1_Event()) }
+        let tracer = GuestTracer(events: events)
+        var context = ServiceContext.topLevel
+        tracer.extract(["traceparent": Self.parent], into: &context, using: Carrier())
+        tracer.startSpan("Create", context: context, ofKind: .server, at: DefaultTracerClock.now,
+                         function: "", file: "", line: 0).end()
+        #expect(events.count == 2 && events.droppedCount == 0)
+        #expect(tracer.droppedCount == 1)
+    }
+}
