@@ -22,7 +22,8 @@ public final class GuestTracer: Tracer, Sendable {
     private let pending = NIOLockedValueBox(Pending())
 
     struct Pending {
-        var spans: [Qemubox_Guest_V1_Span] = []
+        /// Finished spans with the request (the guest span that joined the host's trace) each belongs to.
+        var spans: [(root: UInt64, span: Qemubox_Guest_V1_Span)] = []
         var dropped = 0
     }
 
@@ -47,9 +48,10 @@ public final class GuestTracer: Tracer, Sendable {
         record.traceparent = parent.traceparent
         record.kind = GuestSpan.kindNumber(kind)
         record.startUnixNano = instant().nanosecondsSinceEpoch
+        let root = parent.localParent == 0 ? record.spanID : parent.root
         var child = context
-        child.guestTrace = GuestTraceParent(traceparent: parent.traceparent, localParent: record.spanID)
-        return GuestSpan(tracer: self, context: child, record: record)
+        child.guestTrace = GuestTraceParent(traceparent: parent.traceparent, localParent: record.spanID, root: root)
+        return GuestSpan(tracer: self, context: child, record: record, root: root)
     }
 
     public func activeSpan(identifiedBy _: ServiceContext) -> GuestSpan? { nil }
@@ -61,24 +63,26 @@ public final class GuestTracer: Tracer, Sendable {
                                                      using extractor: Extract) where Extract.Carrier == Carrier {
         // Recorded only when the host samples it (trace-flags' lowest bit).
         guard let value = extractor.extract(key: "traceparent", from: carrier), Traceparent.isSampled(value) else { return }
-        context.guestTrace = GuestTraceParent(traceparent: value, localParent: 0)
+        context.guestTrace = GuestTraceParent(traceparent: value, localParent: 0, root: 0)
     }
 
     /// The guest calls nothing traced on the host.
     public func inject<Carrier, Inject: Injector>(_: ServiceContext, into _: inout Carrier, using _: Inject)
         where Inject.Carrier == Carrier {}
 
-    func finished(_ record: Qemubox_Guest_V1_Span) {
+    func finished(_ record: Qemubox_Guest_V1_Span, root: UInt64) {
         let send = pending.withLockedValue { pending -> [Qemubox_Guest_V1_Span]? in
-            pending.spans.append(record)
+            pending.spans.append((root, record))
             if pending.spans.count > Self.maxPending {
                 pending.spans.removeFirst(pending.spans.count - Self.maxPending)
                 pending.dropped += 1
             }
-            // The span that joined the host's trace ended: its request is done.
+            // The span that joined the host's trace ended: its request is done, and its spans go
+            // together (those of requests still running stay: their parents have not ended).
             guard record.parentSpanID == 0 else { return nil }
-            defer { pending.spans = [] }
-            return pending.spans
+            let batch = pending.spans.filter { $0.root == root }.map(\.span)
+            pending.spans.removeAll { $0.root == root }
+            return batch
         }
         if let send { self.send(send) }
     }
@@ -86,7 +90,7 @@ public final class GuestTracer: Tracer, Sendable {
     func flush() {
         let spans = pending.withLockedValue { pending -> [Qemubox_Guest_V1_Span] in
             defer { pending.spans = [] }
-            return pending.spans
+            return pending.spans.map(\.span)
         }
         if !spans.isEmpty { send(spans) }
     }
@@ -116,6 +120,8 @@ public final class GuestTracer: Tracer, Sendable {
 struct GuestTraceParent: Sendable {
     var traceparent: String
     var localParent: UInt64
+    /// The guest span that joined the host's trace (0 before there is one).
+    var root: UInt64
 }
 
 private enum GuestTraceKey: ServiceContextKey {
@@ -137,9 +143,13 @@ public final class GuestSpan: Tracing.Span, Sendable {
     public let context: ServiceContext
     private let state: NIOLockedValueBox<(record: Qemubox_Guest_V1_Span, attributes: SpanAttributes, ended: Bool)>?
 
-    init(tracer: GuestTracer?, context: ServiceContext, record: Qemubox_Guest_V1_Span?) {
+    /// The request it belongs to (``GuestTraceParent/root``).
+    private let root: UInt64
+
+    init(tracer: GuestTracer?, context: ServiceContext, record: Qemubox_Guest_V1_Span?, root: UInt64 = 0) {
         self.tracer = tracer
         self.context = context
+        self.root = root
         state = record.map { NIOLockedValueBox(($0, SpanAttributes(), false)) }
     }
 
@@ -185,7 +195,7 @@ public final class GuestSpan: Tracing.Span, Sendable {
             }
             return record
         }
-        if let record { tracer.finished(record) }
+        if let record { tracer.finished(record, root: root) }
     }
 
     static func text(_ value: SpanAttribute) -> String {

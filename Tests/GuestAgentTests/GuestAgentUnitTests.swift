@@ -294,3 +294,29 @@ extension GuestTracerTests {
         #expect(tracer.droppedCount == 1)
     }
 }
+
+extension GuestTracerTests {
+    /// Two requests at once: the one that ends first sends only its own spans; the other's
+    /// finished child waits for its parent (else the host could not link it).
+    @Test func concurrentRequestsGoInBatchesOfTheirOwn() async throws {
+        let events = EventQueue()
+        let tracer = GuestTracer(events: events)
+        func request(_ parent: String) -> GuestSpan {
+            var context = ServiceContext.topLevel
+            tracer.extract(["traceparent": parent], into: &context, using: Carrier())
+            return tracer.startSpan("request", context: context, ofKind: .server, at: DefaultTracerClock.now,
+                                    function: "", file: "", line: 0)
+        }
+        let first = request(Self.parent)
+        let second = request("00-11111111111111111111111111111111-2222222222222222-01")
+        tracer.startSpan("crun delete", context: second.context, ofKind: .client, at: DefaultTracerClock.now,
+                         function: "", file: "", line: 0).end()
+        first.end()
+        second.end()
+        let one = try Qemubox_Guest_V1_SpanBatch(unpackingAny: try #require(await events.next()).event)
+        let two = try Qemubox_Guest_V1_SpanBatch(unpackingAny: try #require(await events.next()).event)
+        #expect(one.spans.map(\.traceparent) == [Self.parent])
+        #expect(two.spans.map(\.name) == ["crun delete", "request"])
+        #expect(two.spans[0].parentSpanID == two.spans[1].spanID)
+    }
+}
