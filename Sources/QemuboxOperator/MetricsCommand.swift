@@ -3,7 +3,7 @@ import Dispatch
 import Foundation
 
 /// `qemubox metrics`.
-struct MetricsCommand: ParsableCommand {
+struct MetricsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metrics",
         abstract: "The host's and every VM's metrics in the Prometheus text format: printed once, or served.",
@@ -30,48 +30,27 @@ struct MetricsCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let configuration = try global.load()
         let collector = MetricsCollector(stateDirectory: configuration.stateDirectory,
                                          cacheDirectory: configuration.cacheDirectory, timeout: .seconds(timeout))
         guard let listen, let (host, port) = MetricsServer.parse(listen) else {
-            Output.out(try Blocking.run { await collector.scrape() })
+            Output.out(await collector.scrape())
             return
         }
-        let server = try Blocking.run { try await MetricsServer.start(host: host, port: port, collector: collector) }
+        let server = try await MetricsServer.start(host: host, port: port, collector: collector)
         Output.err("qemubox: serving metrics at http://\(server.address)/metrics\n")
         // Until SIGINT or SIGTERM.
-        let stop = DispatchSemaphore(value: 0)
+        let (stopped, stop) = AsyncStream<Void>.makeStream()
         let sources = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
             signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { stop.signal() }
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler { stop.yield() }
             source.resume()
             return source
         }
-        stop.wait()
+        for await _ in stopped { break }
         for source in sources { source.cancel() }
-        try Blocking.run { await server.close() }
-    }
-}
-
-/// Runs async work from a synchronous command (the CLI's main thread waits; the work runs on
-/// Swift's cooperative pool).
-enum Blocking {
-    static func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-        let box = ResultBox<T>()
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
-            done.signal()
-        }
-        done.wait()
-        guard let result = box.result else { throw OperatorError(.system, "async work ended without a result") }
-        return try result.get()
-    }
-
-    /// Written by the task before the semaphore is signalled, read after the wait.
-    private final class ResultBox<T>: @unchecked Sendable {
-        var result: Result<T, any Error>?
+        await server.close()
     }
 }

@@ -8,15 +8,19 @@ import QemuboxShim
 /// and EROFS images (`convert`, `inspect`).
 ///
 /// ```swift
-/// exit(QemuboxOperator.main(Array(CommandLine.arguments.dropFirst())))
+/// exit(await QemuboxOperator.main(Array(CommandLine.arguments.dropFirst())))
 /// ```
 public enum QemuboxOperator {
     /// Runs the command line `arguments` (without the program name) and returns the exit
     /// status: 0 success, 1 failure (for `check`: a line fails), 2 usage error.
-    public static func main(_ arguments: [String]) -> Int32 {
+    public static func main(_ arguments: [String]) async -> Int32 {
         do {
             var command = try QemuboxCommand.parseAsRoot(arguments)
-            try command.run()
+            if var asynchronous = command as? any AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
             return 0
         } catch let error as OperatorError {
             Output.err(error.description + "\n")

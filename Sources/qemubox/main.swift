@@ -5,4 +5,4 @@ import Glibc
 #endif
 import QemuboxOperator
 
-exit(QemuboxOperator.main(Array(CommandLine.arguments.dropFirst())))
+exit(await QemuboxOperator.main(Array(CommandLine.arguments.dropFirst())))
