@@ -42,6 +42,11 @@ static int run_step(const struct qbx_jail_step *s) {
         if (mount("tmpfs", s->target, "tmpfs", mount_flags(s->flags), "size=64k,nr_inodes=256,mode=0755") != 0)
             return errno;
         return 0;
+    case QBX_JAIL_PROCFS:
+        if (mkdir(s->target, 0555) != 0 && errno != EEXIST) return errno;
+        if (mount("proc", s->target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible,subset=pid") != 0)
+            return errno;
+        return 0;
     case QBX_JAIL_BIND_DIR:
     case QBX_JAIL_BIND_FILE: {
         if (s->kind == QBX_JAIL_BIND_DIR) {

@@ -18,6 +18,10 @@ public struct JailSpec: Sendable, Hashable {
         case symlink = 4
         /// A small tmpfs on `target`.
         case tmpfs = 5
+        /// procfs on `target` (created) with `hidepid=invisible,subset=pid`: the child sees
+        /// only processes of its own uid, and of `/proc` only their pid directories (for
+        /// `/proc/self/fd/N`, e.g. a sealed memfd it maps).
+        case procfs = 6
     }
 
     /// One step of building the root.

@@ -33,6 +33,12 @@ public struct MachineDescription: Sendable, Hashable {
     public var memoryFile: MemoryFile?
     /// CPU model (`-cpu`); nil = QEMU's default for TCG, `host` for KVM.
     public var cpuModel: String?
+    /// Under TCG, the size of QEMU's translated-code buffer in MiB (`tb-size`; full, it is
+    /// flushed and refilled). QEMU's default is 1 GiB, and every page of it that fills
+    /// stays host memory: a busy guest's QEMU would grow towards it. 64 MiB holds what a
+    /// boot or a container start translates (about 45 MiB), so starts never flush;
+    /// 16–32 MiB made a warm start's create 0.2–0.5 s slower (performance.md).
+    public var translationBufferMiB: Int = 64
     /// Kernel, initrd and command line.
     public var kernel: KernelBoot
     /// Block devices, in order.
@@ -190,11 +196,16 @@ public struct MemoryFile: Sendable, Hashable {
     /// `share=on`: guest writes land in the file (a template being booted and saved).
     /// `share=off`: the file is mapped copy-on-write and never written (a clone).
     public var shared: Bool
+    /// With `shared` off: an open descriptor of the same RAM to map instead of opening
+    /// `path` (a sealed memfd, see ``TemplateMemorySharing``; QEMU maps it as
+    /// `/proc/self/fd/N`). Borrowed: it must stay open until the VM has been spawned.
+    public var descriptor: Int32?
 
     /// Creates a memory file description.
-    public init(path: String, shared: Bool) {
+    public init(path: String, shared: Bool, descriptor: Int32? = nil) {
         self.path = path
         self.shared = shared
+        self.descriptor = shared ? nil : descriptor
     }
 }
 

@@ -39,6 +39,8 @@ public enum QEMUCommandLine {
         public var control: Int32 = 0
         /// The saved state to load, when restoring.
         public var incomingState: Int32?
+        /// The RAM to map, when it comes as a descriptor (``MemoryFile/descriptor``).
+        public var memory: Int32?
     }
 
     /// The descriptor numbers for `m`.
@@ -66,6 +68,7 @@ public enum QEMUCommandLine {
         if d.vsock != nil { layout.vsock = take() }
         layout.control = take()
         if incoming { layout.incomingState = take() }
+        if d.memoryFile?.descriptor != nil { layout.memory = take() }
         return layout
     }
 
@@ -104,7 +107,7 @@ public enum QEMUCommandLine {
         switch m.host.accelerator.accelerator {
         case .kvm: a += ["-accel", "kvm", "-cpu", d.cpuModel ?? "host"]
         case .tcg:
-            a += ["-accel", "tcg,thread=multi"]
+            a += ["-accel", "tcg,thread=multi,tb-size=\(d.translationBufferMiB)"]
             if let cpu = d.cpuModel { a += ["-cpu", cpu] }
         }
         a += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-S"]
@@ -116,7 +119,8 @@ public enum QEMUCommandLine {
         if d.hotplugMemoryMiB > 0 { mem += ",maxmem=\(d.memoryMiB + d.hotplugMemoryMiB)M" }
         a += ["-m", mem]
         if let file = d.memoryFile {
-            a += ["-object", "memory-backend-file,id=qemubox-ram,size=\(d.memoryMiB)M,mem-path=\(file.path)"
+            let path = fds.memory.map { "/proc/self/fd/\($0)" } ?? file.path
+            a += ["-object", "memory-backend-file,id=qemubox-ram,size=\(d.memoryMiB)M,mem-path=\(path)"
                 + ",share=\(file.shared ? "on" : "off")"]
         } else if !d.sharedDirectories.isEmpty {
             // vhost-user backends map guest RAM: it must be shared memory.

@@ -13,6 +13,9 @@ extension QEMUJail {
         var devices: [String] = []
         /// Bound read-only and executable (a QEMU binary outside `/usr`).
         var executables: [String] = []
+        /// A procfs showing only the jail's own processes (`hidepid=invisible,subset=pid`), for
+        /// `/proc/self/fd/N` (a RAM descriptor).
+        var procfs = false
     }
 
     /// Device nodes every jailed QEMU gets.
@@ -66,6 +69,7 @@ extension QEMUJail {
         for path in files.executables { try bind(path, readOnly: true, executable: true) }
         for path in files.readOnly { try bind(path, readOnly: true) }
         for path in files.readWrite { try bind(path, readOnly: false) }
+        if files.procfs { steps.append(Step(kind: .procfs, target: root + "/proc")) }
         return steps
     }
 
@@ -89,7 +93,9 @@ extension QEMUJail {
         let d = m.description
         var files = RootFiles()
         files.readOnly = [d.kernel.kernelPath] + (d.kernel.initrdPath.map { [$0] } ?? [])
-        files.readWrite = d.memoryFile.map { [$0.path] } ?? []
+        if let memory = d.memoryFile {
+            if memory.descriptor == nil { files.readWrite = [memory.path] } else { files.procfs = true }
+        }
         files.executables = [binary]
         var groups: [UInt32] = []
         if m.host.accelerator.accelerator == .kvm {

@@ -22,10 +22,11 @@ struct QEMULaunch {
 
     /// The machine as a jailed QEMU sees it: the kernel, initrd and RAM file at their
     /// resolved paths (the jail holds no symlinks to them), and the RAM file QEMU's uid
-    /// can open: a template being saved is handed to that uid until QEMU exits; a clone
-    /// gets a private copy of its template in the state directory (QEMU 7.2 opens a RAM
-    /// file read-write even for a private mapping, so a shared template would have to be
-    /// writable by every clone). Returns the files to hand back to root afterwards.
+    /// can open: a template being saved is handed to that uid until QEMU exits. A clone
+    /// must bring its template's RAM as a sealed descriptor (``MemoryFile/descriptor``):
+    /// QEMU 7.2 opens a RAM file read-write even for a private mapping, so a template file
+    /// would have to be writable by every clone. Returns the files to hand back to root
+    /// afterwards.
     static func jailedMachine(_ machine: MachineDescription, identity: JailIdentity,
                               stateDirectory: String) throws -> (MachineDescription, handBack: [String]) {
         var m = machine
@@ -42,62 +43,12 @@ struct QEMULaunch {
                 }
                 handBack.append(try QEMUJail.resolve(file.path))
                 m.memoryFile = MemoryFile(path: handBack[0], shared: true)
-            } else {
-                let copy = stateDirectory + "/memory"
-                try copySparse(from: file.path, to: copy, owner: identity.id)
-                m.memoryFile = MemoryFile(path: try QEMUJail.resolve(copy), shared: true)
+            } else if file.descriptor == nil {
+                throw QemuboxError(.invalidDescription, "\(m.name): a jailed QEMU maps a template's RAM only as a "
+                    + "sealed descriptor (MemoryFile.descriptor), never the template file itself")
             }
         }
         return (m, handBack)
-    }
-
-    /// Copies `source` to a new `target` (0600, owned by `owner`), data segments only.
-    static func copySparse(from source: String, to target: String, owner: UInt32) throws {
-        let input = Glibc.open(source, O_RDONLY | O_CLOEXEC)
-        guard input >= 0 else { throw QemuboxError(.spawnFailed, "open \(source): \(String(cString: strerror(errno)))") }
-        defer { close(input) }
-        // A copy left by an earlier run in a reused state directory is replaced.
-        unlink(target)
-        let output = Glibc.open(target, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard output >= 0 else { throw QemuboxError(.spawnFailed, "create \(target): \(String(cString: strerror(errno)))") }
-        defer { close(output) }
-        func fail(_ what: String) -> QemuboxError {
-            QemuboxError(.spawnFailed, "copying \(source) to \(target): \(what): \(String(cString: strerror(errno)))")
-        }
-        guard fchown(output, owner, owner) == 0 else { throw fail("chown") }
-        var st = stat()
-        guard fstat(input, &st) == 0 else { throw fail("stat") }
-        guard ftruncate(output, st.st_size) == 0 else { throw fail("truncate") }
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var offset: off_t = 0
-        while offset < st.st_size {
-            let data = lseek(input, offset, qbx_seek_data())
-            if data < 0 {
-                if errno == ENXIO { break }
-                throw fail("seek")
-            }
-            var end = lseek(input, data, qbx_seek_hole())
-            if end < 0 { end = st.st_size }
-            var at = data
-            while at < end {
-                let want = min(buffer.count, Int(end - at))
-                let n = buffer.withUnsafeMutableBytes { pread(input, $0.baseAddress, want, at) }
-                if n < 0, errno == EINTR { continue }
-                guard n > 0 else { throw fail("read") }
-                var written = 0
-                while written < n {
-                    let w = buffer.withUnsafeBytes { raw -> Int in
-                        guard let base = raw.baseAddress else { return -1 }
-                        return pwrite(output, base + written, n - written, at + off_t(written))
-                    }
-                    if w < 0, errno == EINTR { continue }
-                    guard w > 0 else { throw fail("write") }
-                    written += w
-                }
-                at += off_t(n)
-            }
-            offset = end
-        }
     }
 
     /// Opens what `layout` says QEMU inherits: disks, serial-port and control listeners,
@@ -156,6 +107,8 @@ struct QEMULaunch {
         if let target = layout.incomingState, let incomingState {
             descriptors.append((try take(incomingState, O_RDONLY), target))
         }
+        // Borrowed from the caller, who closes it after the spawn.
+        if let target = layout.memory, let memory = d.memoryFile?.descriptor { descriptors.append((memory, target)) }
     }
 
     private mutating func take(_ path: String, _ flags: Int32) throws -> Int32 {

@@ -42,8 +42,11 @@ public final class Sandbox: Sendable {
             if extraDisks.count <= store.slots {
                 let template = try await store.template(for: configuration)
                 do {
+                    let memory = try await store.memoryDescriptor(for: template, configuration: configuration)
+                    defer { close(memory) }
                     return try await boot(configuration, disks: try template.slotDisks(extraDisks),
-                                          memoryFile: MemoryFile(path: template.memoryPath, shared: false),
+                                          memoryFile: MemoryFile(path: template.memoryPath, shared: false,
+                                                                 descriptor: memory),
                                           restore: template)
                 } catch {
                     // A template that does not restore (damaged, or saved by a QEMU that

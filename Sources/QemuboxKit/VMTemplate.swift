@@ -61,14 +61,26 @@ public struct VMTemplateStore: Sendable, Hashable {
     /// virtio-mmio transports, three taken by the RNG, the system disk and the agent's
     /// port) and costs nothing measurable at restore (0.40 s against 0.39 s with 8).
     public var slots: Int
+    /// How clones get the template's RAM (a sealed copy, shared among clones).
+    public var memorySharing: TemplateMemorySharing = .inProcess
 
     /// The default store, beside the guest kernel cache.
     public static let defaultDirectory = "/var/cache/qemubox/templates"
 
     /// Creates a store in `directory`.
-    public init(directory: String = VMTemplateStore.defaultDirectory, slots: Int = 16) {
+    public init(directory: String = VMTemplateStore.defaultDirectory, slots: Int = 16,
+                memorySharing: TemplateMemorySharing = .inProcess) {
         self.directory = directory
         self.slots = slots
+        self.memorySharing = memorySharing
+    }
+
+    /// A descriptor of `template`'s RAM, sealed read-only, for one clone of
+    /// `configuration`'s size (see ``TemplateMemorySharing``); the caller closes it once
+    /// the VM is spawned.
+    func memoryDescriptor(for template: VMTemplate, configuration: SandboxConfiguration) async throws -> Int32 {
+        try await TemplateMemory.descriptor(for: template, bytes: Int64(configuration.memoryMiB) << 20,
+                                            sharing: memorySharing, logger: configuration.logger)
     }
 
     /// The key of the template `configuration` would restore from.
@@ -181,6 +193,7 @@ public struct VMTemplateStore: Sendable, Hashable {
 
     /// Removes a template (e.g. one that failed to restore); the next use saves a new one.
     public func remove(_ template: VMTemplate) {
+        TemplateMemory.forget(template.directory)
         unlink(template.directory + "/complete")
         try? FileManager.default.removeItem(atPath: template.directory)
     }

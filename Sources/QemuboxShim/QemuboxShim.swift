@@ -22,9 +22,26 @@ public enum QemuboxShim {
     /// containerd's runtime name for this shim.
     public static let runtimeName = "io.containerd.qemubox.v1"
 
+    /// The hidden action that runs a ``TemplateMemoryHolder``: `template-memory-holder DIR`.
+    public static let templateMemoryHolderAction = "template-memory-holder"
+
+    /// This executable (`/proc/self/exe` resolved), to start holders with.
+    static var executablePath: String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// Runs the action named by `arguments`; returns the exit status.
     public static func main(_ arguments: [String],
                             environment: [String: String] = ProcessInfo.processInfo.environment) async -> Int32 {
+        if arguments.first == templateMemoryHolderAction, arguments.count == 2 {
+            // Started by a shim (descriptor 3 its readiness pipe), outlives it; see TemplateMemoryHolder.
+            var st = stat()
+            let ready: Int32? = fstat(3, &st) == 0 && st.st_mode & S_IFMT == S_IFIFO ? 3 : nil
+            return TemplateMemoryHolder.run(templateDirectory: arguments[1], readyDescriptor: ready)
+        }
         let parsed: ShimArguments
         do {
             parsed = try ShimArguments.parse(arguments)

@@ -95,6 +95,11 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
             throw QemuboxError(.failedPrecondition, "create \(request.id): \(error)")
         }
         configuration.logger = logger
+        // Every container is a shim process of its own: one holder per template shares its RAM among them.
+        if let executable = QemuboxShim.executablePath {
+            configuration.templates?.memorySharing = .holder(executable: executable,
+                                                             arguments: [QemuboxShim.templateMemoryHolderAction])
+        }
         configuration.journal = ShimRecord.journal(paths)
         let publisher = context.publisher
         configuration.onEvent = { publisher.publish($0) }

@@ -58,6 +58,16 @@ import Testing
         try check("microvm-template-clone", m)
         let argv = QEMUCommandLine.arguments(for: try ResolvedMachine(m, host: Self.tcg), incoming: true)
         #expect(argv.suffix(2) == ["-incoming", "defer"])
+        // The template's RAM as a sealed descriptor: mapped as /proc/self/fd/N, N after the
+        // incoming state; nothing of the template's path is in the argv.
+        m.memoryFile = MemoryFile(path: "/t/memory", shared: false, descriptor: 42)
+        let resolved = try ResolvedMachine(m, host: Self.tcg)
+        let layout = QEMUCommandLine.layout(for: resolved, incoming: true)
+        #expect(layout.memory == layout.control + 2 && layout.incomingState == layout.control + 1)
+        let withDescriptor = QEMUCommandLine.arguments(for: resolved, incoming: true)
+        #expect(withDescriptor.contains("memory-backend-file,id=qemubox-ram,size=256M,mem-path=/proc/self/fd/\(layout.memory ?? -1),share=off"))
+        #expect(!withDescriptor.joined(separator: " ").contains("/t/memory"))
+        #expect(MemoryFile(path: "/t/memory", shared: true, descriptor: 42).descriptor == nil)
     }
 
     /// Shared directories: shared memfd RAM (vhost-user), one vhost-user-fs device per share

@@ -11,7 +11,7 @@ struct QEMUJailTests {
 
     /// Runs `argv` jailed (root built on a fresh directory), stdout and stderr to a pipe.
     /// `started` gets the pid once exec succeeded; returns the output and how it ended.
-    private func runJailed(_ argv: [String], filter: SeccompProgram, readOnlyFiles: [String] = [],
+    private func runJailed(_ argv: [String], filter: SeccompProgram, readOnlyFiles: [String] = [], procfs: Bool = false,
                            started: @Sendable (pid_t, UInt32) async throws -> Void = { _, _ in }) async throws
         -> (output: String, termination: ProcessTermination)
     {
@@ -21,6 +21,7 @@ struct QEMUJailTests {
             let identity = try Self.jail.allocateIdentity()
             var files = QEMUJail.RootFiles()
             files.readOnly = readOnlyFiles
+            files.procfs = procfs
             let spec = JailSpec(root: root, steps: try QEMUJail.rootSteps(root: root, files: files),
                                                uid: identity.id, gid: identity.id, groups: [], filter: filter)
             var p: [Int32] = [-1, -1]
@@ -119,6 +120,23 @@ struct QEMUJailTests {
             #expect(lines.last == "end")
             #expect(try String(contentsOfFile: given, encoding: .utf8) == "vmlinux")
         }
+    }
+
+    /// The procfs a clone gets (for `/proc/self/fd/N`, its template RAM): only its own
+    /// processes, and of /proc nothing but pid directories.
+    @Test func procfsShowsOnlyTheJailsOwnProcesses() async throws {
+        let script = "ls /proc | tr '\\n' ' '; echo; test -e /proc/1 && echo sees-init; test -e /proc/sys && echo sees-sys;"
+            + " test -e /proc/meminfo && echo sees-meminfo; readlink /proc/self/fd/0; echo end"
+        let (out, t) = try await runJailed(["/bin/sh", "-c", script], filter: .empty, procfs: true)
+        #expect(t == .exited(0))
+        let lines = out.split(separator: "\n").map(String.init)
+        // The shell, `ls` and `tr`, and the `self`/`thread-self` links: nothing of the host.
+        let entries = lines.first?.split(separator: " ").map(String.init) ?? []
+        #expect(entries.allSatisfy { Int($0) != nil || $0 == "self" || $0 == "thread-self" }, "\(entries)")
+        #expect(entries.compactMap { Int($0) }.count <= 3, "\(entries)")
+        #expect(!lines.contains("sees-init") && !lines.contains("sees-sys") && !lines.contains("sees-meminfo"), "\(lines)")
+        #expect(lines.contains("/dev/null"), "\(lines)")
+        #expect(lines.last == "end")
     }
 
     @Test func seccompAllowListKillsAnythingElse() async throws {

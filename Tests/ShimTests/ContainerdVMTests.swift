@@ -93,6 +93,35 @@ import Testing
                     for name in saved {
                         #expect(FileManager.default.fileExists(atPath: templates + "/" + name + "/complete"))
                     }
+                    // Two running clones, each its own shim and jailed QEMU, map one sealed copy of
+                    // the template's RAM (the holder's memfd): no per-VM copy of it anywhere.
+                    for n in 0..<2 {
+                        let run = try await containerd.ctr("run -d \(Self.qemubox) \(Self.image) share\(n) sleep 600")
+                        #expect(run.status == 0, "\(run.stderr)")
+                    }
+                    let qemus = ContainerdPodTests.qemus(containerd)
+                    #expect(qemus.count == 2, "QEMUs: \(qemus)")
+                    // Read to the end (procfs files report size 0).
+                    let maps = qemus.map { pid in
+                        String(decoding: FileHandle(forReadingAtPath: "/proc/\(pid)/maps")?.readDataToEndOfFile() ?? Data(),
+                               as: UTF8.self)
+                    }
+                    let ramMappings = maps.map { text in
+                        Set(text.split(separator: "\n").filter { $0.contains("/memfd:qemubox-template") }
+                            .map { $0.split(separator: " ", omittingEmptySubsequences: true)[4] })  // the inode
+                    }
+                    #expect(ramMappings.count == 2 && ramMappings.allSatisfy { $0.count == 1 }, "\(ramMappings)")
+                    #expect(Set(ramMappings.flatMap { $0 }).count == 1, "clones map different copies: \(ramMappings)")
+                    for n in 0..<2 {
+                        let vm = containerd.stateRoot + "/\(containerd.namespace)/share\(n)/vm"
+                        #expect(!FileManager.default.fileExists(atPath: vm + "/memory"), "a copy of the RAM in \(vm)")
+                        _ = try await containerd.ctr("task kill -s SIGKILL share\(n)")
+                        let deleted = await eventually(timeout: .seconds(30)) {
+                            (try? await containerd.ctr("task delete share\(n)"))?.status == 0
+                        }
+                        #expect(deleted)
+                        _ = try await containerd.ctr("container delete share\(n)")
+                    }
                 }
             }
         }

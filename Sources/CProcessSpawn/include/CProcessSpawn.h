@@ -25,6 +25,9 @@ enum {
     QBX_JAIL_SYMLINK = 4,
     /// A tmpfs on `target` (created as a directory), `mode` its root's mode.
     QBX_JAIL_TMPFS = 5,
+    /// procfs on `target` with hidepid=invisible,subset=pid: the child sees its own
+    /// processes (same uid) and their pid directories, nothing else of /proc.
+    QBX_JAIL_PROCFS = 6,
 };
 
 /// Mount flags of a ``qbx_jail_step`` (binds are remounted with them).
