@@ -15,6 +15,7 @@ import Foundation
 /// max_vcpus = 0                   # hotplug ceilings: a VM may grow to these on Update
 /// max_memory_mib = 0              # (0: no hotplug; either set: a q35 VM, Documentation/resources.md)
 /// machine = "auto"                # auto | microvm | q35 (auto: q35 only where a ceiling is set)
+/// tcg_translation_buffer_mib = 64 # TCG only: QEMU's translated-code buffer (host memory per VM)
 /// writable_layer_mib = 1024       # sparse ext4 disk for the container's writes
 /// state_dir = "/run/qemubox"
 /// cache_dir = "/var/cache/qemubox/layers"
@@ -63,6 +64,9 @@ public struct QemuboxConfiguration: Sendable, Hashable {
     public var maxMemoryMiB: Int?
     /// Machine type (auto: microvm unless a hotplug ceiling is set).
     public var machineType: MachineDescription.MachineType = .auto
+    /// Under TCG, QEMU's translated-code buffer per VM, MiB
+    /// (``MachineDescription/translationBufferMiB``).
+    public var translationBufferMiB = 64
     /// Size of the writable layer's sparse disk.
     public var writableLayerMiB = 1024
     /// Root of the shims' state (sockets, records, disks).
@@ -157,6 +161,7 @@ public struct QemuboxConfiguration: Sendable, Hashable {
             case "vcpus": configuration.vcpus = try int(1...256)
             case "memory_mib": configuration.memoryMiB = try int(64...1 << 20)
             case "guest_overhead_mib": configuration.guestOverheadMiB = try int(0...1 << 16)
+            case "tcg_translation_buffer_mib": configuration.translationBufferMiB = try int(4...4096)
             case "max_vcpus": configuration.maxVCPUs = try int(0...255).nonZero
             case "max_memory_mib": configuration.maxMemoryMiB = try int(0...1 << 22).nonZero
             case "machine":

@@ -100,6 +100,7 @@ public final class Sandbox: Sendable {
         machine.maxVCPUs = configuration.maxVCPUs
         machine.maxMemoryMiB = configuration.maxMemoryMiB
         machine.machineType = configuration.machineType
+        machine.translationBufferMiB = configuration.translationBufferMiB
         machine.memoryFile = memoryFile
         machine.disks = [Disk(id: GuestAssets.systemDiskID, path: configuration.assets.systemImagePath, readOnly: true)]
             + disks
@@ -239,6 +240,8 @@ public struct SandboxConfiguration: Sendable {
     public var maxMemoryMiB: Int?
     /// Machine type.
     public var machineType: MachineDescription.MachineType = .auto
+    /// Under TCG, QEMU's translated-code buffer, MiB (``MachineDescription/translationBufferMiB``).
+    public var translationBufferMiB = 64
     /// Accelerator preference (auto: KVM when it can run a standard guest, else TCG).
     public var accelerator: AcceleratorPreference = .auto
     /// QEMU binary.

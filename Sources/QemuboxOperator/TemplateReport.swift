@@ -6,10 +6,10 @@ import QemuboxKit
 /// Prune removes what can never be restored: incomplete templates (no `complete` marker, or a
 /// state or RAM file missing or cut short), work directories of saves that died, and stale
 /// templates (their kernel, initrd, image or QEMU changed); with `--all` every other template
-/// too, except one whose RAM file a process holds open or mapped (a shim copying it for a VM
-/// that is starting, or an unjailed VM running from it). A key whose lock a running save
-/// holds is never touched. A jailed VM runs from its own sparse copy of the RAM file, so
-/// removing its template never disturbs it.
+/// too, except one whose RAM file a process holds open or mapped (a template memory holder or
+/// a shim copying it into the sealed memfd clones map). A key whose lock a running save holds
+/// is never touched. Running clones map that sealed copy, never the file, so removing a
+/// template never disturbs them (its holder then exits).
 public struct TemplateReport: Sendable {
     /// One template or work directory.
     public struct Template: Codable, Sendable, Hashable {

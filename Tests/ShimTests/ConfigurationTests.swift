@@ -20,6 +20,7 @@ import Testing
             vcpus = 2
             memory_mib = 512
             guest_overhead_mib = 64
+            tcg_translation_buffer_mib = 16
             max_vcpus = 4
             max_memory_mib = 4096
             machine = "q35"
@@ -40,6 +41,9 @@ import Testing
         #expect(configuration.vcpus == 2)
         #expect(configuration.memoryMiB == 512)
         #expect(configuration.guestOverheadMiB == 64)
+        #expect(configuration.translationBufferMiB == 16 && QemuboxConfiguration().translationBufferMiB == 64)
+        let pod = try PodConfiguration(id: "c", namespace: "n", stateDirectory: "/tmp/x", host: configuration)
+        #expect(pod.sandbox(name: "v", directory: "/tmp/x/vm", shape: VMShape(vcpus: 1, memoryMiB: 256)).translationBufferMiB == 16)
         #expect(configuration.maxVCPUs == 4 && configuration.maxMemoryMiB == 4096 && configuration.machineType == .q35)
         #expect(QemuboxConfiguration().maxVCPUs == nil && QemuboxConfiguration().machineType == .auto)
         #expect(configuration.writableLayerMiB == 2048)
@@ -58,6 +62,7 @@ import Testing
         ("vcpus = \"two\"", "vcpus must be an integer"),
         ("vcpus = 0", "vcpus = 0 is out of range"),
         ("memory_mib = 1", "out of range"),
+        ("tcg_translation_buffer_mib = 2", "out of range"),
         ("accelerator = \"hvf\"", "not one of auto, kvm, tcg"),
         ("machine = \"pc\"", "not one of auto, microvm, q35"),
         ("machine = \"microvm\"\nmax_vcpus = 2", "cannot hotplug"),

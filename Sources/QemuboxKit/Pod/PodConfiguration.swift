@@ -24,6 +24,8 @@ public struct PodConfiguration: Sendable {
     public var memoryMiB = 256
     /// Memory added to a container's limit for the guest kernel and agent.
     public var guestOverheadMiB = 64
+    /// Under TCG, QEMU's translated-code buffer per VM, MiB.
+    public var translationBufferMiB = 64
     /// vCPUs when the spec sets no CPU quota.
     public var vcpus = 1
     /// vCPU hotplug ceiling (nil: none; see ``VMShape``).
@@ -77,6 +79,7 @@ public struct PodConfiguration: Sendable {
         templates = configuration.templates
         memoryMiB = configuration.memoryMiB
         guestOverheadMiB = configuration.guestOverheadMiB
+        translationBufferMiB = configuration.translationBufferMiB
         vcpus = configuration.vcpus
         maxVCPUs = configuration.maxVCPUs
         maxMemoryMiB = configuration.maxMemoryMiB
@@ -106,6 +109,7 @@ public struct PodConfiguration: Sendable {
         sandbox.maxVCPUs = shape.maxVCPUs
         sandbox.maxMemoryMiB = shape.maxMemoryMiB
         sandbox.machineType = shape.machineType
+        sandbox.translationBufferMiB = translationBufferMiB
         sandbox.accelerator = accelerator
         sandbox.jail = jail
         sandbox.templates = templates
