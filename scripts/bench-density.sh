@@ -13,7 +13,8 @@
 # --soak CYCLES (default 0): CYCLES sequential `ctr run --rm … true`, sampling every
 #   CYCLES/10 cycles containerd's open fds and threads, the host's process count, the
 #   mount table's length and the number of files under the private root and in /tmp.
-#   The counts must end where they started (± what a sample catches in flight).
+#   The counts must end where they started (± what a sample catches in flight); the
+#   baseline is taken after one cycle.
 #
 # SHIM selects the shim binary (default .build/debug; a release build measures what
 # ships: `swift build -c release --product containerd-shim-qemubox-v1`, then
@@ -89,6 +90,29 @@ if [ "$containers" -gt 0 ]; then
     echo "shim PSS KiB: ${shim_pss[*]}"
     echo "median PSS: QEMU $(printf '%s\n' "${qemu_pss[@]}" | median | awk '{printf "%.1f", $1/1024}') MiB," \
         "shim $(printf '%s\n' "${shim_pss[@]}" | median | awk '{printf "%.1f", $1/1024}') MiB"
+    # Where one QEMU's PSS goes (the first one; they are alike).
+    first=$(qemu_pids | head -1)
+    [ -n "$first" ] && python3 - "$first" <<'PY'
+import re, sys
+pid = sys.argv[1]
+cat = {}
+cur = None
+for line in open(f"/proc/{pid}/smaps"):
+    m = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$", line)
+    if m:
+        perms, name = m.group(3), m.group(4)
+        if "memfd:qemubox-template" in name: cur = "guest RAM"
+        elif name == "" and "x" in perms: cur = "TCG translated code"
+        elif name == "[heap]": cur = "QEMU heap"
+        elif name == "": cur = "other anonymous (malloc arenas, stacks)"
+        else: cur = "binaries and libraries"
+        continue
+    if cur and line.startswith("Pss:"):
+        cat[cur] = cat.get(cur, 0) + int(line.split()[1])
+    if cur == "guest RAM" and line.startswith("Anonymous:"):
+        cat["  of which written by this guest"] = cat.get("  of which written by this guest", 0) + int(line.split()[1])
+print("PSS of QEMU %s by kind: " % pid + ", ".join(f"{k} {v/1024:.1f} MiB" for k, v in cat.items()))
+PY
     echo "host memory used (MemTotal - MemAvailable): $(awk '/MemTotal/ {t=$2} /MemAvailable/ {a=$2} END {printf "%.0f", (t-a)/1024}' /proc/meminfo) MiB"
     t0=$(now); pids=()
     for i in $(seq "$containers"); do
@@ -116,6 +140,8 @@ if [ "$soak" -gt 0 ]; then
             "$(find "$dir" -path "$dir/root/io.containerd.content.v1.content" -prune -o -print | wc -l)" \
             "$(ls -A /tmp | wc -l)"
     }
+    # Baseline after one cycle, once whatever an earlier phase started has settled.
+    $C run --rm --runtime io.containerd.qemubox.v1 "$IMG" s0 true >/dev/null 2>&1 || fail "soak warm-up cycle"
     echo "soak: $soak cycles of \`ctr run --rm … true\`"
     echo "cycle containerd_fds containerd_threads host_processes mounts files_under_root tmp_entries"
     echo "0 $(counts)"

@@ -211,8 +211,11 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let requestContext = TTRPCRequestContext(
             service: request.service, method: request.method, metadata: TTRPCMetadata(wire: request.metadata),
             deadline: deadline, streamID: id)
-        let messages: TTRPCServerMessages
-        if method.kind.clientStreams {
+        // Only streaming methods get a message stream or a writer: a unary call allocates neither.
+        let messages: TTRPCServerMessages?
+        if !method.kind.clientStreams {
+            messages = nil
+        } else {
             let (stream, continuation) = TTRPCServerMessages.makeStream(
                 bufferingPolicy: .bufferingOldest(maxBufferedStreamMessages))
             messages = stream
@@ -221,13 +224,11 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             } else {
                 call.inbound = continuation
             }
-        } else {
-            messages = TTRPCServerMessages { $0.finish() }
         }
         calls[id] = call
         let loop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
-        let writer = TTRPCServerStreamWriter(loop: loop, streamID: id, handler: bound)
+        let writer = method.kind.serverStreams ? TTRPCServerStreamWriter(loop: loop, streamID: id, handler: bound) : nil
         let payload = request.payload
         let traced = tracesRequests
         let work: @Sendable () async -> Void = {
@@ -260,17 +261,20 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Runs a method's handler; a streaming one's result is empty (its messages were written).
     private static func invoke(_ method: TTRPCMethod, _ payload: Data, _ requestContext: TTRPCRequestContext,
-                               _ messages: TTRPCServerMessages, _ writer: TTRPCServerStreamWriter) async throws -> Data {
+                               _ messages: TTRPCServerMessages?, _ writer: TTRPCServerStreamWriter?) async throws -> Data {
+        // `messages` is set for client-streaming kinds, `writer` for server-streaming ones (startCall).
         switch method {
         case .unary(let body):
             return try await body(payload, requestContext)
         case .serverStreaming(let body):
+            guard let writer else { return Data() }
             try await body(payload, requestContext, writer)
             return Data()
         case .clientStreaming(let body):
-            return try await body(messages, requestContext)
+            return try await body(messages ?? TTRPCServerMessages { $0.finish() }, requestContext)
         case .bidirectionalStreaming(let body):
-            try await body(messages, requestContext, writer)
+            guard let writer else { return Data() }
+            try await body(messages ?? TTRPCServerMessages { $0.finish() }, requestContext, writer)
             return Data()
         }
     }
