@@ -9,6 +9,8 @@ public final class PrivateContainerd: @unchecked Sendable {
     public let dir: String
     public let environment: [String: String]
     private var containerdPid: Int32?
+    /// containerd's pid while it runs.
+    public var processID: Int32? { containerdPid }
     public static let image = "docker.io/library/qemubox-busybox:latest"
     /// A namespace of its own: runc keeps state per namespace under /run/containerd/runc.
     /// With the CRI plugin on, CRI's own: `k8s.io`.

@@ -127,6 +127,49 @@ import Testing
         }
     }
 
+    /// The soak, short: warm create/delete cycles leave nothing behind. After a first cycle
+    /// (which saves the template and starts its memory holder), ten more end with
+    /// containerd's descriptors, this instance's processes and mounts, and the files under
+    /// qemubox's state root where they were (scripts/bench-density.sh --soak runs 100).
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func warmCyclesLeaveNothingBehind() async throws {
+        try await ConcurrencyLimit.vms.run {
+            try await TemporaryDirectory.with(prefix: "qbx-templates") { templates in
+                try await ContainerdShimTests.withContainerd(qemubox: "warm_start = true\ntemplate_dir = \"\(templates)\"\n") { containerd in
+                    let pid = try #require(containerd.processID)
+                    func entries(_ path: String) -> Int {
+                        (try? FileManager.default.contentsOfDirectory(atPath: path))?.count ?? -1
+                    }
+                    func files() -> Int {
+                        (FileManager.default.enumerator(atPath: containerd.stateRoot)?.allObjects.count) ?? -1
+                    }
+                    func counts() -> [Int] {
+                        [entries("/proc/\(pid)/fd"), containerd.leftoverProcesses().count, containerd.mounts().count, files()]
+                    }
+                    let first = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) cycle0 true")
+                    #expect(first.status == 0, "\(first.stderr)")
+                    // Shims exit and their state goes shortly after `ctr` returns.
+                    let settled = { (expected: [Int]?) async -> [Int] in
+                        var last = counts()
+                        _ = await eventually(timeout: .seconds(20)) {
+                            last = counts()
+                            return expected.map { last == $0 } ?? (last[1] == 0)
+                        }
+                        return last
+                    }
+                    let baseline = await settled(nil)
+                    for n in 1...10 {
+                        let run = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) cycle\(n) true")
+                        #expect(run.status == 0, "cycle \(n): \(run.stderr)")
+                    }
+                    let after = await settled(baseline)
+                    // [containerd fds, processes of this instance, mounts under it, files under the state root]
+                    #expect(after == baseline, "after 10 cycles \(after), after the first \(baseline)")
+                }
+            }
+        }
+    }
+
     /// `--log-uri file://…` and `binary://…` (a logging driver that gets the streams on
     /// fds 3 and 4 and closes fd 5 when ready) receive what the container writes, as with runc.
     @Test(.enabled(if: PrivateContainerd.vmAvailable))
