@@ -119,25 +119,24 @@ import Testing
                     #expect(FileManager.default.fileExists(atPath: image.path))
                 }
 
-                // The template the VM was restored from: complete. A jailed QEMU (root) runs from its
-                // own sparse copy of the RAM file (vm/memory), so the template is not in use and
-                // `templates prune --all` removes it without disturbing the VM.
+                // The template the VM was restored from: complete. Its clone maps a sealed memfd copy
+                // of the template's RAM (jailed or not), never the file: the template is not in use,
+                // and `templates prune --all` removes it without disturbing the VM.
                 let templates = try await QemuboxBinary.json([TemplateReport.Template].self,
                                                              ["templates", "ls", "--config", config])
                 #expect(templates.count == 1 && templates.first?.state == "complete", "\(templates)")
-                let jailed = Self.contents("/proc/\(vm.pid)/maps").contains(vm.directory + "/memory")
-                #expect(jailed == (geteuid() == 0))
-                #expect(templates.first?.openBy.contains { $0.hasSuffix("[\(vm.pid)]") } == !jailed, "\(templates)")
+                let maps = Self.contents("/proc/\(vm.pid)/maps")
+                #expect(maps.contains("/memfd:qemubox-template"), "the clone does not map the sealed template copy")
+                #expect(!maps.contains("/memory"), "the clone maps a RAM file")
+                #expect(templates.first?.openBy == [], "\(templates)")
                 let kept = try await QemuboxBinary.json(TemplateReport.PruneResult.self,
                                                         ["templates", "prune", "--config", config])
                 #expect(kept.decisions.map(\.removed) == [false])
-                if jailed {
-                    let removed = try await QemuboxBinary.json(TemplateReport.PruneResult.self,
-                                                               ["templates", "prune", "--all", "--config", config])
-                    #expect(removed.decisions.map(\.removed) == [true])
-                    let again = try await containerd.ctr("task exec --exec-id after \(id) echo still-running")
-                    #expect(again.status == 0 && again.stdout == "still-running\n", "\(again.stderr)")
-                }
+                let removed = try await QemuboxBinary.json(TemplateReport.PruneResult.self,
+                                                           ["templates", "prune", "--all", "--config", config])
+                #expect(removed.decisions.map(\.removed) == [true])
+                let again = try await containerd.ctr("task exec --exec-id after \(id) echo still-running")
+                #expect(again.status == 0 && again.stdout == "still-running\n", "\(again.stderr)")
 
                 // The task goes: ps lists nothing, console says there is no such task.
                 kill(follower, SIGKILL)
