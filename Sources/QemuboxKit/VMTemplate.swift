@@ -138,6 +138,7 @@ public struct VMTemplateStore: Sendable, Hashable {
         for name in names where name.count == 16 && name.allSatisfy(\.isHexDigit) {
             let path = directory + "/" + name
             if !Self.isCurrent(templateDirectory: path), (try? fm.removeItem(atPath: path)) != nil {
+                TemplateMemory.forget(path)
                 unlink(path + ".lock")
                 removed += 1
             }
