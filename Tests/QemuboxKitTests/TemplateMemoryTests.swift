@@ -127,6 +127,23 @@ struct TemplateMemoryTests {
         }
     }
 
+    @Test("a holder that cannot start costs only the sharing: the start gets a sealed copy of its own")
+    func unavailableHolderFallsBackToACopy() async throws {
+        try await TemporaryDirectory.with(prefix: "qbx-tmem") { dir in
+            let template = try Self.makeTemplate(in: dir)
+            // /bin/false exits at once without writing "ok" on its readiness pipe.
+            let fd = try await TemplateMemory.descriptor(for: template, bytes: 8 << 20,
+                                                         sharing: .holder(executable: "/bin/false", arguments: []),
+                                                         logger: Logger(label: "test"))
+            defer { close(fd) }
+            try TemplateMemory.validate(fd, bytes: 8 << 20)
+            #expect(Self.bytes(fd, at: 0, count: 11) == Array("kernel text".utf8))
+            var st = stat()
+            #expect(stat(template.directory + "/" + TemplateMemoryHolder.socketName, &st) != 0, "no holder listens")
+            TemplateMemory.forget(template.directory)
+        }
+    }
+
     @Test("a template that is not there is a clear error, not a hang")
     func missingTemplateFailsClearly() async throws {
         try await TemporaryDirectory.with(prefix: "qbx-tmem") { dir in
