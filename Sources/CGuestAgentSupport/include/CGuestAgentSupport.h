@@ -41,6 +41,13 @@ unsigned long long qb_total_memory(void);
 /// The `index`-th signal PID 1 handles (blocked before main, then waited for),
 /// 0 past the end. Before main, PID 1 also mounts /proc (see support.c).
 int qb_pid1_handled_signal(int index);
+/// An inotify descriptor (close-on-exec, non-blocking) watching `path` for
+/// modification (cgroup v2 files such as memory.events notify on change).
+/// Returns it or -1 with errno set.
+int qb_watch_modifications(const char *path);
+/// Waits up to `timeout_ms` for events on such a descriptor and drains them:
+/// 1 modified, 2 the watched file went away, 0 timed out, -1 error (errno).
+int qb_wait_modification(int fd, int timeout_ms);
 /// Writes back and drops the cached blocks of the block device at `path`
 /// (BLKFLSBUF). Returns 0 or -1 with errno set.
 int qb_flush_block_device(const char *path);
