@@ -74,9 +74,6 @@ public final class TaskService: ContainerdTaskV2TaskService, Sendable {
         guard access("\(bundle)/config.json", R_OK) == 0 else {
             throw GuestAgentError(.failedPrecondition, "\(bundle)/config.json is missing (write it with System/WriteFile)")
         }
-        if try BundleSpec.ensureCgroupNamespace(bundle: bundle) {
-            PID1.debugLog("\(request.id): added a cgroup namespace (the spec mounts /sys/fs/cgroup)")
-        }
         let io = try await ProcessIO.prepare(terminal: request.terminal, stdin: request.stdin, stdout: request.stdout,
                                              stderr: request.stderr, registry: registry, timeout: streamTimeout)
         let process = ManagedProcess(containerID: request.id, execID: "", io: io)

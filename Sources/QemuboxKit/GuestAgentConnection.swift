@@ -1,6 +1,7 @@
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import Tracing
 import QemuboxAPI
 import TTRPCCodec
 import VsockTransport
@@ -39,7 +40,9 @@ public final class GuestAgentConnection: Sendable {
         let session: YamuxSession
         do {
             // The guest opens no streams: any it tries is reset at once.
-            session = try await VirtioSerialHost.connect(path: path, configuration: .refusingPeerStreams, timeout: timeout)
+            session = try await withSpan("qemubox.agent.sync") { _ in
+                try await VirtioSerialHost.connect(path: path, configuration: .refusingPeerStreams, timeout: timeout)
+            }
         } catch {
             throw QemuboxError(.agentUnavailable, "no agent on \(path): \(error)")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Tracing
 import ProcessSpawn
 import NIOPosix
 import Logging
@@ -85,7 +86,7 @@ public actor VirtualMachine {
         guard state == .created else { throw QemuboxError(.invalidState, "start in state \(state)") }
         state = .starting
         do {
-            try await launch()
+            try await withSpan("qemubox.vm.launch") { _ in try await launch() }
         } catch {
             await abortStart()
             throw error

@@ -66,7 +66,9 @@ enum Fixtures {
             "linux": [
                 "cgroupsPath": "/default/\(id)",
                 "resources": ["devices": [["allow": false, "access": "rwm"]]],
-                "namespaces": [["type": "pid"], ["type": "ipc"], ["type": "uts"], ["type": "mount"], ["type": "network"]],
+                // The host adds the cgroup namespace (PodSpec.guestConfig); the agent runs the spec as written.
+                "namespaces": [["type": "pid"], ["type": "ipc"], ["type": "uts"], ["type": "mount"], ["type": "network"],
+                               ["type": "cgroup"]],
                 "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
                                 "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
                 "readonlyPaths": ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],

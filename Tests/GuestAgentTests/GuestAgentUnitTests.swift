@@ -188,38 +188,6 @@ import TestSupport
     }
 }
 
-@Suite struct BundleSpecTests {
-    static let base = """
-    {"ociVersion":"1.0.2","process":{"args":["sh"],"cwd":"/"},"root":{"path":"rootfs"},
-     "mounts":[{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["ro"]}],
-     "linux":{"namespaces":[{"type":"pid"},{"type":"mount"}],"resources":{"memory":{"limit":9223372036854775807}},
-              "x-vendor":{"keep":true}}}
-    """
-
-    @Test func cgroupNamespaceIsAddedWhenTheSpecMountsCgroupfs() async throws {
-        try await TemporaryDirectory.with { dir in
-            try Data(Self.base.utf8).write(to: URL(fileURLWithPath: dir + "/config.json"))
-            #expect(try BundleSpec.ensureCgroupNamespace(bundle: dir))
-            let spec = try RuntimeSpec.load(bundle: dir)
-            #expect(spec.linux?.namespaces?.map(\.type.rawValue) == ["pid", "mount", "cgroup"])
-            // Nothing else is lost: unknown members and a UInt64 limit survive.
-            #expect(spec.linux?.extensions["x-vendor"] != nil)
-            #expect(spec.linux?.resources?.memory?.limit == 9_223_372_036_854_775_807)
-            // Idempotent.
-            #expect(try BundleSpec.ensureCgroupNamespace(bundle: dir) == false)
-        }
-    }
-
-    @Test func specsWithoutACgroupMountOrWithANamespaceAreLeftAlone() throws {
-        var spec = try JSONDecoder().decode(RuntimeSpec.self, from: Data(Self.base.utf8))
-        spec.mounts = []
-        #expect(!BundleSpec.addCgroupNamespaceIfNeeded(&spec))
-        var joined = try JSONDecoder().decode(RuntimeSpec.self, from: Data(Self.base.utf8))
-        joined.linux?.namespaces?.append(.init(type: .cgroup, path: "/proc/1/ns/cgroup"))
-        #expect(!BundleSpec.addCgroupNamespaceIfNeeded(&joined))
-    }
-}
-
 /// The guest's tracer: records only under a sampled, well-formed `traceparent`, links its
 /// spans, and sends a batch when the span that joined the host's trace ends.
 @Suite struct GuestTracerTests {

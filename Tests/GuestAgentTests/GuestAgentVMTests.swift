@@ -95,7 +95,7 @@ struct GuestAgentVMTests {
                 #expect(waited.exitStatus == 3)
                 let (outText, errText) = try await (out, err)
                 // The container sees its own cgroup at /sys/fs/cgroup (pids.max
-                // exists only below the root): the agent added a cgroup namespace.
+                // exists only below the root): crun made the spec's cgroup namespace.
                 #expect(outText == "out\nmax\n")
                 // readonlyPaths from config.json are honoured: /proc/sys is read-only.
                 #expect(errText.hasPrefix("err\n"))

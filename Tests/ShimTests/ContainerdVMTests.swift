@@ -43,6 +43,13 @@ import Testing
                 let ok = try await containerd.ctr("run --rm \(runtime) \(Self.image) ok\(n) true")
                 #expect(ok.status == 0, "\(runtime): \(ok.stderr)")
             }
+            // A spec that mounts cgroupfs at /sys/fs/cgroup without a cgroup namespace (as CRI's
+            // do): the shim adds one, so the container sees its own cgroup (with a pids.max,
+            // which only non-root cgroups have), not the guest's whole hierarchy.
+            let cgroup = try await containerd.ctr(
+                "run --rm --mount type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro:nosuid:nodev:noexec "
+                    + "\(Self.qemubox) \(Self.image) cg sh -c 'cat /proc/self/cgroup; cat /sys/fs/cgroup/pids.max'")
+            #expect(cgroup.status == 0 && cgroup.stdout == "0::/\nmax\n", "\(cgroup.stdout) \(cgroup.stderr)")
         }
     }
 

@@ -47,6 +47,42 @@ import Testing
         #expect(try PodSpec.guestConfig(plain, original: bytes, terminal: false) == bytes)
     }
 
+    /// crun shows the guest's whole cgroup hierarchy at /sys/fs/cgroup unless the container
+    /// has a cgroup namespace: the guest config gets one when the spec mounts cgroupfs there
+    /// and names none (the agent runs the spec as written), losing nothing else.
+    @Test func guestConfigAddsACgroupNamespaceWhenTheSpecMountsCgroupfs() throws {
+        let original = Data("""
+        {"ociVersion":"1.0.2","process":{"args":["sh"],"cwd":"/"},"root":{"path":"rootfs"},
+         "mounts":[{"destination":"/sys/fs/cgroup","type":"cgroup","source":"cgroup","options":["ro"]}],
+         "linux":{"namespaces":[{"type":"pid"},{"type":"mount"}],"resources":{"memory":{"limit":9223372036854775807}},
+                  "x-vendor":{"keep":true}}}
+        """.utf8)
+        let spec = try JSONDecoder().decode(RuntimeSpec.self, from: original)
+        let data = try PodSpec.guestConfig(spec, original: original, terminal: false)
+        let guest = try JSONDecoder().decode(RuntimeSpec.self, from: data)
+        #expect(guest.linux?.namespaces?.map(\.type.rawValue) == ["pid", "mount", "cgroup"])
+        #expect(guest.linux?.extensions["x-vendor"] != nil)
+        #expect(guest.linux?.resources?.memory?.limit == 9_223_372_036_854_775_807)
+        // Already there (made or joined), or no cgroupfs at /sys/fs/cgroup: the bytes as given.
+        #expect(try PodSpec.guestConfig(guest, original: data, terminal: false) == data)
+        var joined = spec
+        joined.linux?.namespaces?.append(.init(type: .cgroup, path: "/proc/1/ns/cgroup"))
+        #expect(!PodSpec.needsCgroupNamespace(joined))
+        var unmounted = spec
+        unmounted.mounts = []
+        let bytes = try JSONEncoder().encode(unmounted)
+        #expect(try PodSpec.guestConfig(unmounted, original: bytes, terminal: false) == bytes)
+    }
+
+    @Test func ownPIDNamespace() {
+        var spec = RuntimeSpec()
+        #expect(!PodSpec.hasOwnPIDNamespace(spec))
+        spec.linux = RuntimeSpec.Linux(namespaces: [.init(type: .pid)])
+        #expect(PodSpec.hasOwnPIDNamespace(spec))
+        spec.linux = RuntimeSpec.Linux(namespaces: [.init(type: .pid, path: "/proc/7/ns/pid")])
+        #expect(!PodSpec.hasOwnPIDNamespace(spec))
+    }
+
     @Test func sizingFollowsTheLimits() {
         var spec = RuntimeSpec()
         #expect(PodSpec.memoryMiB(spec, defaultMiB: 256, overheadMiB: 64) == 256)

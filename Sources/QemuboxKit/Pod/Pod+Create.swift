@@ -118,6 +118,7 @@ extension Pod {
                 copiedIn: Dictionary(uniqueKeysWithValues: zip(copied, trees).filter { !$0.0.readOnly }
                     .map { ($0.0.index, $0.1.first?.data ?? Data()) }))
             containers[request.id]?.resources = spec.linux?.resources
+            containers[request.id]?.ownPIDNamespace = PodSpec.hasOwnPIDNamespace(spec)
             startBackground(sandbox)
             watchHostMounts(request.id)
             let created = ContinuousClock.now

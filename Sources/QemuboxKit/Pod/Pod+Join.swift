@@ -73,6 +73,7 @@ extension Pod {
                     .map { ($0.0.index, $0.1.first?.data ?? Data()) }))
             container.attachedDisks = attached
             container.resources = spec.linux?.resources
+            container.ownPIDNamespace = PodSpec.hasOwnPIDNamespace(spec)
             containers[request.id] = container
             watchHostMounts(request.id)
             let created = ContinuousClock.now

@@ -67,6 +67,9 @@ public actor Pod {
         var attachedDisks: [String] = []
         /// Its cgroup limits: the spec's, then each `Update`'s (what the VM is sized for).
         var resources: RuntimeSpec.Resources?
+        /// The spec gives it a PID namespace of its own: when its init exits, the guest
+        /// kernel ends every process of the container.
+        var ownPIDNamespace = false
     }
 
     /// The pod's configuration.

@@ -78,8 +78,9 @@ public enum PodSpec {
                                    sources: [Int: String] = [:], joining sandboxPid: UInt32? = nil) throws -> Data {
         let networkNamespace = spec.linux?.namespaces?.contains { $0.type == .network } ?? false
         let joined = spec.linux?.namespaces?.contains { $0.path.map { !$0.isEmpty } ?? false } ?? false
+        let cgroupNamespace = needsCgroupNamespace(spec)
         if spec.root?.path == "rootfs" && (spec.process?.terminal ?? false) == terminal && !networkNamespace
-            && files.isEmpty && sources.isEmpty && !joined {
+            && files.isEmpty && sources.isEmpty && !joined && !cgroupNamespace {
             return original
         }
         do {
@@ -91,6 +92,10 @@ public enum PodSpec {
                 $0.root?.path = "rootfs"
                 $0.process?.terminal = terminal
                 $0.linux?.namespaces?.removeAll { $0.type == .network }
+                if cgroupNamespace {
+                    let namespaces = $0.linux?.namespaces ?? []
+                    $0.linux?.namespaces = namespaces + [RuntimeSpec.Namespace(type: .cgroup)]
+                }
                 if let sandboxPid {
                     for (i, entry) in ($0.linux?.namespaces ?? []).enumerated() where !(entry.path ?? "").isEmpty {
                         $0.linux?.namespaces?[i].path = namespaceFiles[entry.type].map { "/proc/\(sandboxPid)/ns/\($0)" }
@@ -104,6 +109,24 @@ public enum PodSpec {
         } catch {
             throw QemuboxError(.invalidBundle, "cannot re-encode config.json: \(error)")
         }
+    }
+
+    /// Whether the guest must add a cgroup namespace: `spec` mounts `/sys/fs/cgroup` and
+    /// names none (containerd's default spec), and without one the container would see
+    /// the whole guest's hierarchy. Done here, where the spec is parsed anyway, so the
+    /// guest finds nothing to change (the agent checks again for other hosts).
+    static func needsCgroupNamespace(_ spec: RuntimeSpec) -> Bool {
+        let mountsCgroup = (spec.mounts ?? []).contains {
+            $0.destination == "/sys/fs/cgroup" && ($0.type == "cgroup" || $0.type == "cgroup2")
+        }
+        guard mountsCgroup, let linux = spec.linux else { return false }
+        return !(linux.namespaces ?? []).contains { $0.type == .cgroup }
+    }
+
+    /// Whether `spec` gives the container a new PID namespace (one named without a path):
+    /// its init's exit then ends all of its processes.
+    public static func hasOwnPIDNamespace(_ spec: RuntimeSpec) -> Bool {
+        spec.linux?.namespaces?.contains { $0.type == .pid && ($0.path ?? "").isEmpty } ?? false
     }
 
     /// A file the host writes into the guest for a container.
