@@ -144,7 +144,7 @@ enum TemplateMemory {
         let input = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard input >= 0 else { throw QemuboxError(.stateDirectory, "open \(path): \(String(cString: strerror(errno)))") }
         defer { close(input) }
-        let output = qbx_memfd_create("qemubox-template")
+        let output = qbx_memfd_create(VMTemplate.memoryMemfdName)
         guard output >= 0 else { throw QemuboxError(.stateDirectory, "memfd_create: \(String(cString: strerror(errno)))") }
         do {
             try copyDataSegments(from: input, to: output, describe: "copying \(path) to a memfd")

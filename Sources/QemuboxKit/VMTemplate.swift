@@ -20,6 +20,10 @@ public struct VMTemplate: Sendable, Hashable {
     public var slots: Int
     /// The guest RAM file.
     public var memoryPath: String { directory + "/memory" }
+    /// The name of the memfds holding sealed copies of templates' RAM (`/proc/PID/fd` and
+    /// `/proc/PID/maps` show `/memfd:qemubox-template (deleted)`).
+    public static let memoryMemfdName = "qemubox-template"
+
     /// The saved device state.
     public var statePath: String { directory + "/state" }
 

@@ -16,6 +16,10 @@ struct OpenFiles: Sendable {
     }
 
     private var holders: [FileIdentity: [Holder]] = [:]
+    /// The subset of ``holders`` that map the file (`/proc/PID/maps`).
+    private var mappers: [FileIdentity: [Holder]] = [:]
+    /// What each process holds through a descriptor, and the link target it showed.
+    private var descriptors: [Int32: [(identity: FileIdentity, target: String)]] = [:]
 
     /// Scans `/proc`, looking only at descriptors whose link target passes `interesting`
     /// (e.g. contains `.erofs`), so that sockets and pipes cost nothing.
@@ -26,12 +30,15 @@ struct OpenFiles: Sendable {
             guard let pid = Int32(entry) else { continue }
             let fdDirectory = "\(procRoot)/\(pid)/fd"
             var command: String?
-            func add(_ identity: FileIdentity) {
+            func add(_ identity: FileIdentity, mapped: Bool) {
                 if command == nil {
                     command = ProcFile.text("\(procRoot)/\(pid)/comm")?
                         .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
                 }
                 let holder = Holder(pid: pid, command: command ?? "?")
+                if mapped, table.mappers[identity]?.contains(holder) != true {
+                    table.mappers[identity, default: []].append(holder)
+                }
                 if table.holders[identity]?.contains(holder) == true { return }
                 table.holders[identity, default: []].append(holder)
             }
@@ -39,11 +46,12 @@ struct OpenFiles: Sendable {
                 // start-end perms offset MAJ:MIN inode path
                 for line in maps.split(separator: "\n") {
                     let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
-                    guard fields.count == 6, interesting(String(fields[5])),
+                    // The path column is padded with spaces, which the split leaves on it.
+                    guard fields.count == 6, interesting(String(fields[5].drop { $0 == " " })),
                           let inode = UInt64(fields[4]), inode != 0 else { continue }
                     let device = fields[3].split(separator: ":").compactMap { UInt64($0, radix: 16) }
                     guard device.count == 2 else { continue }
-                    add(FileIdentity(device: Self.makeDevice(major: device[0], minor: device[1]), inode: inode))
+                    add(FileIdentity(device: Self.makeDevice(major: device[0], minor: device[1]), inode: inode), mapped: true)
                 }
             }
             guard let fds = try? fm.contentsOfDirectory(atPath: fdDirectory) else { continue }
@@ -53,7 +61,9 @@ struct OpenFiles: Sendable {
                       interesting(target) else { continue }
                 var st = stat()
                 guard stat(link, &st) == 0 else { continue }
-                add(FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino)))
+                let identity = FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+                add(identity, mapped: false)
+                table.descriptors[pid, default: []].append((identity, target))
             }
         }
         return table
@@ -63,6 +73,19 @@ struct OpenFiles: Sendable {
     static func makeDevice(major: UInt64, minor: UInt64) -> UInt64 {
         (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12) | ((major & ~0xfff) << 32)
     }
+
+    /// The processes mapping the file `identity` (`/proc/PID/maps`).
+    func mappers(of identity: FileIdentity) -> [Holder] {
+        mappers[identity] ?? []
+    }
+
+    /// The files `pid` holds through a descriptor whose link target passes `matching`.
+    func files(heldBy pid: Int32, matching: (String) -> Bool) -> [FileIdentity] {
+        (descriptors[pid] ?? []).filter { matching($0.target) }.map(\.identity)
+    }
+
+    /// The processes seen holding some interesting descriptor.
+    var processesWithDescriptors: [Int32] { Array(descriptors.keys) }
 
     /// The processes holding `path` open (empty when none, or when `path` does not exist).
     func holders(of path: String) -> [Holder] {

@@ -33,8 +33,12 @@ public struct TemplateReport: Sendable {
         public var memoryMiB: Int?
         /// vCPUs.
         public var vcpus: Int?
-        /// Processes holding its RAM file open or mapped (VMs restored from it).
+        /// Processes holding its RAM file open or mapped (a save, or a holder copying it).
         public var openBy: [String]
+        /// Its memory holder, serving the sealed copy of its RAM clones map (`name[pid]`).
+        public var memoryHolder: String?
+        /// The VMs restored from it that map that sealed copy (`name[pid]`).
+        public var clones: [String]
     }
 
     /// The store.
@@ -47,22 +51,56 @@ public struct TemplateReport: Sendable {
         store = VMTemplateStore(directory: directory)
     }
 
-    /// The templates, sorted by key.
+    /// The templates, sorted by key, with the processes that use each.
     public func list() -> [Template] {
-        scan().map { stored, openBy in
-            Template(key: stored.key, directory: stored.directory, state: Self.state(stored), complete: stored.complete,
-                     locked: stored.locked, bytes: stored.bytes, allocatedBytes: stored.allocatedBytes,
-                     created: stored.created, memoryMiB: stored.memoryMiB, vcpus: stored.vcpus, openBy: openBy)
+        let open = openFiles()
+        let holders = memoryHolders(open)
+        return store.storedTemplates().map { stored in
+            let holder = holders[stored.directory]
+            let clones = holder.map { holder in
+                open.files(heldBy: holder.pid, matching: Self.isSealedCopy)
+                    .flatMap { open.mappers(of: $0) }.filter { $0.pid != holder.pid }
+            } ?? []
+            return Template(key: stored.key, directory: stored.directory, state: Self.state(stored),
+                            complete: stored.complete, locked: stored.locked, bytes: stored.bytes,
+                            allocatedBytes: stored.allocatedBytes, created: stored.created,
+                            memoryMiB: stored.memoryMiB, vcpus: stored.vcpus, openBy: Self.users(open, stored),
+                            memoryHolder: holder.map { "\($0.command)[\($0.pid)]" },
+                            clones: Array(Set(clones)).sorted { $0.pid < $1.pid }.map { "\($0.command)[\($0.pid)]" })
         }
     }
 
     func scan() -> [(VMTemplateStore.StoredTemplate, [String])] {
-        let open = OpenFiles.scan(procRoot: procRoot, mappings: true) {
-            $0.hasSuffix("memory") || $0.hasSuffix("memory (deleted)")
+        let open = openFiles()
+        return store.storedTemplates().map { ($0, Self.users(open, $0)) }
+    }
+
+    private func openFiles() -> OpenFiles {
+        OpenFiles.scan(procRoot: procRoot, mappings: true) {
+            $0.hasSuffix("memory") || $0.hasSuffix("memory (deleted)") || Self.isSealedCopy($0)
         }
-        return store.storedTemplates().map { stored in
-            (stored, open.holders(of: stored.directory + "/memory").map { "\($0.command)[\($0.pid)]" })
+    }
+
+    private static func users(_ open: OpenFiles, _ stored: VMTemplateStore.StoredTemplate) -> [String] {
+        open.holders(of: stored.directory + "/memory").map { "\($0.command)[\($0.pid)]" }
+    }
+
+    /// A `/proc` link target or mapping of a template's sealed RAM copy.
+    static func isSealedCopy(_ target: String) -> Bool {
+        target.hasPrefix("/memfd:" + VMTemplate.memoryMemfdName)
+    }
+
+    /// The memory holders by template directory: processes holding a sealed copy whose
+    /// command line ends with the directory they serve (``TemplateMemoryHolder``'s form).
+    private func memoryHolders(_ open: OpenFiles) -> [String: OpenFiles.Holder] {
+        var found: [String: OpenFiles.Holder] = [:]
+        for pid in open.processesWithDescriptors where !open.files(heldBy: pid, matching: Self.isSealedCopy).isEmpty {
+            let argv = VMInventory.commandLine(of: pid, procRoot: procRoot).filter { !$0.isEmpty }
+            guard argv.count >= 2, let directory = argv.last, directory.hasPrefix("/") else { continue }
+            let command = ProcFile.text("\(procRoot)/\(pid)/comm")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+            found[directory] = OpenFiles.Holder(pid: pid, command: command)
         }
+        return found
     }
 
     static func state(_ stored: VMTemplateStore.StoredTemplate) -> String {

@@ -11,7 +11,8 @@ struct TemplatesCommand: ParsableCommand {
     /// `qemubox templates ls`.
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "ls", abstract: "List the templates: key, state, size, creation time.", aliases: ["list"])
+            commandName: "ls", abstract: "List the templates: key, state, size, creation time, memory holder, clones.",
+            aliases: ["list"])
 
         @OptionGroup var global: GlobalOptions
 
@@ -24,12 +25,13 @@ struct TemplatesCommand: ParsableCommand {
             case .table:
                 let now = Date()
                 Output.out(Output.table(
-                    ["KEY", "STATE", "SIZE", "MEMORY", "VCPUS", "CREATED", "IN USE"],
+                    ["KEY", "STATE", "SIZE", "MEMORY", "VCPUS", "CREATED", "HOLDER", "CLONES"],
                     templates.map { t in
                         [t.key + (t.directory.hasSuffix(t.key) ? "" : " (" + (t.directory as NSString).lastPathComponent + ")"),
                          t.state, Units.bytes(t.allocatedBytes), t.memoryMiB.map { "\($0) MiB" } ?? "-",
                          t.vcpus.map(String.init) ?? "-", Units.duration(now.timeIntervalSince(t.created)) + " ago",
-                         t.openBy.isEmpty ? "-" : "\(t.openBy.count) VM(s)"]
+                         t.memoryHolder.map { "pid " + ($0.split(separator: "[").last?.dropLast() ?? "?") } ?? "-",
+                         "\(t.clones.count)"]
                     }))
             }
         }

@@ -129,6 +129,11 @@ import Testing
                 #expect(maps.contains("/memfd:qemubox-template"), "the clone does not map the sealed template copy")
                 #expect(!maps.contains("/memory"), "the clone maps a RAM file")
                 #expect(templates.first?.openBy == [], "\(templates)")
+                // ls names the template's memory holder and this clone, which maps its sealed copy.
+                #expect(templates.first?.memoryHolder != nil, "\(templates)")
+                #expect(templates.first?.clones.contains { $0.hasSuffix("[\(vm.pid)]") } == true, "\(templates)")
+                let listing = try await QemuboxBinary.run(["templates", "ls", "--config", config])
+                #expect(listing.stdout.contains("HOLDER") && listing.stdout.contains("CLONES"), "\(listing.stdout)")
                 let kept = try await QemuboxBinary.json(TemplateReport.PruneResult.self,
                                                         ["templates", "prune", "--config", config])
                 #expect(kept.decisions.map(\.removed) == [false])
