@@ -111,10 +111,10 @@ public enum PodSpec {
         }
     }
 
-    /// Whether the guest must add a cgroup namespace: `spec` mounts `/sys/fs/cgroup` and
-    /// names none (containerd's default spec), and without one the container would see
-    /// the whole guest's hierarchy. Done here, where the spec is parsed anyway, so the
-    /// guest finds nothing to change (the agent checks again for other hosts).
+    /// Whether the guest config needs a cgroup namespace added: `spec` mounts cgroupfs at
+    /// `/sys/fs/cgroup` (CRI's specs do) and names none, and without one crun shows the
+    /// container the guest's whole hierarchy there. Decided here, where the spec is parsed
+    /// anyway: the guest agent runs config.json as written.
     static func needsCgroupNamespace(_ spec: RuntimeSpec) -> Bool {
         let mountsCgroup = (spec.mounts ?? []).contains {
             $0.destination == "/sys/fs/cgroup" && ($0.type == "cgroup" || $0.type == "cgroup2")
