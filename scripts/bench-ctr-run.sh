@@ -18,10 +18,9 @@ runs="${1:-7}"
 source "$(dirname "$0")/lib/private-containerd.sh"
 now() { date +%s.%N; }
 declare -a runc_t qbx_t
-n=0
-one() { # one RUNTIME → seconds
-    n=$((n + 1))
-    local t0 t1
+one() { # one RUNTIME → seconds (called in a subshell: the name comes from the clock)
+    local n t0 t1
+    n=$(date +%s%N)
     t0=$(now)
     $C run --rm --runtime "$1" "$IMG" "bench$n" true >/dev/null 2>&1 || echo "run $n with $1 failed" >&2
     t1=$(now)
