@@ -1,4 +1,5 @@
 #include "CGuestAgentSupport.h"
+#include "fdwait.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -8,19 +9,12 @@
 int qb_watch_modifications(const char *path) {
     int fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (fd < 0) return -1;
-    if (inotify_add_watch(fd, path, IN_MODIFY) < 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
+    if (inotify_add_watch(fd, path, IN_MODIFY) < 0) return qb_close_failed(fd);
     return fd;
 }
 
 int qb_wait_modification(int fd, int timeout_ms) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int n;
-    do { n = poll(&p, 1, timeout_ms); } while (n < 0 && errno == EINTR);
+    int n = qb_poll_readable(fd, timeout_ms);
     if (n < 0) return -1;
     if (n == 0) return 0;
     /* Drain every queued event; report whether the watch went away (file removed). */

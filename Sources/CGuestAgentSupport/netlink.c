@@ -2,6 +2,7 @@
 // request per call, each acknowledged. Only what ConfigureNetwork needs.
 #define _GNU_SOURCE
 #include "CGuestAgentSupport.h"
+#include "fdwait.h"
 
 #include <errno.h>
 #include <net/if.h>
@@ -154,19 +155,12 @@ int qb_uevent_open(void) {
     int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT);
     if (fd < 0) return -1;
     struct sockaddr_nl local = { .nl_family = AF_NETLINK, .nl_groups = 1 };
-    if (bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
+    if (bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0) return qb_close_failed(fd);
     return fd;
 }
 
 int qb_uevent_wait(int fd, int timeout_ms) {
-    struct pollfd p = { .fd = fd, .events = POLLIN };
-    int n;
-    do { n = poll(&p, 1, timeout_ms); } while (n < 0 && errno == EINTR);
+    int n = qb_poll_readable(fd, timeout_ms);
     if (n <= 0) return n;
     char buffer[8192];
     while (recv(fd, buffer, sizeof(buffer), 0) > 0) {}
