@@ -19,7 +19,7 @@ struct OpenFiles: Sendable {
     /// The subset of ``holders`` that map the file (`/proc/PID/maps`).
     private var mappers: [FileIdentity: [Holder]] = [:]
     /// What each process holds through a descriptor, and the link target it showed.
-    private var descriptors: [Int32: [(identity: FileIdentity, target: String)]] = [:]
+    private var descriptors: [Holder: [(identity: FileIdentity, target: String)]] = [:]
 
     /// Scans `/proc`, looking only at descriptors whose link target passes `interesting`
     /// (e.g. contains `.erofs`), so that sockets and pipes cost nothing.
@@ -30,7 +30,8 @@ struct OpenFiles: Sendable {
             guard let pid = Int32(entry) else { continue }
             let fdDirectory = "\(procRoot)/\(pid)/fd"
             var command: String?
-            func add(_ identity: FileIdentity, mapped: Bool) {
+            @discardableResult
+            func add(_ identity: FileIdentity, mapped: Bool) -> Holder {
                 if command == nil {
                     command = ProcFile.text("\(procRoot)/\(pid)/comm")?
                         .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
@@ -39,8 +40,10 @@ struct OpenFiles: Sendable {
                 if mapped, table.mappers[identity]?.contains(holder) != true {
                     table.mappers[identity, default: []].append(holder)
                 }
-                if table.holders[identity]?.contains(holder) == true { return }
-                table.holders[identity, default: []].append(holder)
+                if table.holders[identity]?.contains(holder) != true {
+                    table.holders[identity, default: []].append(holder)
+                }
+                return holder
             }
             if mappings, let maps = ProcFile.text("\(procRoot)/\(pid)/maps") {
                 // start-end perms offset MAJ:MIN inode path
@@ -62,8 +65,7 @@ struct OpenFiles: Sendable {
                 var st = stat()
                 guard stat(link, &st) == 0 else { continue }
                 let identity = FileIdentity(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
-                add(identity, mapped: false)
-                table.descriptors[pid, default: []].append((identity, target))
+                table.descriptors[add(identity, mapped: false), default: []].append((identity, target))
             }
         }
         return table
@@ -79,13 +81,14 @@ struct OpenFiles: Sendable {
         mappers[identity] ?? []
     }
 
-    /// The files `pid` holds through a descriptor whose link target passes `matching`.
-    func files(heldBy pid: Int32, matching: (String) -> Bool) -> [FileIdentity] {
-        (descriptors[pid] ?? []).filter { matching($0.target) }.map(\.identity)
+    /// The processes holding, through descriptors, files whose link target passes
+    /// `matching`, with those files.
+    func descriptorHolders(matching: (String) -> Bool) -> [(holder: Holder, files: [FileIdentity])] {
+        descriptors.compactMap { holder, held in
+            let files = held.filter { matching($0.target) }.map(\.identity)
+            return files.isEmpty ? nil : (holder, files)
+        }
     }
-
-    /// The processes seen holding some interesting descriptor.
-    var processesWithDescriptors: [Int32] { Array(descriptors.keys) }
 
     /// The processes holding `path` open (empty when none, or when `path` does not exist).
     func holders(of path: String) -> [Holder] {

@@ -56,11 +56,9 @@ public struct TemplateReport: Sendable {
         let open = openFiles()
         let holders = memoryHolders(open)
         return store.storedTemplates().map { stored in
-            let holder = holders[stored.directory]
-            let clones = holder.map { holder in
-                open.files(heldBy: holder.pid, matching: Self.isSealedCopy)
-                    .flatMap { open.mappers(of: $0) }.filter { $0.pid != holder.pid }
-            } ?? []
+            let holder = holders[stored.directory]?.holder
+            let clones = (holders[stored.directory]?.copies ?? []).flatMap { open.mappers(of: $0) }
+                .filter { $0.pid != holder?.pid }
             return Template(key: stored.key, directory: stored.directory, state: Self.state(stored),
                             complete: stored.complete, locked: stored.locked, bytes: stored.bytes,
                             allocatedBytes: stored.allocatedBytes, created: stored.created,
@@ -92,13 +90,12 @@ public struct TemplateReport: Sendable {
 
     /// The memory holders by template directory: processes holding a sealed copy whose
     /// command line ends with the directory they serve (``TemplateMemoryHolder``'s form).
-    private func memoryHolders(_ open: OpenFiles) -> [String: OpenFiles.Holder] {
-        var found: [String: OpenFiles.Holder] = [:]
-        for pid in open.processesWithDescriptors where !open.files(heldBy: pid, matching: Self.isSealedCopy).isEmpty {
-            let argv = VMInventory.commandLine(of: pid, procRoot: procRoot).filter { !$0.isEmpty }
+    private func memoryHolders(_ open: OpenFiles) -> [String: (holder: OpenFiles.Holder, copies: [FileIdentity])] {
+        var found: [String: (holder: OpenFiles.Holder, copies: [FileIdentity])] = [:]
+        for (holder, copies) in open.descriptorHolders(matching: Self.isSealedCopy) {
+            let argv = VMInventory.commandLine(of: holder.pid, procRoot: procRoot).filter { !$0.isEmpty }
             guard argv.count >= 2, let directory = argv.last, directory.hasPrefix("/") else { continue }
-            let command = ProcFile.text("\(procRoot)/\(pid)/comm")?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
-            found[directory] = OpenFiles.Holder(pid: pid, command: command)
+            found[directory] = (holder, copies)
         }
         return found
     }

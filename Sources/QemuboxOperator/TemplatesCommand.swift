@@ -30,7 +30,7 @@ struct TemplatesCommand: ParsableCommand {
                         [t.key + (t.directory.hasSuffix(t.key) ? "" : " (" + (t.directory as NSString).lastPathComponent + ")"),
                          t.state, Units.bytes(t.allocatedBytes), t.memoryMiB.map { "\($0) MiB" } ?? "-",
                          t.vcpus.map(String.init) ?? "-", Units.duration(now.timeIntervalSince(t.created)) + " ago",
-                         t.memoryHolder.map { "pid " + ($0.split(separator: "[").last?.dropLast() ?? "?") } ?? "-",
+                         t.memoryHolder ?? "-",
                          "\(t.clones.count)"]
                     }))
             }
