@@ -17,11 +17,41 @@ struct BenchResult: Decodable {
     var seconds: Double
     var calls_per_sec: Double
     var mb_per_sec: Double
+    /// The Go client's own CPU time over the run.
+    var cpu_seconds: Double
+}
+
+/// CPU seconds (user + system) this process has used: the Swift server's, while a Go
+/// client drives it (nothing else here runs meanwhile).
+func ownCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+        + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+/// CPU seconds another process has used, from `/proc/PID/stat` (utime + stime, in ticks).
+func processCPUSeconds(_ pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let end = stat.lastIndex(of: ")") else { return .nan }
+    // Fields after the command name start at field 3; utime and stime are fields 14 and 15.
+    let fields = stat[stat.index(after: end)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return .nan }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
 
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
     return sorted[sorted.count / 2]
+}
+
+// `TTRPCBenchmark --serve PATH`: only the Swift echo server, until killed (for profiling it
+// under `perf record -p` while `ttrpc-peer bench` drives it).
+if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--serve" {
+    let server = TTRPCServer(services: [EchoService.make()])
+    try await server.bind(unixDomainSocketPath: CommandLine.arguments[2])
+    print("serving on \(CommandLine.arguments[2])")
+    while true { try await Task.sleep(for: .seconds(3600)) }
 }
 
 let seconds = CommandLine.arguments.dropFirst().first.flatMap(Double.init) ?? 3
@@ -37,10 +67,14 @@ try await server.bind(unixDomainSocketPath: swiftSocket)
 let goServer = try await PeerProcess.start(peer, ["server", "-socket", goSocket])
 defer { goServer.stop() }
 
-func goBench(_ socket: String, size: Int, concurrency: Int) async throws -> BenchResult {
+/// One Go-client run against `socket`, with the server's CPU seconds over it.
+func goBench(_ socket: String, size: Int, concurrency: Int) async throws -> (BenchResult, serverCPU: Double) {
+    let serverCPU = { socket == swiftSocket ? ownCPUSeconds() : processCPUSeconds(goServer.pid) }
+    let before = serverCPU()
     let out = try await GoPeer.run(peer, ["bench", "-socket", socket, "-duration", "\(seconds)s",
                                     "-size", "\(size)", "-concurrency", "\(concurrency)"])
-    return try JSONDecoder().decode(BenchResult.self, from: out)
+    let used = serverCPU() - before
+    return (try JSONDecoder().decode(BenchResult.self, from: out), used)
 }
 
 func swiftClientBench(_ socket: String, size: Int, concurrency: Int) async throws -> Double {
@@ -71,6 +105,7 @@ func swiftClientBench(_ socket: String, size: Int, concurrency: Int) async throw
     return Double(calls) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
 }
 
+var cpuRows: [String] = []
 print("| scenario | Swift server | Go server | Swift / Go |")
 print("|---|---|---|---|")
 let scenarios: [(String, Int, Int, Bool)] = [
@@ -81,18 +116,31 @@ let scenarios: [(String, Int, Int, Bool)] = [
 for (name, size, concurrency, megabytes) in scenarios {
     var swiftRuns: [Double] = []
     var goRuns: [Double] = []
+    // CPU microseconds per call: [server, client] for each server.
+    var swiftCPU: [[Double]] = [[], []]
+    var goCPU: [[Double]] = [[], []]
     for round in 0..<3 {
         // Alternate which server goes first to spread any warm-up or noise.
         let order = round % 2 == 0 ? [swiftSocket, goSocket] : [goSocket, swiftSocket]
         for socket in order {
-            let result = try await goBench(socket, size: size, concurrency: concurrency)
+            let (result, serverCPU) = try await goBench(socket, size: size, concurrency: concurrency)
             precondition(result.failures == 0, "benchmark calls failed")
             let value = megabytes ? result.mb_per_sec : result.calls_per_sec
-            if socket == swiftSocket { swiftRuns.append(value) } else { goRuns.append(value) }
+            let perCall = [serverCPU, result.cpu_seconds].map { $0 * 1e6 / Double(max(result.calls, 1)) }
+            if socket == swiftSocket {
+                swiftRuns.append(value)
+                for i in 0..<2 { swiftCPU[i].append(perCall[i]) }
+            } else {
+                goRuns.append(value)
+                for i in 0..<2 { goCPU[i].append(perCall[i]) }
+            }
         }
     }
     let (s, g) = (median(swiftRuns), median(goRuns))
     print(String(format: "| Go client → %@ | %.0f | %.0f | %.2f× |", name, s, g, s / g))
+    cpuRows.append(String(format: "| %@ | %.1f | %.1f | %.2f× | %.1f | %.1f |", name,
+                          median(swiftCPU[0]), median(goCPU[0]), median(swiftCPU[0]) / median(goCPU[0]),
+                          median(swiftCPU[1]), median(goCPU[1])))
 }
 // The Swift client against both servers.
 var swiftToSwift: [Double] = []
@@ -131,4 +179,10 @@ for _ in 0..<3 {
 try await client.close()
 print(String(format: "| Swift client ← Swift server, server-streaming MB/s (64 KiB messages) | %.0f | n/a | — |",
              median(streamRuns)))
+print("")
+print("CPU time per call, µs (medians; the Go client's own, and the server process's):")
+print("")
+print("| scenario | Swift server | Go server | Swift / Go | Go client (→ Swift) | Go client (→ Go) |")
+print("|---|---|---|---|---|---|")
+for row in cpuRows { print(row) }
 await server.shutdown()

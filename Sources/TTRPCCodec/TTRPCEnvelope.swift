@@ -70,3 +70,66 @@ extension TTRPCError {
         TTRPCError(.resourceExhausted, "message length \(length) exceed maximum message size of \(limit)")
     }
 }
+
+/// A server's response frame written in one pass: the frame header, then the
+/// `ttrpc.Response` envelope around the payload, the same bytes SwiftProtobuf writes for
+/// `Ttrpc_Response(status:payload:)` (field 1 `status`, omitted when OK; field 2
+/// `payload`, omitted when empty), without building the message or copying the
+/// payload twice.
+enum TTRPCResponseWire {
+    private static let statusTag: UInt8 = 0x0A  // field 1, length-delimited
+    private static let payloadTag: UInt8 = 0x12  // field 2, length-delimited
+
+    /// The whole frame (header included) answering `streamID`.
+    static func frame(streamID: UInt32, status: TTRPCError?, payload: Data,
+                      allocator: ByteBufferAllocator) throws -> ByteBuffer {
+        // A status is written only when it is not OK, so it is never empty: its code is set.
+        var statusBytes: [UInt8] = []
+        if let status, status.code != .ok {
+            var wire = Google_Rpc_Status()
+            wire.code = status.code.rawValue
+            wire.message = status.message
+            statusBytes = try wire.serializedBytes()
+        }
+        var length = 0
+        if !statusBytes.isEmpty {
+            length += 1 + varintSize(statusBytes.count) + statusBytes.count
+        }
+        if !payload.isEmpty {
+            length += 1 + varintSize(payload.count) + payload.count
+        }
+        var buffer = allocator.buffer(capacity: TTRPCFrameHeader.size + length)
+        buffer.writeTTRPCHeader(TTRPCFrameHeader(length: UInt32(truncatingIfNeeded: length),
+                                                 streamID: streamID, type: .response))
+        if !statusBytes.isEmpty {
+            buffer.writeInteger(statusTag)
+            writeVarint(statusBytes.count, to: &buffer)
+            buffer.writeBytes(statusBytes)
+        }
+        if !payload.isEmpty {
+            buffer.writeInteger(payloadTag)
+            writeVarint(payload.count, to: &buffer)
+            buffer.writeBytes(payload)
+        }
+        return buffer
+    }
+
+    static func varintSize(_ value: Int) -> Int {
+        var value = UInt64(truncatingIfNeeded: value)
+        var size = 1
+        while value >= 0x80 {
+            value >>= 7
+            size += 1
+        }
+        return size
+    }
+
+    static func writeVarint(_ value: Int, to buffer: inout ByteBuffer) {
+        var value = UInt64(truncatingIfNeeded: value)
+        while value >= 0x80 {
+            buffer.writeInteger(UInt8(truncatingIfNeeded: value) | 0x80)
+            value >>= 7
+        }
+        buffer.writeInteger(UInt8(truncatingIfNeeded: value))
+    }
+}

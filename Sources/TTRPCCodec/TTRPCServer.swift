@@ -134,11 +134,7 @@ public final class TTRPCServer: Sendable {
             _ = self?.state.withLockedValue { $0.connections.removeValue(forKey: key) }
         }
         do {
-            try channel.pipeline.syncOperations.addHandlers([
-                ByteToMessageHandler(TTRPCFrameDecoder(maxMessageSize: configuration.maxMessageSize)),
-                MessageToByteHandler(TTRPCFrameEncoder()),
-                handler,
-            ])
+            try channel.pipeline.syncOperations.addHandler(handler)
         } catch {
             channel.close(promise: nil)
             throw error

@@ -9,14 +9,18 @@ import NIOFoundationEssentialsCompat
 
 /// The server side of one ttrpc connection. Event-loop confined.
 ///
+/// The whole pipeline: it splits the byte stream into frames itself and writes each
+/// response as one buffer (header and envelope together), so a call costs no
+/// pipeline hop, type-erased message or intermediate buffer on either side.
+///
 /// Every request runs in its own task, so a slow handler never stalls the
 /// read loop. Reading pauses (TCP-style backpressure on the peer) while the
 /// connection has `maxConcurrentCalls` calls in flight or its socket is not
 /// writable, which bounds memory under a request flood.
 final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = TTRPCFrameEvent
-    typealias OutboundIn = TTRPCFrame
-    typealias OutboundOut = TTRPCFrame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     final class Call {
         let id: UInt32
@@ -46,11 +50,19 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var pendingRead = false
     private var writable = true
     private var draining = false
-    /// The newest write not yet on the wire. Writes complete in order, so once it
-    /// completes every earlier one has too.
-    private var pendingWrite: EventLoopFuture<Void>?
-    /// Set when the connection is to close as soon as `pendingWrite` is done.
-    private var closeWhenWritten = false
+    /// Splits the inbound byte stream into frames.
+    private var decoder: TTRPCFrameDecoder
+    /// Bytes received and not yet decoded (a partial frame, or frames behind the one
+    /// being handled).
+    private var cumulation: ByteBuffer?
+    /// Set while frames are being handled: bytes that arrive meanwhile (a channel that
+    /// delivers reads synchronously when a finished call asks for more) are only
+    /// appended, so frames are handled one at a time and in order.
+    private var decoding = false
+    /// Set between a read batch's first `channelRead` and its `channelReadComplete`:
+    /// responses written meanwhile are flushed there, together.
+    private var inReadBatch = false
+    private var flushAtReadComplete = false
 
     init(services: [String: TTRPCService], configuration: TTRPCServer.Configuration,
          logger: Logger = Logger(label: "ttrpc.server")) {
@@ -61,6 +73,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.startHandlersInline = configuration.startsHandlersOnEventLoop
         self.tracesRequests = configuration.tracesRequests
         self.logger = logger
+        self.decoder = TTRPCFrameDecoder(maxMessageSize: configuration.maxMessageSize)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -105,26 +118,16 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// Closes the connection once every response written so far is on the wire.
-    /// A response is written before its flush, which the coalescer runs on a later
-    /// tick; closing in between would discard it (a drain that finds no calls left
-    /// may run just after the last call finished).
+    /// A response is written before its flush, which may come on a later tick;
+    /// closing in between would discard it (a drain that finds no calls left may run
+    /// just after the last call finished). Writes complete in order, so an empty
+    /// write behind them completes once they are all out.
     private func closeOnceWritten() {
         guard let context else { return }
-        guard pendingWrite != nil else {
-            context.close(promise: nil)
-            return
-        }
-        closeWhenWritten = true
-        context.flush()
-    }
-
-    /// Records `future` as the newest write; closes on its completion if a close waits for it.
-    private func track(_ future: EventLoopFuture<Void>) {
-        pendingWrite = future
-        future.assumeIsolated().whenComplete { [weak self] _ in
-            guard let self, self.pendingWrite === future else { return }  // a later write is pending
-            self.pendingWrite = nil
-            if self.closeWhenWritten { self.context?.close(promise: nil) }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: written)
+        written.futureResult.assumeIsolated().whenComplete { [weak self] _ in
+            self?.context?.close(promise: nil)
         }
     }
 
@@ -136,7 +139,55 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        inReadBatch = true
+        let bytes = unwrapInboundIn(data)
+        if var pending = cumulation, pending.readableBytes > 0 {
+            cumulation = nil  // one owner while appending: no copy on write
+            pending.writeImmutableBuffer(bytes)
+            cumulation = pending
+        } else {
+            cumulation = bytes
+        }
+        guard !decoding else { return }  // the loop below, further up the stack, takes them
+        decoding = true
+        defer { decoding = false }
+        while var buffer = cumulation {
+            cumulation = nil
+            let event: TTRPCFrameEvent?
+            do {
+                event = try decoder.decode(buffer: &buffer)
+            } catch {
+                // The frame decoder skips what it cannot use instead of throwing.
+                logger.debug("ttrpc: undecodable stream", metadata: ["error": "\(error)"])
+                context.close(promise: nil)
+                return
+            }
+            cumulation = buffer.readableBytes > 0 ? buffer : nil
+            guard let event else { break }
+            receive(event)
+        }
+        // Reclaimed only now, when the frames handled above (slices of this buffer) are
+        // gone: moving a partial frame's bytes to the front then copies just those.
+        // (Room for the rest of a frame grows as its bytes arrive, never on the word of
+        // its header.)
+        if var pending = cumulation, pending.readerIndex > 0 {
+            cumulation = nil
+            pending.discardReadBytes()
+            cumulation = pending
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        inReadBatch = false
+        if flushAtReadComplete {
+            flushAtReadComplete = false
+            context.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    private func receive(_ event: TTRPCFrameEvent) {
+        switch event {
         case .oversized(let header):
             // Go ttrpc answers on the frame's stream and keeps the connection.
             let error = TTRPCError.oversized(length: header.length, limit: maxMessageSize)
@@ -321,11 +372,10 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             promise.fail(TTRPCError(.failedPrecondition, "method does not stream responses"))
             return
         }
-        var buffer = context.channel.allocator.buffer(capacity: payload.count)
+        var buffer = context.channel.allocator.buffer(capacity: TTRPCFrameHeader.size + payload.count)
+        buffer.writeTTRPCHeader(TTRPCFrameHeader(length: UInt32(payload.count), streamID: streamID, type: .data))
         buffer.writeBytes(payload)
-        track(promise.futureResult)
-        context.writeAndFlush(wrapOutboundOut(TTRPCFrame(streamID: streamID, type: .data, payload: buffer)),
-                              promise: promise)
+        context.writeAndFlush(wrapOutboundOut(buffer), promise: promise)
     }
 
     func finishCall(id: UInt32, result: Result<Data, any Error>) {
@@ -352,27 +402,32 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// Writes a response frame; the flush follows at the end of the read batch or,
+    /// for a call that finished later, on the next event-loop tick.
     private func respond(streamID: UInt32, status: TTRPCError?, payload: Data = Data()) {
         guard let context else { return }
-        var response = Ttrpc_Response(status: status, payload: payload)
-        var buffer: ByteBuffer
+        var frame: ByteBuffer
         do {
-            buffer = try response.ttrpcBuffer()
-            if buffer.readableBytes > maxMessageSize {
-                response = Ttrpc_Response(status: TTRPCError(
-                    .resourceExhausted, "response of \(buffer.readableBytes) bytes exceeds maximum message size of \(maxMessageSize)"),
-                    payload: Data())
-                buffer = try response.ttrpcBuffer()
+            frame = try TTRPCResponseWire.frame(streamID: streamID, status: status, payload: payload,
+                                                allocator: context.channel.allocator)
+            if frame.readableBytes - TTRPCFrameHeader.size > maxMessageSize {
+                let size = frame.readableBytes - TTRPCFrameHeader.size
+                frame = try TTRPCResponseWire.frame(
+                    streamID: streamID,
+                    status: TTRPCError(.resourceExhausted,
+                                       "response of \(size) bytes exceeds maximum message size of \(maxMessageSize)"),
+                    payload: Data(), allocator: context.channel.allocator)
             }
         } catch {
             logger.error("ttrpc: encoding response failed", metadata: ["error": "\(error)"])
             return
         }
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        track(promise.futureResult)
-        context.write(wrapOutboundOut(TTRPCFrame(streamID: streamID, type: .response, payload: buffer)),
-                      promise: promise)
-        flusher.flushSoon(context)
+        context.write(wrapOutboundOut(frame), promise: nil)
+        if inReadBatch {
+            flushAtReadComplete = true
+        } else {
+            flusher.flushSoon(context)
+        }
     }
 
     private let flusher = TTRPCFlushCoalescer()

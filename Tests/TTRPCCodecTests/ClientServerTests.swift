@@ -350,9 +350,7 @@ struct ClientServerTests {
         ])
         let handler = try await serverChannel.eventLoop.submit {
             let handler = TTRPCServerHandler(services: [hold.name: hold], configuration: TTRPCServer.Configuration())
-            try serverChannel.pipeline.syncOperations.addHandlers([
-                ByteToMessageHandler(TTRPCFrameDecoder()), MessageToByteHandler(TTRPCFrameEncoder()), handler,
-            ])
+            try serverChannel.pipeline.syncOperations.addHandler(handler)
             return NIOLoopBound(handler, eventLoop: serverChannel.eventLoop)
         }.get()
         let client = try await TTRPCClient(channel: clientChannel)

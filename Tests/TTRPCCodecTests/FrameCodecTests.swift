@@ -51,6 +51,32 @@ struct FrameCodecTests {
         #expect(decoded.error == TTRPCError(.notFound, "x"))
     }
 
+    @Test("the server's one-pass response frame is byte for byte header + SwiftProtobuf's envelope",
+          arguments: [0, 1, 127, 128, 16_383, 16_384, 70_000, 2_097_152])
+    func responseFrameMatchesProtobuf(payloadSize: Int) throws {
+        let payload = Data((0..<payloadSize).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        let statuses: [TTRPCError?] = [nil, TTRPCError(.ok, "ignored"), TTRPCError(.notFound, "x"),
+                                       TTRPCError(.unknown, String(repeating: "é", count: 200))]
+        for status in statuses {
+            let frame = try TTRPCResponseWire.frame(streamID: 0x0102_0305, status: status, payload: payload,
+                                                    allocator: ByteBufferAllocator())
+            var expected = ByteBuffer()
+            expected.writeTTRPCFrame(TTRPCFrame(
+                streamID: 0x0102_0305, type: .response,
+                payload: try Ttrpc_Response(status: status, payload: payload).ttrpcBuffer()))
+            #expect(frame == expected, "payload \(payloadSize) B, status \(String(describing: status))")
+        }
+    }
+
+    @Test("varint sizes at each 7-bit boundary")
+    func varintBoundaries() {
+        for (value, size) in [(0, 1), (127, 1), (128, 2), (16_383, 2), (16_384, 3), (Int(UInt32.max), 5)] {
+            var buffer = ByteBuffer()
+            TTRPCResponseWire.writeVarint(value, to: &buffer)
+            #expect(buffer.readableBytes == size && TTRPCResponseWire.varintSize(value) == size, "\(value)")
+        }
+    }
+
     @Test("unknown wire codes become Unknown; every code round-trips")
     func codes() {
         #expect(TTRPCError.Code(wireValue: 99) == .unknown)
