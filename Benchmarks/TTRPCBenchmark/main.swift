@@ -3,6 +3,7 @@
 // client in the same run, on unix sockets. Build in release:
 //
 //   swift run -c release TTRPCBenchmark [seconds-per-run]
+//   swift run -c release TTRPCBenchmark --serve PATH    (the Swift server alone, for perf)
 //
 // Prints a Markdown table (medians of 3 alternating runs) for
 // Documentation/performance.md.
@@ -45,16 +46,25 @@ func median(_ values: [Double]) -> Double {
     return sorted[sorted.count / 2]
 }
 
+// Run it with glibc's allocator thresholds fixed (see Documentation/performance.md):
+//   MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=268435456 TTRPCBenchmark 3
+// Otherwise glibc returns freed memory to the kernel whenever the top of the heap holds
+// more than a trim threshold that follows the largest buffer freed so far: with 1 MiB
+// messages the server then faults every buffer back in on each call, or not, depending
+// on which buffers happen to be alive together (one build measured 0.8 or 3.3 ms per
+// call). Go's heap keeps its pages.
+let arguments = CommandLine.arguments
+
 // `TTRPCBenchmark --serve PATH`: only the Swift echo server, until killed (for profiling it
 // under `perf record -p` while `ttrpc-peer bench` drives it).
-if CommandLine.arguments.count == 3, CommandLine.arguments[1] == "--serve" {
+if arguments.count == 3, arguments[1] == "--serve" {
     let server = TTRPCServer(services: [EchoService.make()])
-    try await server.bind(unixDomainSocketPath: CommandLine.arguments[2])
-    print("serving on \(CommandLine.arguments[2])")
+    try await server.bind(unixDomainSocketPath: arguments[2])
+    print("serving on \(arguments[2])")
     while true { try await Task.sleep(for: .seconds(3600)) }
 }
 
-let seconds = CommandLine.arguments.dropFirst().first.flatMap(Double.init) ?? 3
+let seconds = arguments.dropFirst().first.flatMap(Double.init) ?? 3
 let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ttrpc-bench-\(getpid())").path
 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(atPath: dir) }

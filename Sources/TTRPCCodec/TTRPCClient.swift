@@ -68,7 +68,7 @@ public final class TTRPCClient: Sendable {
     }
 
     /// Runs a client on an already connected channel that carries the raw ttrpc
-    /// byte stream. The frame codec and client handler are added to its pipeline.
+    /// byte stream. The client handler (which frames the stream itself) is added to its pipeline.
     public init(channel: any Channel, configuration: Configuration = Configuration()) async throws {
         self.channel = channel
         self.configuration = configuration
@@ -77,11 +77,7 @@ public final class TTRPCClient: Sendable {
                                                      perConnection: configuration.maxBufferedBytes)
         self.handler = try await channel.eventLoop.submit {
             let handler = TTRPCClientHandler(maxMessageSize: maxMessageSize, bufferLimits: limits)
-            try channel.pipeline.syncOperations.addHandlers([
-                ByteToMessageHandler(TTRPCFrameDecoder(maxMessageSize: maxMessageSize)),
-                MessageToByteHandler(TTRPCFrameEncoder()),
-                handler,
-            ])
+            try channel.pipeline.syncOperations.addHandler(handler)
             return NIOLoopBound(handler, eventLoop: channel.eventLoop)
         }.get()
     }

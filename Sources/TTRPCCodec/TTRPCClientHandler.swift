@@ -9,8 +9,8 @@ import NIOFoundationEssentialsCompat
 /// The client side of one ttrpc connection. Event-loop confined: every method
 /// runs on the channel's event loop.
 final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = TTRPCFrameEvent
-    typealias OutboundOut = TTRPCFrame
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     /// One outstanding call.
     final class Call {
@@ -57,10 +57,12 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var nextStreamID: UInt32 = 1
     private var calls: [UInt32: Call] = [:]
     private var closedError: TTRPCError?
+    private var frames: TTRPCInboundFrames
 
     init(maxMessageSize: Int, bufferLimits: BufferLimits = BufferLimits(perStream: 16 << 20, perConnection: 64 << 20)) {
         self.maxMessageSize = maxMessageSize
         self.bufferLimits = bufferLimits
+        self.frames = TTRPCInboundFrames(maxMessageSize: maxMessageSize)
     }
 
     var activeCalls: Int { calls.count }
@@ -124,7 +126,7 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let frame = TTRPCFrame(streamID: id, type: .request, flags: kind.requestFlags, payload: buffer)
         let written = context.eventLoop.makePromise(of: Void.self)
-        context.write(wrapOutboundOut(frame), promise: written)
+        context.write(wrapOutboundOut(frame.encoded(allocator: context.channel.allocator)), promise: written)
         flusher.flushSoon(context)
         written.futureResult.assumeIsolated().whenFailure { [weak self, weak call] error in
             guard let self, let call else { return }
@@ -146,14 +148,11 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         var flags: TTRPCFrameFlags = []
-        var buffer = ByteBuffer()
         if let payload {
             guard payload.count <= maxMessageSize else {
                 promise.fail(TTRPCError.oversized(length: UInt32(clamping: payload.count), limit: maxMessageSize))
                 return
             }
-            buffer = context.channel.allocator.buffer(capacity: payload.count)
-            buffer.writeBytes(payload)
         } else {
             flags.insert(.noData)
         }
@@ -161,7 +160,10 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             flags.insert(.remoteClosed)
             call.localClosed = true
         }
-        let frame = TTRPCFrame(streamID: call.id, type: .data, flags: flags, payload: buffer)
+        let length = payload?.count ?? 0
+        var frame = context.channel.allocator.buffer(capacity: TTRPCFrameHeader.size + length)
+        frame.writeTTRPCHeader(TTRPCFrameHeader(length: UInt32(length), streamID: call.id, type: .data, flags: flags))
+        if let payload { frame.writeBytes(payload) }
         context.writeAndFlush(wrapOutboundOut(frame), promise: promise)
     }
 
@@ -186,7 +188,19 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        guard frames.append(unwrapInboundIn(data)) else { return }
+        defer { frames.endDecoding() }
+        do {
+            while let event = try frames.next() { receive(event) }
+        } catch {
+            // The frame decoder skips what it cannot use instead of throwing.
+            failAll(.protocolViolation("undecodable stream: \(error)"))
+            context.close(promise: nil)
+        }
+    }
+
+    private func receive(_ event: TTRPCFrameEvent) {
+        switch event {
         case .oversized(let header):
             if let call = calls[header.streamID] {
                 finish(call, with: .oversized(length: header.length, limit: maxMessageSize))

@@ -78,6 +78,13 @@ public struct TTRPCFrame: Hashable, Sendable {
         self.payload = payload
     }
 
+    /// The whole frame, header and payload, in one new buffer.
+    func encoded(allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: TTRPCFrameHeader.size + payload.readableBytes)
+        buffer.writeTTRPCFrame(self)
+        return buffer
+    }
+
     /// The header this frame is written with.
     public var header: TTRPCFrameHeader {
         TTRPCFrameHeader(length: UInt32(truncatingIfNeeded: payload.readableBytes),

@@ -50,15 +50,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var pendingRead = false
     private var writable = true
     private var draining = false
-    /// Splits the inbound byte stream into frames.
-    private var decoder: TTRPCFrameDecoder
-    /// Bytes received and not yet decoded (a partial frame, or frames behind the one
-    /// being handled).
-    private var cumulation: ByteBuffer?
-    /// Set while frames are being handled: bytes that arrive meanwhile (a channel that
-    /// delivers reads synchronously when a finished call asks for more) are only
-    /// appended, so frames are handled one at a time and in order.
-    private var decoding = false
+    private var frames: TTRPCInboundFrames
     /// Set between a read batch's first `channelRead` and its `channelReadComplete`:
     /// responses written meanwhile are flushed there, together.
     private var inReadBatch = false
@@ -73,7 +65,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.startHandlersInline = configuration.startsHandlersOnEventLoop
         self.tracesRequests = configuration.tracesRequests
         self.logger = logger
-        self.decoder = TTRPCFrameDecoder(maxMessageSize: configuration.maxMessageSize)
+        self.frames = TTRPCInboundFrames(maxMessageSize: configuration.maxMessageSize)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -140,40 +132,14 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         inReadBatch = true
-        let bytes = unwrapInboundIn(data)
-        if var pending = cumulation, pending.readableBytes > 0 {
-            cumulation = nil  // one owner while appending: no copy on write
-            pending.writeImmutableBuffer(bytes)
-            cumulation = pending
-        } else {
-            cumulation = bytes
-        }
-        guard !decoding else { return }  // the loop below, further up the stack, takes them
-        decoding = true
-        defer { decoding = false }
-        while var buffer = cumulation {
-            cumulation = nil
-            let event: TTRPCFrameEvent?
-            do {
-                event = try decoder.decode(buffer: &buffer)
-            } catch {
-                // The frame decoder skips what it cannot use instead of throwing.
-                logger.debug("ttrpc: undecodable stream", metadata: ["error": "\(error)"])
-                context.close(promise: nil)
-                return
-            }
-            cumulation = buffer.readableBytes > 0 ? buffer : nil
-            guard let event else { break }
-            receive(event)
-        }
-        // Reclaimed only now, when the frames handled above (slices of this buffer) are
-        // gone: moving a partial frame's bytes to the front then copies just those.
-        // (Room for the rest of a frame grows as its bytes arrive, never on the word of
-        // its header.)
-        if var pending = cumulation, pending.readerIndex > 0 {
-            cumulation = nil
-            pending.discardReadBytes()
-            cumulation = pending
+        guard frames.append(unwrapInboundIn(data)) else { return }
+        defer { frames.endDecoding() }
+        do {
+            while let event = try frames.next() { receive(event) }
+        } catch {
+            // The frame decoder skips what it cannot use instead of throwing.
+            logger.debug("ttrpc: undecodable stream", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
         }
     }
 
