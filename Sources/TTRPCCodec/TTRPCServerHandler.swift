@@ -51,10 +51,6 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var writable = true
     private var draining = false
     private var frames: TTRPCInboundFrames
-    /// Set between a read batch's first `channelRead` and its `channelReadComplete`:
-    /// responses written meanwhile are flushed there, together.
-    private var inReadBatch = false
-    private var flushAtReadComplete = false
 
     init(services: [String: TTRPCService], configuration: TTRPCServer.Configuration,
          logger: Logger = Logger(label: "ttrpc.server")) {
@@ -131,7 +127,6 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        inReadBatch = true
         guard frames.append(unwrapInboundIn(data)) else { return }
         defer { frames.endDecoding() }
         do {
@@ -141,15 +136,6 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             logger.debug("ttrpc: undecodable stream", metadata: ["error": "\(error)"])
             context.close(promise: nil)
         }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        inReadBatch = false
-        if flushAtReadComplete {
-            flushAtReadComplete = false
-            context.flush()
-        }
-        context.fireChannelReadComplete()
     }
 
     private func receive(_ event: TTRPCFrameEvent) {
@@ -368,8 +354,8 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Writes a response frame; the flush follows at the end of the read batch or,
-    /// for a call that finished later, on the next event-loop tick.
+    /// Writes a response frame; the flush follows on the next event-loop tick, with
+    /// every other response written in this one.
     private func respond(streamID: UInt32, status: TTRPCError?, payload: Data = Data()) {
         guard let context else { return }
         var frame: ByteBuffer
@@ -389,11 +375,7 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         context.write(wrapOutboundOut(frame), promise: nil)
-        if inReadBatch {
-            flushAtReadComplete = true
-        } else {
-            flusher.flushSoon(context)
-        }
+        flusher.flushSoon(context)
     }
 
     private let flusher = TTRPCFlushCoalescer()
