@@ -80,8 +80,10 @@ enum TTRPCResponseWire {
     private static let statusTag: UInt8 = 0x0A  // field 1, length-delimited
     private static let payloadTag: UInt8 = 0x12  // field 2, length-delimited
 
-    /// The whole frame (header included) answering `streamID`.
-    static func frame(streamID: UInt32, status: TTRPCError?, payload: Data,
+    /// The whole frame (header included) answering `streamID`. An envelope longer than
+    /// `limit` is not built: the frame answers `ResourceExhausted` instead, as Go ttrpc's
+    /// server does for a reply over its maximum message size.
+    static func frame(streamID: UInt32, status: TTRPCError?, payload: Data, limit: Int,
                       allocator: ByteBufferAllocator) throws -> ByteBuffer {
         // A status is written only when it is not OK, so it is never empty: its code is set.
         var statusBytes: [UInt8] = []
@@ -97,6 +99,13 @@ enum TTRPCResponseWire {
         }
         if !payload.isEmpty {
             length += 1 + varintSize(payload.count) + payload.count
+        }
+        if length > limit {
+            return try frame(
+                streamID: streamID,
+                status: TTRPCError(.resourceExhausted,
+                                   "response of \(length) bytes exceeds maximum message size of \(limit)"),
+                payload: Data(), limit: .max, allocator: allocator)
         }
         var buffer = allocator.buffer(capacity: TTRPCFrameHeader.size + length)
         buffer.writeTTRPCHeader(TTRPCFrameHeader(length: UInt32(truncatingIfNeeded: length),

@@ -358,18 +358,10 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// every other response written in this one.
     private func respond(streamID: UInt32, status: TTRPCError?, payload: Data = Data()) {
         guard let context else { return }
-        var frame: ByteBuffer
+        let frame: ByteBuffer
         do {
             frame = try TTRPCResponseWire.frame(streamID: streamID, status: status, payload: payload,
-                                                allocator: context.channel.allocator)
-            if frame.readableBytes - TTRPCFrameHeader.size > maxMessageSize {
-                let size = frame.readableBytes - TTRPCFrameHeader.size
-                frame = try TTRPCResponseWire.frame(
-                    streamID: streamID,
-                    status: TTRPCError(.resourceExhausted,
-                                       "response of \(size) bytes exceeds maximum message size of \(maxMessageSize)"),
-                    payload: Data(), allocator: context.channel.allocator)
-            }
+                                                limit: maxMessageSize, allocator: context.channel.allocator)
         } catch {
             logger.error("ttrpc: encoding response failed", metadata: ["error": "\(error)"])
             return

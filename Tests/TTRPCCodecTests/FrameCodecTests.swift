@@ -59,13 +59,28 @@ struct FrameCodecTests {
                                        TTRPCError(.unknown, String(repeating: "é", count: 200))]
         for status in statuses {
             let frame = try TTRPCResponseWire.frame(streamID: 0x0102_0305, status: status, payload: payload,
-                                                    allocator: ByteBufferAllocator())
+                                                    limit: TTRPCLimits.maxMessageSize, allocator: ByteBufferAllocator())
             var expected = ByteBuffer()
             expected.writeTTRPCFrame(TTRPCFrame(
                 streamID: 0x0102_0305, type: .response,
                 payload: try Ttrpc_Response(status: status, payload: payload).ttrpcBuffer()))
             #expect(frame == expected, "payload \(payloadSize) B, status \(String(describing: status))")
         }
+    }
+
+    @Test("a reply over the limit is answered ResourceExhausted, with the size Go ttrpc reports")
+    func responseFrameOverTheLimit() throws {
+        let frame = try TTRPCResponseWire.frame(streamID: 7, status: nil, payload: Data(count: 200), limit: 100,
+                                                allocator: ByteBufferAllocator())
+        var bytes = frame
+        let readHeader = bytes.readTTRPCHeader()
+        let header = try #require(readHeader)
+        #expect(header.streamID == 7 && header.type == .response && Int(header.length) == bytes.readableBytes)
+        let response = try Ttrpc_Response(ttrpcBuffer: bytes)
+        // 1 tag byte + 2 length bytes + 200 payload bytes.
+        #expect(response.error == TTRPCError(.resourceExhausted,
+                                             "response of 203 bytes exceeds maximum message size of 100"))
+        #expect(response.payload.isEmpty)
     }
 
     @Test("varint sizes at each 7-bit boundary")
