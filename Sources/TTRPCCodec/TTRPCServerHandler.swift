@@ -11,7 +11,7 @@ import NIOFoundationEssentialsCompat
 ///
 /// The whole pipeline: it splits the byte stream into frames itself and writes each
 /// response as one buffer (header and envelope together), so a call costs no
-/// pipeline hop, type-erased message or intermediate buffer on either side.
+/// pipeline hop and no type-erased message on either side.
 ///
 /// Every request runs in its own task, so a slow handler never stalls the
 /// read loop. Reading pauses (TCP-style backpressure on the peer) while the
