@@ -160,10 +160,8 @@ final class TTRPCClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             flags.insert(.remoteClosed)
             call.localClosed = true
         }
-        let length = payload?.count ?? 0
-        var frame = context.channel.allocator.buffer(capacity: TTRPCFrameHeader.size + length)
-        frame.writeTTRPCHeader(TTRPCFrameHeader(length: UInt32(length), streamID: call.id, type: .data, flags: flags))
-        if let payload { frame.writeBytes(payload) }
+        let frame = TTRPCFrame.encoded(streamID: call.id, type: .data, flags: flags, payload: payload,
+                                       allocator: context.channel.allocator)
         context.writeAndFlush(wrapOutboundOut(frame), promise: promise)
     }
 

@@ -73,7 +73,7 @@ extension TTRPCError {
 
 /// A server's response frame: the frame header and the `ttrpc.Response` envelope
 /// (field 1 `status`, omitted when OK; field 2 `payload`, omitted when empty) in one
-/// buffer. The envelope's length is worked out before anything is built, so an
+/// buffer. A payload too large for the limit is found from its size alone, so an
 /// oversized reply costs no buffer of its size.
 ///
 /// The envelope itself is SwiftProtobuf's: writing it by hand (tried) made a cold

@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import NIOCore
 
 /// The type byte of a ttrpc frame.
@@ -82,6 +87,18 @@ public struct TTRPCFrame: Hashable, Sendable {
     func encoded(allocator: ByteBufferAllocator) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: TTRPCFrameHeader.size + payload.readableBytes)
         buffer.writeTTRPCFrame(self)
+        return buffer
+    }
+
+    /// A frame carrying `payload` (none: an empty frame), header and bytes in one new
+    /// buffer, without first copying the payload into a buffer of its own.
+    static func encoded(streamID: UInt32, type: TTRPCMessageType, flags: TTRPCFrameFlags = [],
+                        payload: Data?, allocator: ByteBufferAllocator) -> ByteBuffer {
+        let length = payload?.count ?? 0
+        var buffer = allocator.buffer(capacity: TTRPCFrameHeader.size + length)
+        buffer.writeTTRPCHeader(TTRPCFrameHeader(length: UInt32(truncatingIfNeeded: length), streamID: streamID,
+                                                 type: type, flags: flags))
+        if let payload { buffer.writeBytes(payload) }
         return buffer
     }
 

@@ -324,10 +324,9 @@ final class TTRPCServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             promise.fail(TTRPCError(.failedPrecondition, "method does not stream responses"))
             return
         }
-        var buffer = context.channel.allocator.buffer(capacity: TTRPCFrameHeader.size + payload.count)
-        buffer.writeTTRPCHeader(TTRPCFrameHeader(length: UInt32(payload.count), streamID: streamID, type: .data))
-        buffer.writeBytes(payload)
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: promise)
+        let frame = TTRPCFrame.encoded(streamID: streamID, type: .data, payload: payload,
+                                       allocator: context.channel.allocator)
+        context.writeAndFlush(wrapOutboundOut(frame), promise: promise)
     }
 
     func finishCall(id: UInt32, result: Result<Data, any Error>) {

@@ -51,21 +51,34 @@ struct FrameCodecTests {
         #expect(decoded.error == TTRPCError(.notFound, "x"))
     }
 
-    @Test("the server's response frame is byte for byte header + SwiftProtobuf's envelope",
+    @Test("the server's response frame: its header counts the envelope, which carries the status and payload",
           arguments: [0, 1, 127, 128, 16_383, 16_384, 70_000, 2_097_152])
-    func responseFrameMatchesProtobuf(payloadSize: Int) throws {
+    func responseFrameRoundTrips(payloadSize: Int) throws {
         let payload = Data((0..<payloadSize).map { UInt8(truncatingIfNeeded: $0 &* 31) })
         let statuses: [TTRPCError?] = [nil, TTRPCError(.ok, "ignored"), TTRPCError(.notFound, "x"),
                                        TTRPCError(.unknown, String(repeating: "é", count: 200))]
         for status in statuses {
-            let frame = try TTRPCResponseWire.frame(streamID: 0x0102_0305, status: status, payload: payload,
+            var bytes = try TTRPCResponseWire.frame(streamID: 0x0102_0305, status: status, payload: payload,
                                                     limit: TTRPCLimits.maxMessageSize, allocator: ByteBufferAllocator())
-            var expected = ByteBuffer()
-            expected.writeTTRPCFrame(TTRPCFrame(
-                streamID: 0x0102_0305, type: .response,
-                payload: try Ttrpc_Response(status: status, payload: payload).ttrpcBuffer()))
-            #expect(frame == expected, "payload \(payloadSize) B, status \(String(describing: status))")
+            let readHeader = bytes.readTTRPCHeader()
+            let header = try #require(readHeader)
+            #expect(header.streamID == 0x0102_0305 && header.type == .response && header.flags.isEmpty)
+            #expect(Int(header.length) == bytes.readableBytes)
+            let response = try Ttrpc_Response(ttrpcBuffer: bytes)
+            let expected = status.flatMap { $0.code == .ok ? nil : $0 }
+            #expect(response.error == expected, "payload \(payloadSize) B, status \(String(describing: status))")
+            #expect(response.payload == payload)
         }
+    }
+
+    @Test("a reply exactly at the limit is sent as it is")
+    func responseFrameAtTheLimit() throws {
+        // 1 tag byte + 2 length bytes + 200 payload bytes = 203.
+        var bytes = try TTRPCResponseWire.frame(streamID: 7, status: nil, payload: Data(count: 200), limit: 203,
+                                                allocator: ByteBufferAllocator())
+        _ = bytes.readTTRPCHeader()
+        let response = try Ttrpc_Response(ttrpcBuffer: bytes)
+        #expect(response.error == nil && response.payload.count == 200)
     }
 
     @Test("a reply over the limit is answered ResourceExhausted, with the size Go ttrpc reports")
@@ -81,6 +94,13 @@ struct FrameCodecTests {
         #expect(response.error == TTRPCError(.resourceExhausted,
                                              "response of 203 bytes exceeds maximum message size of 100"))
         #expect(response.payload.isEmpty)
+        // An error whose message alone is over the limit is measured once built.
+        var long = try TTRPCResponseWire.frame(streamID: 9, status: TTRPCError(.internal, String(repeating: "x", count: 300)),
+                                               payload: Data(), limit: 100, allocator: ByteBufferAllocator())
+        _ = long.readTTRPCHeader()
+        let longError = try Ttrpc_Response(ttrpcBuffer: long).error
+        #expect(longError?.code == .resourceExhausted)
+        #expect(longError?.message.hasSuffix("exceeds maximum message size of 100") == true)
     }
 
     @Test("varint sizes at each 7-bit boundary match SwiftProtobuf's encoding")
