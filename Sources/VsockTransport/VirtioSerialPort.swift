@@ -29,6 +29,7 @@ public enum VirtioSerialPort {
         var configuration = YamuxConfiguration()
         configuration.keepaliveInterval = .seconds(1)
         configuration.keepaliveTimeout = .seconds(5)
+        configuration.maxReadSize = 64 * 1024
         return configuration
     }
 

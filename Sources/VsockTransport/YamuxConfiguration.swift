@@ -11,6 +11,13 @@ public struct YamuxConfiguration: Sendable {
     public var maxStreamWindowSize: UInt32 = YamuxFrame.initialWindow
     /// Largest data frame this side sends (payload bytes).
     public var maxOutboundFrameSize: Int = 64 * 1024
+    /// Largest buffer one read of the pipe fills. The session gives the pipe's
+    /// channel NIO's adaptive receive allocator with this ceiling: reads grow
+    /// towards it while they fill their buffers and shrink when traffic is light.
+    /// NIO's default ceiling (64 KiB) splits nearly every full-size data frame
+    /// across two reads, each of which is then copied to join them. 0 leaves the
+    /// channel's allocator as it is.
+    public var maxReadSize: Int = 256 * 1024
     /// Inbound streams waiting for ``YamuxSession/acceptStream()``; further SYNs
     /// are answered with RST.
     public var acceptBacklog: Int = 256

@@ -102,11 +102,24 @@ struct YamuxFrameDecoder: ByteToMessageDecoder {
             }
             guard buffer.readableBytes >= YamuxFrame.headerSize + Int(length) else { return nil }
             buffer.moveReaderIndex(forwardBy: YamuxFrame.headerSize)
-            payload = buffer.readSlice(length: Int(length))
+            payload = readPayload(&buffer, length: Int(length))
         } else {
             buffer.moveReaderIndex(forwardBy: YamuxFrame.headerSize)
         }
         return YamuxFrame(type: type, flags: .init(rawValue: flags), streamID: streamID,
                           length: length, payload: payload)
+    }
+
+    /// A payload slice keeps the whole buffer it arrived in alive until the stream's
+    /// reader takes it. A payload smaller than 1/`pinningRatio` of that buffer is
+    /// copied instead, so that a peer sending tiny frames on a stream nobody reads
+    /// cannot make this side hold more than `pinningRatio` times the window it
+    /// granted; large payloads (the bulk of any transfer) stay zero-copy.
+    static let pinningRatio = 16
+
+    static func readPayload(_ buffer: inout ByteBuffer, length: Int) -> ByteBuffer? {
+        guard let slice = buffer.readSlice(length: length) else { return nil }
+        guard length > 0, length * pinningRatio < slice.storageCapacity else { return slice }
+        return ByteBuffer(bytes: slice.readableBytesView)
     }
 }

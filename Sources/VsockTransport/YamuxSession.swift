@@ -28,7 +28,8 @@ public final class YamuxSession: Sendable {
 
     /// Adds the yamux handlers to `channel`'s pipeline and returns the session.
     /// Must run on the channel's event loop, e.g. inside a bootstrap's
-    /// `channelInitializer`, so that no byte arrives before the handlers.
+    /// `channelInitializer`, so that no byte arrives before the handlers. Also
+    /// sets the channel's receive allocator (``YamuxConfiguration/maxReadSize``).
     public static func makeSession(on channel: any Channel, role: YamuxRole,
                                    configuration: YamuxConfiguration = .init()) throws -> YamuxSession {
         channel.eventLoop.preconditionInEventLoop()
@@ -36,6 +37,10 @@ public final class YamuxSession: Sendable {
         let decoder = ByteToMessageHandler(YamuxFrameDecoder(
             maxDataLength: max(configuration.maxStreamWindowSize, YamuxFrame.initialWindow)))
         try channel.pipeline.syncOperations.addHandlers([decoder, handler])
+        if configuration.maxReadSize > 0, let options = channel.syncOptions {
+            try options.setOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
+                minimum: 64, initial: 2048, maximum: max(configuration.maxReadSize, 2048)))
+        }
         return YamuxSession(handler: handler, channel: channel)
     }
 

@@ -154,6 +154,47 @@ struct YamuxHostileInputTests {
         #expect(await peer.session.terminationError()?.code == .keepaliveTimeout)
     }
 
+    @Test("tiny frames do not keep the buffers they arrived in alive")
+    func tinyFramesAreCopied() async throws {
+        let peer = try await RawPeer.make()
+        let big = (0..<(100 * 1024)).map { UInt8($0 % 251) }
+        // One burst: a tiny frame first (in the first read, whose buffer is 2 KiB),
+        // a large one, another tiny one behind it (in a buffer of at least 100 KiB).
+        try peer.send(RawPeer.encode(F(type: RawPeer.data, flags: RawPeer.syn, streamID: 1, length: 5,
+                                       payload: [1, 2, 3, 4, 5]))
+            + RawPeer.encode(F(type: RawPeer.data, flags: RawPeer.syn, streamID: 3, length: UInt32(big.count),
+                               payload: big))
+            + RawPeer.encode(F(type: RawPeer.data, flags: RawPeer.syn | RawPeer.fin, streamID: 5, length: 3,
+                               payload: [9, 8, 7])))
+        let first = try await peer.session.acceptStream()
+        let bulk = try await peer.session.acceptStream()
+        let last = try await peer.session.acceptStream()
+        let a = try #require(try await first.read())
+        #expect(Array(a.readableBytesView) == [1, 2, 3, 4, 5])
+        #expect(a.storageCapacity < 1024, "a 5-byte payload holds \(a.storageCapacity) bytes of storage")
+        let c = try #require(try await last.read())
+        #expect(Array(c.readableBytesView) == [9, 8, 7])
+        #expect(c.storageCapacity < 1024, "a 3-byte payload holds \(c.storageCapacity) bytes of storage")
+        var got: [UInt8] = []
+        while got.count < big.count, let chunk = try await bulk.read() { got += chunk.readableBytesView }
+        #expect(got == big)
+        await peer.session.close()
+    }
+
+    @Test("the session sizes the pipe's reads: up to maxReadSize, or the channel's own with 0")
+    func readSize() async throws {
+        let peer = try await RawPeer.make()
+        let allocator = try await peer.session.channel.getOption(.recvAllocator).get()
+        #expect((allocator as? AdaptiveRecvByteBufferAllocator)?.maximum == 256 * 1024)
+        await peer.session.close()
+        var configuration = YamuxConfiguration()
+        configuration.maxReadSize = 0
+        let plain = try await RawPeer.make(configuration: configuration)
+        let untouched = try await plain.session.channel.getOption(.recvAllocator).get()
+        #expect((untouched as? AdaptiveRecvByteBufferAllocator)?.maximum == 64 * 1024)
+        await plain.session.close()
+    }
+
     @Test("session death fails every stream promptly")
     func sessionDeath() async throws {
         let peer = try await RawPeer.make(role: .client)
