@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -85,6 +86,10 @@ static void run_child(const struct qbx_spawn_request *r, pid_t parent, int errpi
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (r->new_session) setsid();
+    if (r->no_address_randomization) {
+        int current = personality(0xffffffff);
+        if (current != -1) (void)personality((unsigned long)current | ADDR_NO_RANDOMIZE);
+    }
     if (r->netns_fd >= 0) {
         if (setns(r->netns_fd, CLONE_NEWNET) != 0) child_fail(errpipe, errno, QBX_STAGE_NETNS, 0);
     } else if (r->new_netns && unshare(CLONE_NEWNET) != 0) {

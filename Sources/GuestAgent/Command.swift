@@ -40,9 +40,16 @@ enum Command {
         do {
             // In vminitd's session (crun manages its containers' sessions), no death signal:
             // PID 1 outlives everything, and the reaper is the only waitpid caller.
-            pid = try ProcessSpawner.shared.spawnBlocking(.init(
+            var request = ProcessSpawner.Request(
                 path: path, arguments: Array(argv.dropFirst()), environment: environment,
-                descriptors: descriptors, newSession: false, deathSignal: nil))
+                descriptors: descriptors, newSession: false, deathSignal: nil)
+            // crun (the only program run here) at the same addresses every time: QEMU's TCG
+            // finds a translation by its guest virtual address, so with address randomisation
+            // each crun run translated its libraries afresh. The containers' own processes
+            // get randomisation back: the host's config.json sets `linux.personality`, which
+            // crun applies before it executes them.
+            request.fixedAddressLayout = true
+            pid = try ProcessSpawner.shared.spawnBlocking(request)
         } catch let error as SpawnError {
             throw GuestAgentError.system("spawn \(path): \(error.message)", errno: error.errno ?? EIO)
         }

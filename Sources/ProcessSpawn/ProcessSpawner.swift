@@ -35,6 +35,10 @@ public final class ProcessSpawner: @unchecked Sendable {
         public var newSession = true
         /// Sent to the child when the owner exits (nil: it outlives the owner, e.g. a daemon).
         public var deathSignal: Int32? = SIGKILL
+        /// The child (and what it executes, unless that resets its personality) gets the
+        /// same address-space layout every time (`ADDR_NO_RANDOMIZE`). Under QEMU's TCG,
+        /// code at the same addresses reuses earlier translations; see the guest agent.
+        public var fixedAddressLayout = false
         /// TAPs the child creates in its network namespace and gets as descriptors.
         public var taps: [Tap] = []
         /// Confinement entered after the descriptors are installed; nil: none.
@@ -151,6 +155,7 @@ public final class ProcessSpawner: @unchecked Sendable {
                     netns_fd: r.networkNamespace ?? -1,
                     new_netns: r.networkNamespace == nil && r.newNetworkNamespace ? 1 : 0,
                     death_signal: r.deathSignal ?? 0, new_session: r.newSession ? 1 : 0,
+                    no_address_randomization: r.fixedAddressLayout ? 1 : 0,
                     taps: t.baseAddress, tap_count: Int32(t.count), jail: nil)
                 guard let jail = r.jail else { return qbx_spawn(&request, &pid, &stage, &index) }
                 let steps = jail.steps.map { s in

@@ -33,7 +33,9 @@ struct PodTests {
     func lifecycle() async throws {
         try await ConcurrencyLimit.vms.run {
             try await TemporaryDirectory.with { dir in
-                let bundle = try Fixture.bundle(in: dir, ["sh", "-c", "echo ready; exec sleep 60"])
+                // crun runs with a fixed address layout; the container's processes (init and exec'd)
+                // must get address randomisation back (personality 0, not ADDR_NO_RANDOMIZE).
+                let bundle = try Fixture.bundle(in: dir, ["sh", "-c", "cat /proc/self/personality; echo ready; exec sleep 60"])
                 let events = EventLog()
                 var configuration = PodConfiguration(id: "c1", stateDirectory: dir + "/pod", assets: try Fixture.assets())
                 configuration.writableBytes = 64 << 20
@@ -64,14 +66,14 @@ struct PodTests {
                         try await pod.start(containerID: "c1")
                     }
                     #expect(await eventually(timeout: .seconds(20)) {
-                        (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) == "ready\n"
+                        (try? String(contentsOfFile: dir + "/out", encoding: .utf8)) == "00000000\nready\n"
                     })
                     var exec = Containerd_Task_V2_ExecProcessRequest()
                     exec.id = "c1"
                     exec.execID = "e1"
                     var process = Google_Protobuf_Any()
                     process.typeURL = "types.containerd.io/opencontainers/runtime-spec/1/Process"
-                    process.value = try JSONEncoder().encode(RuntimeSpec.Process(args: ["sh", "-c", "echo from-exec; exit 7"], env: ["PATH=/bin:/usr/bin"], cwd: "/"))
+                    process.value = try JSONEncoder().encode(RuntimeSpec.Process(args: ["sh", "-c", "cat /proc/self/personality; echo from-exec; exit 7"], env: ["PATH=/bin:/usr/bin"], cwd: "/"))
                     exec.spec = process
                     try await pod.exec(exec, io: DescriptorIO(stdin: nil, stdout: execOut, stderr: execOut))
                     await expectError(.alreadyExists, .alreadyExists, "exec id reused") {
@@ -80,7 +82,7 @@ struct PodTests {
                     try await pod.start(containerID: "c1", execID: "e1")
                     #expect(try await pod.wait(containerID: "c1", execID: "e1").status == 7)
                     #expect(try await pod.delete(containerID: "c1", execID: "e1").exit.status == 7)
-                    #expect(try String(contentsOfFile: dir + "/exec-out", encoding: .utf8) == "from-exec\n")
+                    #expect(try String(contentsOfFile: dir + "/exec-out", encoding: .utf8) == "00000000\nfrom-exec\n")
                     await expectError(.failedPrecondition, .failedPrecondition, "delete while running") {
                         _ = try await pod.delete(containerID: "c1")
                     }

@@ -6,7 +6,8 @@ import ProcessSpawn
 /// The fork/exec helper: descriptor wiring, exec errors, network namespaces, reaping.
 @Suite struct ProcessSpawnerTests {
     /// Runs `/bin/sh -c script` with its stdout captured through a pipe mapped to fd 1.
-    private func run(_ script: String, extra: [(Int32, Int32)] = [], netns: Int32? = nil) async throws
+    private func run(_ script: String, extra: [(Int32, Int32)] = [], netns: Int32? = nil,
+                     fixedAddressLayout: Bool = false) async throws
         -> (output: String, termination: ProcessTermination)
     {
         var p: [Int32] = [-1, -1]
@@ -17,9 +18,11 @@ import ProcessSpawn
         defer { close(devNull) }
         var descriptors: [(source: Int32, target: Int32)] = [(devNull, 0), (p[1], 1), (p[1], 2)]
         descriptors += extra.map { (source: $0.0, target: $0.1) }
-        let pid = try await ProcessSpawner.shared.spawn(.init(
+        var request = ProcessSpawner.Request(
             path: "/bin/sh", arguments: ["-c", script], environment: ["PATH=/usr/bin:/bin:/usr/sbin:/sbin"],
-            descriptors: descriptors, networkNamespace: netns))
+            descriptors: descriptors, networkNamespace: netns)
+        request.fixedAddressLayout = fixedAddressLayout
+        let pid = try await ProcessSpawner.shared.spawn(request)
         close(p[1])
         let child = Subprocess(pid: pid)
         var data = Data()
@@ -83,6 +86,20 @@ import ProcessSpawn
         // A child whose exec failed still has the test binary's name; it must have been reaped.
         #expect(e?.errno == ENOENT)
         #expect(!Self.zombieChildren().contains { $0.hasPrefix("qemuboxPackage") })
+    }
+
+    /// `ADDR_NO_RANDOMIZE` (0x0040000) reaches the child and what it executes; without the
+    /// option the child's personality is the default.
+    @Test func aFixedAddressLayoutIsInherited() async throws {
+        let fixed = try await run("cat /proc/self/personality; cat /proc/self/maps | grep -m1 '\\[stack\\]'",
+                                  fixedAddressLayout: true)
+        #expect(fixed.termination == .exited(0))
+        #expect(fixed.output.split(separator: "\n").first == "00040000")
+        let again = try await run("cat /proc/self/maps | grep -m1 '\\[stack\\]'", fixedAddressLayout: true)
+        // The same layout every time: the stack sits at the same address.
+        #expect(fixed.output.split(separator: "\n").last == again.output.split(separator: "\n").first)
+        let plain = try await run("cat /proc/self/personality")
+        #expect(plain.output == "00000000\n")
     }
 
     @Test func aSessionOfItsOwnIsTheCallersChoice() throws {

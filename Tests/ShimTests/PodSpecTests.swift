@@ -40,11 +40,43 @@ import Testing
         #expect(guest.linux?.namespaces?.map(\.type) == [.pid])
         #expect(guest.mounts?.map(\.destination) == ["/etc/hosts"])
         #expect(guest.mounts?.first?.options == ["rbind", "ro"])
+        #expect(guest.linux?.personality?.domain == "LINUX")
         // Nothing to change: containerd's bytes as they are.
         var plain = RuntimeSpec()
         plain.root = RuntimeSpec.Root(path: "rootfs")
+        plain.linux = RuntimeSpec.Linux(namespaces: [.init(type: .pid)])
+        plain.linux?.personality = RuntimeSpec.Personality(domain: "LINUX")
         let bytes = try JSONEncoder().encode(plain)
         #expect(try PodSpec.guestConfig(plain, original: bytes, terminal: false) == bytes)
+    }
+
+    /// The guest runs crun without address randomisation (a fixed layout lets TCG reuse its
+    /// translations); the personality crun sets before executing the container's process
+    /// gives the container randomisation back, so every guest config names one.
+    @Test func guestConfigNamesAPersonalityUnlessTheSpecHasOne() throws {
+        let original = Data("""
+        {"ociVersion":"1.0.2","process":{"args":["sh"],"cwd":"/"},"root":{"path":"rootfs"},
+         "linux":{"namespaces":[{"type":"pid"}],"x-vendor":{"keep":true}}}
+        """.utf8)
+        let spec = try JSONDecoder().decode(RuntimeSpec.self, from: original)
+        #expect(PodSpec.needsPersonality(spec))
+        let data = try PodSpec.guestConfig(spec, original: original, terminal: false)
+        let guest = try JSONDecoder().decode(RuntimeSpec.self, from: data)
+        #expect(guest.linux?.personality == RuntimeSpec.Personality(domain: "LINUX"))
+        #expect(guest.linux?.extensions["x-vendor"] != nil)
+        #expect(guest.linux?.namespaces?.map(\.type) == [.pid])
+        // A spec without a linux section gets one holding just the personality.
+        var bare = RuntimeSpec()
+        bare.root = RuntimeSpec.Root(path: "rootfs")
+        let bareGuest = try JSONDecoder().decode(RuntimeSpec.self, from: try PodSpec.guestConfig(
+            bare, original: try JSONEncoder().encode(bare), terminal: false))
+        #expect(bareGuest.linux?.personality?.domain == "LINUX")
+        // The spec's own personality (here a 32-bit one) is kept as it is.
+        var own = spec
+        own.linux?.personality = RuntimeSpec.Personality(domain: "LINUX32", flags: [])
+        let ownBytes = try JSONEncoder().encode(own)
+        #expect(!PodSpec.needsPersonality(own))
+        #expect(try PodSpec.guestConfig(own, original: ownBytes, terminal: false) == ownBytes)
     }
 
     /// crun shows the guest's whole cgroup hierarchy at /sys/fs/cgroup unless the container
@@ -70,6 +102,7 @@ import Testing
         #expect(!PodSpec.needsCgroupNamespace(joined))
         var unmounted = spec
         unmounted.mounts = []
+        unmounted.linux?.personality = RuntimeSpec.Personality(domain: "LINUX")
         let bytes = try JSONEncoder().encode(unmounted)
         #expect(try PodSpec.guestConfig(unmounted, original: bytes, terminal: false) == bytes)
     }

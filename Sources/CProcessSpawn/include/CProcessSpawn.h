@@ -83,6 +83,9 @@ struct qbx_spawn_request {
     int death_signal;
     /// Non-zero: the child becomes a session (and process group) leader, `setsid`.
     int new_session;
+    /// Non-zero: the child runs with `ADDR_NO_RANDOMIZE` in its personality (inherited
+    /// across exec); best effort, a failing `personality` call is ignored.
+    int no_address_randomization;
     const struct qbx_tap *taps;
     int tap_count;
     /// NULL: no jail.

@@ -73,14 +73,19 @@ public enum PodSpec {
     /// A pod's later container (`joining`: the guest pid of the sandbox's init) gets every
     /// namespace path the spec names (CRI: the sandbox's IPC and UTS, its PID namespace when
     /// the pod shares one) pointed at the sandbox's init in the guest.
+    ///
+    /// A spec without `linux.personality` gets `{"domain": "LINUX"}`: the guest runs crun
+    /// without address randomisation (``needsPersonality(_:)``), and crun applying the
+    /// personality before it executes the container's process gives randomisation back.
     public static func guestConfig(_ spec: RuntimeSpec, original: Data, terminal: Bool,
                                    files: [(destination: String, source: String)] = [],
                                    sources: [Int: String] = [:], joining sandboxPid: UInt32? = nil) throws -> Data {
         let networkNamespace = spec.linux?.namespaces?.contains { $0.type == .network } ?? false
         let joined = spec.linux?.namespaces?.contains { $0.path.map { !$0.isEmpty } ?? false } ?? false
         let cgroupNamespace = needsCgroupNamespace(spec)
+        let personality = needsPersonality(spec)
         if spec.root?.path == "rootfs" && (spec.process?.terminal ?? false) == terminal && !networkNamespace
-            && files.isEmpty && sources.isEmpty && !joined && !cgroupNamespace {
+            && files.isEmpty && sources.isEmpty && !joined && !cgroupNamespace && !personality {
             return original
         }
         do {
@@ -95,6 +100,10 @@ public enum PodSpec {
                 if cgroupNamespace {
                     let namespaces = $0.linux?.namespaces ?? []
                     $0.linux?.namespaces = namespaces + [RuntimeSpec.Namespace(type: .cgroup)]
+                }
+                if personality {
+                    if $0.linux == nil { $0.linux = RuntimeSpec.Linux() }
+                    $0.linux?.personality = RuntimeSpec.Personality(domain: "LINUX")
                 }
                 if let sandboxPid {
                     for (i, entry) in ($0.linux?.namespaces ?? []).enumerated() where !(entry.path ?? "").isEmpty {
@@ -121,6 +130,15 @@ public enum PodSpec {
         }
         guard mountsCgroup, let linux = spec.linux else { return false }
         return !(linux.namespaces ?? []).contains { $0.type == .cgroup }
+    }
+
+    /// Whether the guest config needs `linux.personality` added: the guest agent starts crun
+    /// with `ADDR_NO_RANDOMIZE` (under TCG a fixed layout lets every crun run reuse the
+    /// translations of the last), a personality is inherited across exec, and crun sets the
+    /// spec's personality, when there is one, before executing the container's process.
+    /// A spec that names a personality keeps its own.
+    static func needsPersonality(_ spec: RuntimeSpec) -> Bool {
+        spec.linux?.personality == nil
     }
 
     /// Whether `spec` gives the container a new PID namespace (one named without a path):
