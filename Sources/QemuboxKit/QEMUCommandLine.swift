@@ -107,7 +107,12 @@ public enum QEMUCommandLine {
         switch m.host.accelerator.accelerator {
         case .kvm: a += ["-accel", "kvm", "-cpu", d.cpuModel ?? "host"]
         case .tcg:
-            a += ["-accel", "tcg,thread=multi,tb-size=\(d.translationBufferMiB)"]
+            // A vCPU hot-added under multi-threaded TCG takes a translation region of its own,
+            // and QEMU 7.2 aborts (`tcg_region_initial_alloc__locked: assertion failed`) when
+            // the running vCPUs hold every region, i.e. whenever their buffer is nearly full.
+            // A VM with a vCPU ceiling therefore runs its vCPUs on one TCG thread.
+            let threads = d.hotplugVCPUs ? "single" : "multi"
+            a += ["-accel", "tcg,thread=\(threads),tb-size=\(d.translationBufferMiB)"]
             if let cpu = d.cpuModel { a += ["-cpu", cpu] }
         }
         a += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-S"]
