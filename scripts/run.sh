@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
+source scripts/lib/swiftpm-tmp.sh
+trap swiftpm_tmp_cleanup EXIT
 bash scripts/install-deps.sh
 mkdir -p .build-logs
 echo "run: building qemubox-run (log: .build-logs/run-build.log)" >&2
@@ -21,4 +23,6 @@ if [ $# -eq 0 ]; then
     set -- sh -c 'echo "hello from a container in its own VM"; echo "kernel: $(uname -sr), hostname: $(hostname), pid: $$"; echo "rootfs: $(grep " / " /proc/mounts)"; echo "this line goes to stderr" >&2; exit 0'
 fi
 bash scripts/make-busybox-bundle.sh "$bundle" "$@" >&2
+swiftpm_tmp_cleanup
+trap - EXIT
 exec .build/debug/qemubox-run --timings "$bundle"

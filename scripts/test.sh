@@ -8,6 +8,8 @@
 # Usage: scripts/test.sh [TARGET...]   (default: every test target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/swiftpm-tmp.sh
+trap swiftpm_tmp_cleanup EXIT
 
 bash scripts/install-deps.sh
 
