@@ -47,7 +47,7 @@ extension HostCheck {
                 let accels = qemuPath.flatMap { try? HostCommand.capture($0, ["-accel", "help"]).output } ?? ""
                 if accels.split(separator: "\n").contains(where: { $0.trimmingCharacters(in: .whitespaces) == "tcg" }) {
                     lines.append(CheckLine("tcg", .ok,
-                        "VMs use multi-threaded TCG (-accel tcg,thread=multi; \(tsc)): \(facts.accelerator.reason)"))
+                        "VMs use multi-threaded TCG (-accel tcg,thread=multi; single-threaded with a vCPU hotplug ceiling; \(tsc)): \(facts.accelerator.reason)"))
                 } else {
                     lines.append(CheckLine("tcg", .fail, "KVM is not usable and QEMU does not list the tcg accelerator",
                                            fix: "install Debian's qemu-system-x86 (its QEMU has TCG)"))
