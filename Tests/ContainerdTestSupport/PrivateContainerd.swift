@@ -164,11 +164,12 @@ public final class PrivateContainerd: @unchecked Sendable {
                                    stdin: stdin, timeout: timeout)
     }
 
-    /// `ctr run --rm …` of the runc peer whose output a test compares with qemubox's: run once
-    /// more when `complete` rejects the result. containerd 1.6's client closes and cancels a
-    /// task's IO in `Task.Delete` before waiting for it (its task.go), so output the runc shim
-    /// copies after the exit event is lost now and then on a loaded host (seen: stdout empty,
-    /// stderr there). Only the peer gets a second run: output qemubox loses is a bug to find.
+    /// A `ctr run --rm …` or `ctr task exec …` of the runc peer whose output a test compares
+    /// with qemubox's: run once more when `complete` rejects the result. containerd 1.6's
+    /// client closes and cancels a task's or exec's IO in `Delete` before waiting for it (its
+    /// task.go and process.go), so output the runc shim copies after the exit event is lost now
+    /// and then on a loaded host (seen: stdout empty, stderr there). Only the peer gets a second
+    /// run: output qemubox loses is a bug to find.
     public func ctrPeer(_ arguments: String, complete: (Shell.Result) -> Bool) async throws -> Shell.Result {
         let first = try await ctr(arguments)
         if complete(first) { return first }

@@ -178,7 +178,11 @@ import Testing
             }
             // container → container, both ways.
             for (from, to) in [(0, 1), (1, 0)] {
-                let r = try await containerd.ctr("task exec --exec-id x\(from) cni\(from) sh -c 'echo go | nc -w 3 \(addresses[to]) 8080'")
+                let command = "task exec --exec-id x\(from) cni\(from) sh -c 'echo go | nc -w 3 \(addresses[to]) 8080'"
+                // cni0 is the runc peer's container.
+                let r = from == 0
+                    ? try await containerd.ctrPeer(command) { $0.stdout.contains("pong-cni\(to)") }
+                    : try await containerd.ctr(command)
                 #expect(r.stdout.contains("pong-cni\(to)"), "cni\(from) → cni\(to): \(r.stdout) \(r.stderr)")
             }
             // 32 MiB from the host into the qemubox container, intact.
