@@ -25,6 +25,8 @@ import Foundation
 /// guest_debug = false
 /// warm_start = false              # restore a saved guest instead of booting (Documentation/warm-start.md)
 /// template_dir = "/var/cache/qemubox/templates"
+/// warm_spares = 0                 # VMs kept started and exercised for the next containers (each its own shim)
+/// warm_spare_idle_seconds = 600   # a spare nobody took by then shuts down
 ///
 /// [network]                       # the shim runs CNI itself (Documentation/networking.md)
 /// networks = ["qemubox"]          # conflist names, one interface each (eth0, eth1, …); empty: off
@@ -85,6 +87,12 @@ public struct QemuboxConfiguration: Sendable, Hashable {
     public var warmStart = false
     /// Where warm-start templates are kept.
     public var templateDirectory = VMTemplateStore.defaultDirectory
+    /// Spare VMs kept ready on the host: started (restored, with ``warmStart``), their guest
+    /// exercised once, each in a shim process of its own that becomes the shim of the next
+    /// container that fits it (Documentation/warm-start.md). 0: none.
+    public var warmSpares = 0
+    /// A spare that no container took for this long shuts down.
+    public var warmSpareIdleSeconds = 600
 
     /// Networking (`[network]`).
     public var network = NetworkSettings()
@@ -184,6 +192,8 @@ public struct QemuboxConfiguration: Sendable, Hashable {
                 guard let b = value.bool else { throw wrongType(key, "a boolean", value, source) }
                 configuration.warmStart = b
             case "template_dir": configuration.templateDirectory = try string()
+            case "warm_spares": configuration.warmSpares = try int(0...64)
+            case "warm_spare_idle_seconds": configuration.warmSpareIdleSeconds = try int(1...86_400)
             case "network":
                 guard let network = value.table else { throw wrongType(key, "a table", value, source) }
                 configuration.network = try NetworkSettings.parse(network, source: source)

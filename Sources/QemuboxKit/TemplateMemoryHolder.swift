@@ -59,7 +59,7 @@ public enum TemplateMemoryHolder {
         let path = templateDirectory + "/" + socketName
         let listener: Int32
         do {
-            listener = try listen(at: path)
+            listener = try UnixSocket.listen(at: path)
         } catch {
             report("error: \(error)")
             return 1
@@ -76,8 +76,7 @@ public enum TemplateMemoryHolder {
             if n > 0 {
                 let client = accept(listener, nil, nil)
                 if client >= 0 {
-                    var uid: UInt32 = 0
-                    if qbx_peer_uid(client, &uid) == 0, uid == me { _ = qbx_send_fd(client, memory) }
+                    if UnixSocket.peerUID(client) == me { _ = qbx_send_fd(client, memory) }
                     close(client)
                     lastUse = .now
                 }
@@ -91,39 +90,6 @@ public enum TemplateMemoryHolder {
                 return 0
             }
         }
-    }
-
-    /// A listening unix socket at `path` (a stale one is replaced: the lock says no holder owns it).
-    private static func listen(at path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw QemuboxError(.stateDirectory, "socket: \(String(cString: strerror(errno)))") }
-        do {
-            var address = try unixAddress(path)
-            unlink(path)
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-            guard bound == 0, chmod(path, 0o600) == 0, Glibc.listen(fd, 64) == 0 else {
-                throw QemuboxError(.stateDirectory, "listening on \(path): \(String(cString: strerror(errno)))")
-            }
-        } catch {
-            close(fd)
-            throw error
-        }
-        return fd
-    }
-
-    static func unixAddress(_ path: String) throws -> sockaddr_un {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw QemuboxError(.stateDirectory, "socket path too long (\(bytes.count) bytes): \(path)")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, b) in bytes.enumerated() { raw[i] = b }
-        }
-        return address
     }
 
     /// The template's memory from its holder, starting one if none answers.
@@ -141,18 +107,8 @@ public enum TemplateMemoryHolder {
 
     /// Connects to the holder's socket and receives the descriptor.
     static func receive(from path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw QemuboxError(.stateDirectory, "socket: \(String(cString: strerror(errno)))") }
+        let fd = try UnixSocket.connect(to: path, receiveTimeout: .seconds(10))
         defer { close(fd) }
-        var address = try unixAddress(path)
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else {
-            throw QemuboxError(.stateDirectory, "connect \(path): \(String(cString: strerror(errno)))")
-        }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let memory = qbx_receive_fd(fd)
         guard memory >= 0 else {
             throw QemuboxError(.stateDirectory, "no descriptor from \(path): \(String(cString: strerror(errno)))")
@@ -188,28 +144,12 @@ public enum TemplateMemoryHolder {
         close(fds[1])
         fds[1] = -1
         let reader = fds[0]
-        let line = try await NIOThreadPool.singleton.runIfActive { readLine(reader) }
+        let line = try await NIOThreadPool.singleton.runIfActive {
+            UnixSocket.readLine(reader, limit: 4096, timeout: .milliseconds(Int(readyTimeoutMilliseconds)))
+        }
         guard line == "ok" else {
-            throw QemuboxError(.spawnFailed, "template memory holder: \(line.isEmpty ? "exited before it was ready" : line)")
+            throw QemuboxError(.spawnFailed,
+                "template memory holder: \(line ?? "exited before it was ready, or did not answer within \(readyTimeoutMilliseconds) ms")")
         }
-    }
-
-    /// One line (at most 4 KiB) from `fd`, waiting at most ``readyTimeoutMilliseconds``.
-    private static func readLine(_ fd: Int32) -> String {
-        var bytes: [UInt8] = []
-        let deadline = ContinuousClock.now + .milliseconds(Int(readyTimeoutMilliseconds))
-        var chunk = [UInt8](repeating: 0, count: 512)
-        while bytes.count < 4096, !bytes.contains(UInt8(ascii: "\n")) {
-            let left = deadline - ContinuousClock.now
-            guard left > .zero else { return "timed out waiting for it" }
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ms = Int32(left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000)
-            if poll(&p, 1, max(ms, 1)) < 0 { if errno == EINTR { continue } else { break } }
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0, errno == EINTR || errno == EAGAIN { continue }
-            guard n > 0 else { break }
-            bytes += chunk[0..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? ""
     }
 }

@@ -56,11 +56,13 @@ public struct VMInventory: Sendable {
         self.procRoot = procRoot
     }
 
-    /// The state directory of every task: `(namespace, id, path)`, sorted. `s/` holds the sockets.
+    /// The state directory of every task: `(namespace, id, path)`, sorted. `s/` holds the
+    /// sockets, `.spares/` the spare VMs (a task that took one links its `vm` there).
     public func taskDirectories() -> [(namespace: String, id: String, path: String)] {
         let fm = FileManager.default
         var found: [(String, String, String)] = []
-        for namespace in ((try? fm.contentsOfDirectory(atPath: stateDirectory)) ?? []).sorted() where namespace != "s" {
+        for namespace in ((try? fm.contentsOfDirectory(atPath: stateDirectory)) ?? []).sorted()
+        where namespace != "s" && !namespace.hasPrefix(".") {
             let nsPath = stateDirectory + "/" + namespace
             guard Self.isDirectory(nsPath) else { continue }
             for name in ((try? fm.contentsOfDirectory(atPath: nsPath)) ?? []).sorted() {

@@ -42,6 +42,10 @@ public enum QemuboxShim {
             let ready: Int32? = fstat(3, &st) == 0 && st.st_mode & S_IFMT == S_IFIFO ? 3 : nil
             return TemplateMemoryHolder.run(templateDirectory: arguments[1], readyDescriptor: ready)
         }
+        if arguments.first == ShimSpare.action, arguments.count == 2 {
+            // Started by a shim with the spare's lock on descriptor 3; becomes a task's shim when claimed.
+            return await ShimSpare.run(directory: arguments[1], environment: environment)
+        }
         let parsed: ShimArguments
         do {
             parsed = try ShimArguments.parse(arguments)

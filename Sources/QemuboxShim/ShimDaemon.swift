@@ -12,9 +12,11 @@ import TTRPCCodec
 /// events to containerd, and exits after `Shutdown` (or SIGTERM/SIGINT, which
 /// kill the VM first).
 enum ShimDaemon {
-    static func run(_ arguments: ShimArguments, environment: [String: String]) async throws {
+    /// Serves until shutdown. `spare`: this process started a spare VM and was claimed for
+    /// `arguments`' task (``ShimSpare``); readiness goes to the claim's connection.
+    static func run(_ arguments: ShimArguments, environment: [String: String], spare: SpareHandoff? = nil) async throws {
         signal(SIGPIPE, SIG_IGN)
-        let readyFD: Int32 = 3
+        let readyFD: Int32 = spare?.answer ?? 3
         let ready = fcntl(readyFD, F_GETFD) >= 0
         func answer(_ text: String) {
             guard ready else { return }
@@ -46,7 +48,8 @@ enum ShimDaemon {
         let (stopped, stop) = AsyncStream<Void>.makeStream()
         let service = ShimTaskService(context: ShimContext(
             namespace: arguments.namespace, id: arguments.id, configuration: configuration, paths: paths,
-            publisher: publisher, logger: logger, onShutdown: { stop.yield() }))
+            publisher: publisher, logger: logger, environment: environment, spare: spare?.sandbox,
+            onShutdown: { stop.yield() }))
         var serverConfiguration = TTRPCServer.Configuration()
         serverConfiguration.startsHandlersOnEventLoop = false
         let metrics = ShimMetrics.bootstrap()
@@ -67,7 +70,8 @@ enum ShimDaemon {
             throw error
         }
         answer("ok")
-        logger.info("serving", metadata: ["socket": "\(arguments.socket)", "version": "\(QemuboxShim.version)"])
+        logger.info("serving", metadata: ["socket": "\(arguments.socket)", "version": "\(QemuboxShim.version)",
+                                          "spare": "\(spare.map { ($0.directory as NSString).lastPathComponent } ?? "none")"])
 
         // SIGTERM/SIGINT: stop the VM and leave.
         let signals = [SIGTERM, SIGINT].map { number -> any DispatchSourceSignal in

@@ -100,9 +100,28 @@ public struct ShimLogHandler: LogHandler {
         return fd
     }
 
-    /// Routes swift-log to `fd` (once per process).
+    /// The sink and level of this process (set by the first ``bootstrap(fd:level:)``).
+    private static let installed = NIOLockedValueBox<(sink: Sink, level: Logger.Level)?>(nil)
+
+    /// Routes swift-log to `fd` at `level`. Called again (a spare VM's process becoming a
+    /// container's shim), lines go to the new `fd` from now on (it takes the first one's
+    /// number) and loggers made from now on log at the new level.
     static func bootstrap(fd: Int32, level: Logger.Level) {
+        let existing = installed.withLockedValue { current -> Sink? in
+            defer { if let sink = current?.sink { current = (sink, level) } }
+            return current?.sink
+        }
+        if let sink = existing {
+            if fd != sink.fd {
+                _ = sink.lock.withLock { dup2(fd, sink.fd) }
+                if fd > 2 { close(fd) }
+            }
+            return
+        }
         let sink = Sink(fd: fd)
-        LoggingSystem.bootstrap { label in ShimLogHandler(label: label, sink: sink, level: level) }
+        installed.withLockedValue { $0 = (sink, level) }
+        LoggingSystem.bootstrap { label in
+            ShimLogHandler(label: label, sink: sink, level: installed.withLockedValue { $0?.level } ?? level)
+        }
     }
 }

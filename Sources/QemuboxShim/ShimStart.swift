@@ -40,6 +40,13 @@ enum ShimStart {
             return
         }
         unlink(paths.socket)
+        if configuration.warmSpares > 0,
+           ShimSpare.claim(daemon, environment: environment, bundle: FileManager.default.currentDirectoryPath,
+                           configuration: configuration) {
+            // A spare VM's process serves this task now.
+            try reply(address)
+            return
+        }
         let ready = try Spawn.pipe()
         let null = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { close(null) }

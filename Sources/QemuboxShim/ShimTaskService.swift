@@ -24,16 +24,23 @@ public struct ShimContext: Sendable {
     public var logger: Logger
     /// Called once `Shutdown` decided the shim should exit.
     public var onShutdown: @Sendable () -> Void
+    /// The shim's environment (what spare VMs it starts get).
+    public var environment: [String: String]
+    /// A spare VM this shim was started with, for its first container.
+    public var spare: Sandbox?
 
     /// Creates a context.
     public init(namespace: String, id: String, configuration: QemuboxConfiguration, paths: ShimPaths,
-                publisher: EventPublisher, logger: Logger, onShutdown: @escaping @Sendable () -> Void) {
+                publisher: EventPublisher, logger: Logger, environment: [String: String] = [:], spare: Sandbox? = nil,
+                onShutdown: @escaping @Sendable () -> Void) {
         self.namespace = namespace
         self.id = id
         self.configuration = configuration
         self.paths = paths
         self.publisher = publisher
         self.logger = logger
+        self.environment = environment
+        self.spare = spare
         self.onShutdown = onShutdown
     }
 }
@@ -48,10 +55,13 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
     /// The pod, from the first create on.
     var pod: Pod?
     var shuttingDown = false
+    /// The spare VM from the context until the first create takes it.
+    var spare: Sandbox?
 
     /// Creates the service.
     public init(context: ShimContext) {
         self.context = context
+        self.spare = context.spare
     }
 
     /// Where the last create's time went (rootfs, network, boot, create), for logs and benchmarks.
@@ -105,12 +115,22 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
         configuration.onEvent = { publisher.publish($0) }
         let pod = Pod(configuration)
         self.pod = pod
+        if let spare {
+            self.spare = nil
+            await pod.adopt(spare: spare)
+        }
         do {
             var response = Containerd_Task_V2_CreateTaskResponse()
             response.pid = try await pod.create(request, io: try hostIO(request))
+            if context.configuration.warmSpares > 0 {
+                // The next container's VM, started while this one runs.
+                let (configuration, environment, logger) = (context.configuration, context.environment, logger)
+                Task.detached { await ShimSpare.refill(configuration: configuration, environment: environment, logger: logger) }
+            }
             return response
         } catch {
             self.pod = nil
+            await pod.terminate()  // a spare the create did not get to
             try? FileManager.default.removeItem(atPath: paths.stateDirectory)
             throw error
         }
@@ -264,6 +284,10 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
     /// Ends the task hard if it still runs (the daemon is exiting): the pod writes back
     /// what it can and kills the VM; the state directory goes.
     func terminate() async {
+        if let spare {
+            self.spare = nil
+            await spare.discard()
+        }
         await pod?.terminate()
         removeState()
     }

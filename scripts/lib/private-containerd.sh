@@ -52,7 +52,18 @@ SH
 fi
 QEMUBOX_CONFIG="$dir/qemubox.toml" "${enter[@]}" containerd --config "$dir/containerd.toml" >"$dir/containerd.log" 2>&1 &
 cpid=$!
-private_containerd_cleanup() { kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null; rm -rf "$dir"; }
+private_containerd_cleanup() {
+    kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
+    # Spare VMs (warm_spares) this containerd's shims started: each ends its VM on SIGTERM.
+    local spares
+    spares=$(pgrep -f "spare-vm $dir/" || true)
+    if [ -n "$spares" ]; then
+        kill -TERM $spares 2>/dev/null
+        for _ in $(seq 100); do kill -0 $spares 2>/dev/null || break; sleep 0.1; done
+        kill -KILL $spares 2>/dev/null
+    fi
+    rm -rf "$dir"
+}
 trap private_containerd_cleanup EXIT
 for _ in $(seq 100); do $ctr_cmd -a "$dir/c.sock" version >/dev/null 2>&1 && break; sleep 0.1; done
 python3 "$root/scripts/make-busybox-image.py" "$dir/image.tar" >/dev/null

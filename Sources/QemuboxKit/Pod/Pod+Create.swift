@@ -86,7 +86,16 @@ extension Pod {
                 spec, original: configJSON, terminal: request.terminal,
                 files: files.map { ($0.destination, $0.guestPath) },
                 sources: Dictionary(uniqueKeysWithValues: hostMounts.map { ($0.index, $0.guestPath) }))
-            let sandbox = try await Sandbox.start(sandboxConfiguration, extraDisks: rootfs.plan.disks)
+            let sandbox: Sandbox
+            if let spare = await takeSpare(fitting: sandboxConfiguration) {
+                // A VM started ahead: the container's disks join it now.
+                box = spare
+                for disk in rootfs.plan.disks { try await spare.vm.attachDisk(disk) }
+                sandbox = spare
+                logger.info("\(request.id) runs in a spare VM", metadata: ["vm": "\(spare.configuration.name)"])
+            } else {
+                sandbox = try await Sandbox.start(sandboxConfiguration, extraDisks: rootfs.plan.disks)
+            }
             box = sandbox
             for file in files {
                 var write = Qemubox_Guest_V1_WriteFileRequest()

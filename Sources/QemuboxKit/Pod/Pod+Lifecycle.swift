@@ -90,6 +90,7 @@ extension Pod {
     /// Ends the pod hard (the caller is exiting): whatever still runs is written back
     /// where it can be, the VM killed, stdio closed, networks released.
     public func terminate() async {
+        await discardSpare()
         let live = containers.values.filter { !$0.deleted }
         for container in live {
             containers[container.id]?.deleted = true

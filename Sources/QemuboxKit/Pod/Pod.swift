@@ -77,6 +77,8 @@ public actor Pod {
     var logger: Logger { configuration.logger }
     /// The VM, once the first container is created.
     var sandbox: Sandbox?
+    /// A VM started ahead for the first container (``adopt(spare:)``), until that create.
+    var spare: Sandbox?
     var containers: [String: Container] = [:]
     var background: [Task<Void, Never>] = []
     var ended = false

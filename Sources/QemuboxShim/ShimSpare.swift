@@ -1,0 +1,162 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOPosix
+import ProcessSpawn
+import QemuboxKit
+
+/// What a claimed spare process hands the shim daemon it becomes.
+struct SpareHandoff: Sendable {
+    /// The spare's started VM.
+    var sandbox: Sandbox
+    /// The spare's directory (`<state_dir>/.spares/<name>`), removed when the shim exits.
+    var directory: String
+    /// The claim's connection: the daemon's `ok` (or why not) goes there.
+    var answer: Int32
+}
+
+/// Spare VMs (`warm_spares = N`): processes of this executable that each start a VM
+/// ahead (restored from a template with warm start, like any container's) and wait for
+/// a container. `start` claims one instead of launching a daemon: the spare process
+/// becomes that container's shim, with the VM already its child, so nothing changes
+/// hands but a socket path. Its first create uses the VM when the container fits it
+/// (``Pod/adopt(spare:)``) and starts its own otherwise.
+///
+/// Each spare has a directory `<state_dir>/.spares/<name>` (0700) holding `lock`
+/// (`flock`ed by the spare for its whole life: a directory whose lock is free belongs to
+/// nobody), `claim.sock` (0600, root only) once its VM is ready, `claimed` once a
+/// container took it, its VM's directory `vm` (the task's state directory links to it)
+/// and `spare.log` (its log until claimed). A shim whose container was created tops the
+/// pool up; a spare nobody claims within `warm_spare_idle_seconds` shuts down, as does one
+/// whose template went stale or whose directory was removed.
+enum ShimSpare {
+    /// The hidden action of a spare process: `spare-vm DIR`, descriptor 3 its held lock.
+    static let action = "spare-vm"
+    /// The spares' directory under the state root (a name no containerd namespace can have).
+    static let rootName = ".spares"
+    static let claimSocket = "claim.sock"
+    static let claimedMarker = "claimed"
+    static let lockName = "lock"
+    static let logName = "spare.log"
+    /// A claim: the daemon's arguments, the environment containerd gave `start`, the bundle.
+    struct Claim: Codable, Sendable {
+        var arguments: [String]
+        var environment: [String: String]
+        var bundle: String
+    }
+
+    static func root(_ configuration: QemuboxConfiguration) -> String {
+        configuration.stateDirectory + "/" + rootName
+    }
+
+    // MARK: claiming (in `start`)
+
+    /// Hands the task `daemon` describes to a ready spare; true once that spare serves it
+    /// on `daemon.socket`. Spares that do not answer, or refuse, are skipped.
+    static func claim(_ daemon: ShimArguments, environment: [String: String], bundle: String,
+                      configuration: QemuboxConfiguration) -> Bool {
+        let root = root(configuration)
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: root) else { return false }
+        let request = Claim(arguments: daemon.daemonArguments(), environment: environment, bundle: bundle)
+        guard let json = try? JSONEncoder().encode(request) else { return false }
+        let line = String(decoding: json, as: UTF8.self) + "\n"
+        for name in names.shuffled() where !name.hasPrefix(".") {
+            let path = root + "/" + name + "/" + claimSocket
+            guard FileManager.default.fileExists(atPath: path),
+                  let fd = try? UnixSocket.connect(to: path, receiveTimeout: .seconds(30)) else { continue }
+            defer { close(fd) }
+            guard UnixSocket.peerUID(fd) == geteuid(), UnixSocket.write(fd, line) else { continue }
+            if UnixSocket.readLine(fd, limit: 4096, timeout: .seconds(30)) == "ok" { return true }
+        }
+        return false
+    }
+
+    // MARK: refilling (in a shim whose container was created)
+
+    /// Starts spares until `warm_spares` are alive and unclaimed, and removes what dead
+    /// spares left. One refill at a time per state root (others skip: it is under way).
+    static func refill(configuration: QemuboxConfiguration, environment: [String: String], logger: Logger) async {
+        let root = root(configuration)
+        do {
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } catch {
+            logger.warning("spare VMs: cannot create \(root): \(error)")
+            return
+        }
+        let refillLock = open(root + "/.refill.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard refillLock >= 0 else { return }
+        defer { close(refillLock) }
+        guard flock(refillLock, LOCK_EX | LOCK_NB) == 0 else { return }
+        var ready = 0
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where !name.hasPrefix(".") {
+            let directory = root + "/" + name
+            switch state(of: directory) {
+            case .alive: ready += 1
+            case .claimed: break
+            case .dead: await removeDead(directory, logger: logger)
+            }
+        }
+        while ready < configuration.warmSpares {
+            do {
+                try await spawn(root: root, environment: environment)
+                ready += 1
+            } catch {
+                logger.warning("spare VMs: \(error)")
+                return
+            }
+        }
+    }
+
+    enum SpareState { case alive, claimed, dead }
+
+    /// A spare is alive while its process holds the lock.
+    static func state(of directory: String) -> SpareState {
+        let fd = open(directory + "/" + lockName, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return .dead }
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 { return .dead }
+        return FileManager.default.fileExists(atPath: directory + "/" + claimedMarker) ? .claimed : .alive
+    }
+
+    /// What a spare that died left: its VM (killed if a QEMU of its record still runs) and directory.
+    static func removeDead(_ directory: String, logger: Logger) async {
+        if let log = try? String(contentsOfFile: directory + "/" + logName, encoding: .utf8), !log.isEmpty {
+            logger.info("spare VMs: removing \(directory), its log ends: \(log.suffix(1024))")
+        }
+        _ = try? await VMStateRecord.cleanupStale(stateDirectory: directory + "/vm")
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Makes a spare's directory, takes its lock and starts the spare process with it.
+    static func spawn(root: String, environment: [String: String]) async throws {
+        let name = String(format: "%08x", UInt32.random(in: 0...UInt32.max))
+        let directory = root + "/" + name
+        guard mkdir(directory, 0o700) == 0 else {
+            throw ShimError(.internal, "cannot create \(directory): \(String(cString: strerror(errno)))")
+        }
+        let lock = open(directory + "/" + lockName, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            if lock >= 0 { close(lock) }
+            try? FileManager.default.removeItem(atPath: directory)
+            throw ShimError(.internal, "cannot lock \(directory)/\(lockName)")
+        }
+        defer { close(lock) }
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { if null >= 0 { close(null) } }
+        do {
+            let pid = try await ProcessSpawner.shared.spawn(.init(
+                path: Spawn.executablePath(), arguments: [action, directory],
+                environment: environment.map { "\($0.key)=\($0.value)" },
+                descriptors: [(null, Int32(0)), (null, Int32(1)), (null, Int32(2)), (lock, Int32(3))], newSession: true, deathSignal: nil))
+            _ = Subprocess(pid: pid)  // reaped if it exits while this process runs
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw ShimError(.internal, "cannot start a spare VM process: \(error)")
+        }
+    }
+}
