@@ -49,7 +49,7 @@ enum ShimDaemon {
         let service = ShimTaskService(context: ShimContext(
             namespace: arguments.namespace, id: arguments.id, configuration: configuration, paths: paths,
             publisher: publisher, logger: logger, environment: environment, spare: spare?.sandbox,
-            onShutdown: { stop.yield() }))
+            spareDirectory: spare?.directory, onShutdown: { stop.yield() }))
         var serverConfiguration = TTRPCServer.Configuration()
         serverConfiguration.startsHandlersOnEventLoop = false
         let metrics = ShimMetrics.bootstrap()
@@ -63,7 +63,7 @@ enum ShimDaemon {
                                                     attributes: [.posixPermissions: 0o700])
             try ShimRecord(namespace: arguments.namespace, id: arguments.id,
                            bundle: FileManager.default.currentDirectoryPath, shimPid: getpid(),
-                           socket: arguments.socket).write(to: paths)
+                           socket: arguments.socket, spareDirectory: spare?.directory).write(to: paths)
             try await server.bind(unixDomainSocketPath: arguments.socket)
         } catch {
             answer("cannot serve on \(arguments.socket): \(error)")

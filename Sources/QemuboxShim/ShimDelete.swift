@@ -140,13 +140,11 @@ enum ShimDelete {
     /// Removes the state directory and, if empty, its namespace directory.
     static func removeState(_ paths: ShimPaths) {
         unlink(paths.socket)
-        // A task that ran in a spare VM: its VM directory is the spare's, whose process is gone.
-        if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: paths.vmDirectory) {
-            let spare = (target as NSString).deletingLastPathComponent
-            if ((spare as NSString).deletingLastPathComponent as NSString).lastPathComponent == ShimSpare.rootName,
-               ShimSpare.state(of: spare) == .dead {
-                try? FileManager.default.removeItem(atPath: spare)
-            }
+        // A task that ran in a spare VM: its VM's directory is the spare's, whose process is gone.
+        if let spare = ShimRecord.read(from: paths)?.spareDirectory,
+           ((spare as NSString).deletingLastPathComponent as NSString).lastPathComponent == ShimSpare.rootName,
+           ShimSpare.state(of: spare) == .dead {
+            try? FileManager.default.removeItem(atPath: spare)
         }
         do {
             try FileManager.default.removeItem(atPath: paths.stateDirectory)

@@ -73,6 +73,9 @@ public struct ShimRecord: Codable, Sendable, Hashable {
     public var network: CNIAttachment?
     /// The writable layers of a pod's later containers (the first one's are above), by id.
     public var members: [String: MemberLayer]? = nil
+    /// The spare whose process became this shim (`<state_dir>/.spares/NAME`: its VM's
+    /// directory is there), removed with the task's state.
+    public var spareDirectory: String? = nil
 
     /// A later container's writable layer, for the same cleanup.
     public struct MemberLayer: Codable, Sendable, Hashable {

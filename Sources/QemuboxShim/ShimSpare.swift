@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOPosix
+import OCISpec
 import ProcessSpawn
 import QemuboxKit
 
@@ -55,6 +56,19 @@ enum ShimSpare {
 
     // MARK: claiming (in `start`)
 
+    /// Whether the bundle's container could run in a spare at all: not a CRI pod's (its
+    /// VM is the pod's), no namespace given by path (a spare's network namespace is its
+    /// own), warm start not refused. The rest (size, kernel arguments, shares) is checked
+    /// at create, where a spare that does not fit is discarded.
+    static func mayClaim(bundle: String) -> Bool {
+        guard let spec = try? RuntimeSpec.load(bundle: bundle) else { return false }
+        let annotations = spec.annotations ?? [:]
+        if annotations[PodSpec.containerTypeAnnotation] != nil || annotations["io.qemubox.warm_start"] == "false" {
+            return false
+        }
+        return !(spec.linux?.namespaces ?? []).contains { !($0.path ?? "").isEmpty }
+    }
+
     /// Hands the task `daemon` describes to a ready spare; true once that spare serves it
     /// on `daemon.socket`. Spares that do not answer, or refuse, are skipped.
     static func claim(_ daemon: ShimArguments, environment: [String: String], bundle: String,
@@ -80,6 +94,11 @@ enum ShimSpare {
     /// Starts spares until `warm_spares` are alive and unclaimed, and removes what dead
     /// spares left. One refill at a time per state root (others skip: it is under way).
     static func refill(configuration: QemuboxConfiguration, environment: [String: String], logger: Logger) async {
+        guard configuration.network.networks.isEmpty else {
+            // Each container's own CNI networks are made before its VM starts: no spare fits.
+            logger.warning("spare VMs: none are started while [network] networks are configured (warm_spares needs networks containerd adds, or none)")
+            return
+        }
         let root = root(configuration)
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true,

@@ -40,7 +40,7 @@ enum ShimStart {
             return
         }
         unlink(paths.socket)
-        if configuration.warmSpares > 0,
+        if configuration.warmSpares > 0, ShimSpare.mayClaim(bundle: FileManager.default.currentDirectoryPath),
            ShimSpare.claim(daemon, environment: environment, bundle: FileManager.default.currentDirectoryPath,
                            configuration: configuration) {
             // A spare VM's process serves this task now.

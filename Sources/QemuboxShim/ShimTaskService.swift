@@ -28,11 +28,13 @@ public struct ShimContext: Sendable {
     public var environment: [String: String]
     /// A spare VM this shim was started with, for its first container.
     public var spare: Sandbox?
+    /// The directory of the spare this shim's process was (``ShimRecord/spareDirectory``).
+    public var spareDirectory: String?
 
     /// Creates a context.
     public init(namespace: String, id: String, configuration: QemuboxConfiguration, paths: ShimPaths,
                 publisher: EventPublisher, logger: Logger, environment: [String: String] = [:], spare: Sandbox? = nil,
-                onShutdown: @escaping @Sendable () -> Void) {
+                spareDirectory: String? = nil, onShutdown: @escaping @Sendable () -> Void) {
         self.namespace = namespace
         self.id = id
         self.configuration = configuration
@@ -41,6 +43,7 @@ public struct ShimContext: Sendable {
         self.logger = logger
         self.environment = environment
         self.spare = spare
+        self.spareDirectory = spareDirectory
         self.onShutdown = onShutdown
     }
 }
@@ -95,7 +98,7 @@ public actor ShimTaskService: ContainerdTaskV2TaskService {
         }
         let paths = context.paths
         let record = ShimRecord(namespace: context.namespace, id: request.id, bundle: request.bundle,
-                                shimPid: getpid(), socket: paths.socket)
+                                shimPid: getpid(), socket: paths.socket, spareDirectory: context.spareDirectory)
         try record.write(to: paths)
         var configuration: PodConfiguration
         do {

@@ -186,8 +186,9 @@ public final class PrivateContainerd: @unchecked Sendable {
         return result.stdout
     }
 
-    public func log() -> String {
-        (try? String(contentsOfFile: dir + "/containerd.log", encoding: .utf8)).map { String($0.suffix(4000)) } ?? ""
+    /// The end of containerd's log (its shims' lines included): the last `last` characters.
+    public func log(last: Int = 4000) -> String {
+        (try? String(contentsOfFile: dir + "/containerd.log", encoding: .utf8)).map { String($0.suffix(last)) } ?? ""
     }
 
     /// Stops containerd (SIGTERM, then SIGKILL), leaving its shims running.

@@ -52,20 +52,22 @@ extension Pod {
     public var holdsSpare: Bool { spare != nil }
 
     /// The spare, if it can be the VM `wanted` describes and still runs; one that
-    /// cannot is discarded here.
+    /// cannot is discarded here, and a link to its directory at ``PodConfiguration/vmDirectory``
+    /// (the shim's) removed, so that the pod's own VM gets the directory.
     func takeSpare(fitting wanted: SandboxConfiguration) async -> Sandbox? {
         guard let spare else { return nil }
         self.spare = nil
         if let mismatch = Self.spareMismatch(spare.configuration, wanted) {
             logger.info("not using the spare VM: \(mismatch)")
-            await spare.discard()
-            return nil
+        } else if let exit = await spare.vm.exit {
+            logger.warning("not using the spare VM: it has exited: \(exit)")
+        } else {
+            return spare
         }
-        if let exit = await spare.vm.exit {
-            logger.warning("the spare VM has exited: \(exit)")
-            return nil
-        }
-        return spare
+        await spare.discard()
+        var st = stat()
+        if lstat(configuration.vmDirectory, &st) == 0, st.st_mode & S_IFMT == S_IFLNK { unlink(configuration.vmDirectory) }
+        return nil
     }
 
     /// Discards an unused spare (the pod ends without having created a container).

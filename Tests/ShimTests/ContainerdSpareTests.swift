@@ -1,0 +1,143 @@
+import ContainerdTestSupport
+import Foundation
+import QemuboxKit
+import TestSupport
+import Testing
+
+/// `warm_spares`: spare VMs started ahead and taken by the next container, through a
+/// private containerd 1.6 with warm start.
+@Suite(.serialized) struct ContainerdSpareTests {
+    static let qemubox = ContainerdShimTests.qemubox
+    static let image = PrivateContainerd.image
+
+    static func spares(_ containerd: PrivateContainerd) -> String { containerd.stateRoot + "/.spares" }
+
+    /// The spare directories that are ready for a claim.
+    static func ready(_ containerd: PrivateContainerd) -> [String] {
+        let root = spares(containerd)
+        return ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []).filter {
+            FileManager.default.fileExists(atPath: root + "/" + $0 + "/claim.sock")
+        }.sorted()
+    }
+
+    /// The spare processes of this containerd that have not been claimed (their command line names the directory).
+    static func spareProcesses(_ containerd: PrivateContainerd) -> [Int32] {
+        containerd.leftoverProcesses().filter { pid in
+            let cmd = (try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? ""
+            return cmd.contains("spare-vm") && !FileManager.default.fileExists(
+                atPath: spares(containerd) + "/" + (cmd.split(separator: "\0").last.map { ($0 as NSString).lastPathComponent } ?? "") + "/claimed")
+        }
+    }
+
+    /// Ends the spares this containerd's shims started (SIGTERM: each ends its VM and
+    /// removes its directory) and checks that nothing of them is left.
+    static func stopSpares(_ containerd: PrivateContainerd) async {
+        for pid in spareProcesses(containerd) { kill(pid, SIGTERM) }
+        let gone = await eventually(timeout: .seconds(30)) { spareProcesses(containerd).isEmpty }
+        #expect(gone, "spare processes left: \(spareProcesses(containerd))")
+        let left = (try? FileManager.default.contentsOfDirectory(atPath: spares(containerd))) ?? []
+        #expect(left.filter { $0 != ".refill.lock" }.isEmpty, "spare directories left: \(left)")
+        try? FileManager.default.removeItem(atPath: spares(containerd))
+    }
+
+    static func withSpares(_ extra: String = "", _ body: @Sendable @escaping (PrivateContainerd) async throws -> Void)
+        async throws
+    {
+        try await ConcurrencyLimit.vms.run {
+            try await TemporaryDirectory.with(prefix: "qbx-templates") { templates in
+                let config = "warm_start = true\ntemplate_dir = \"\(templates)\"\nwarm_spares = 1\n" + extra
+                try await ContainerdShimTests.withContainerd(qemubox: config) { containerd in
+                    do {
+                        try await body(containerd)
+                    } catch {
+                        await stopSpares(containerd)
+                        throw error
+                    }
+                    await stopSpares(containerd)
+                }
+            }
+        }
+    }
+
+    /// A container created after a spare is ready runs in it (the shim says so), with its
+    /// output, exit code and writable layer as in a VM of its own; the spare is replaced.
+    /// One that does not fit (another size) discards the spare and runs in its own VM.
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func nextContainerRunsInTheSpare() async throws {
+        try await Self.withSpares { containerd in
+            let first = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) first true")
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(await eventually(timeout: .seconds(60)) { Self.ready(containerd).count == 1 },
+                    "no spare got ready: \(containerd.log().suffix(2000))")
+            let spare = try #require(Self.ready(containerd).first)
+            let run = try await containerd.ctr(
+                "run --rm \(Self.qemubox) \(Self.image) taker sh -c 'echo w > /f; cat /f; cat /proc/self/personality; exit 5'")
+            #expect(run.status == 5, "\(run.stderr)")
+            #expect(run.stdout == "w\n00000000\n", "\(run.stderr)")
+            #expect(containerd.log(last: .max).contains("taker runs in a spare VM"), "\(containerd.log().suffix(3000))")
+            // That spare is gone with its container; another one takes its place.
+            #expect(await eventually(timeout: .seconds(60)) {
+                let now = Self.ready(containerd)
+                return now.count == 1 && !now.contains(spare)
+            }, "spares now: \(Self.ready(containerd))")
+            #expect(!FileManager.default.fileExists(atPath: Self.spares(containerd) + "/" + spare))
+
+            let other = try await containerd.ctr(
+                "run --rm --annotation io.qemubox.memory_mib=384 \(Self.qemubox) \(Self.image) bigger sh -c 'echo big'")
+            #expect(other.status == 0, "\(other.stderr)")
+            #expect(other.stdout == "big\n", "\(other.stderr)")
+            #expect(containerd.log(last: .max).contains("not using the spare VM"),
+                    "\(containerd.log(last: .max).split(separator: "\n").filter { $0.contains("spare") || $0.contains("serving") }.joined(separator: "\n"))")
+        }
+    }
+
+    /// The shim of a container in a spare VM is killed: containerd's cleanup (`delete`)
+    /// ends the VM and removes the spare's directory with the task's state.
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func killedShimOfASpareIsCleanedUp() async throws {
+        try await Self.withSpares { containerd in
+            let first = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) first true")
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(await eventually(timeout: .seconds(60)) { Self.ready(containerd).count == 1 })
+            let spare = try #require(Self.ready(containerd).first)
+            let run = try await containerd.ctr("run -d \(Self.qemubox) \(Self.image) victim sleep 600")
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(containerd.log(last: .max).contains("victim runs in a spare VM"))
+            let record = try Data(contentsOf: URL(fileURLWithPath: containerd.stateRoot + "/\(containerd.namespace)/victim/shim.json"))
+            let shimPid = try #require((try JSONSerialization.jsonObject(with: record) as? [String: Any])?["shimPid"] as? Int)
+            let cmdline = (try? String(contentsOfFile: "/proc/\(shimPid)/cmdline", encoding: .utf8)) ?? ""
+            #expect(cmdline.contains("spare-vm") && cmdline.contains(spare), "shim \(shimPid): \(cmdline)")
+            let listed = try await containerd.ctrCheck("task ls")
+            let qemuPid = try #require(listed.split(separator: "\n").first { $0.hasPrefix("victim ") }
+                .flatMap { Int32($0.split(separator: " ", omittingEmptySubsequences: true)[1]) })
+            #expect(((try? String(contentsOfFile: "/proc/\(qemuPid)/cmdline", encoding: .utf8)) ?? "").contains("qemu-system"))
+            kill(Int32(shimPid), SIGKILL)
+            // containerd runs the shim's `delete` and drops the task.
+            #expect(await eventually(timeout: .seconds(60)) {
+                (try? await ContainerdVMTests.status(containerd, "victim")) == .some(nil)
+            }, "\(containerd.log().suffix(2000))")
+            _ = try await containerd.ctr("container delete victim")
+            #expect(await eventually(timeout: .seconds(30)) {
+                !FileManager.default.fileExists(atPath: Self.spares(containerd) + "/" + spare)
+            }, "the spare's directory is left")
+            #expect(await eventually(timeout: .seconds(10)) { kill(qemuPid, 0) != 0 }, "QEMU \(qemuPid) still runs")
+        }
+    }
+
+    /// A spare nobody takes within `warm_spare_idle_seconds` ends its VM and removes its directory.
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func idleSpareEnds() async throws {
+        try await Self.withSpares("warm_spare_idle_seconds = 2\n") { containerd in
+            let first = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) first true")
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(await eventually(timeout: .seconds(60)) { !Self.ready(containerd).isEmpty })
+            #expect(await eventually(timeout: .seconds(30)) {
+                Self.spareProcesses(containerd).isEmpty
+                    && ((try? FileManager.default.contentsOfDirectory(atPath: Self.spares(containerd))) ?? []) == [".refill.lock"]
+            }, "spares: \(Self.spareProcesses(containerd))")
+            #expect(containerd.leftoverProcesses().filter { pid in
+                ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").contains("qemu-system")
+            }.isEmpty)
+        }
+    }
+}
