@@ -7,13 +7,17 @@
 #
 # With --warm the shim restores VMs from a template (warm_start = true); the
 # first qemubox run then also boots and saves the template.
+# With --spares (implies --warm) one spare VM is kept ready (warm_spares = 1) and
+# every qemubox run waits until one is before it starts: the figure for containers
+# that come no faster than spares are replaced (about one a second here).
 #
-#   scripts/bench-ctr-run.sh [--warm] [RUNS]     (default 7)
+#   scripts/bench-ctr-run.sh [--warm | --spares] [RUNS]     (default 7)
 set -uo pipefail
-if [ "${1:-}" = "--warm" ]; then
-    export PRIVATE_CONTAINERD_WARM=1
-    shift
-fi
+spares=0
+case "${1:-}" in
+    --warm) export PRIVATE_CONTAINERD_WARM=1; shift ;;
+    --spares) export PRIVATE_CONTAINERD_WARM=1 PRIVATE_CONTAINERD_QEMUBOX="warm_spares = 1"; spares=1; shift ;;
+esac
 runs="${1:-7}"
 source "$(dirname "$0")/lib/private-containerd.sh"
 now() { date +%s.%N; }
@@ -29,13 +33,19 @@ one() { # one RUNTIME → seconds (called in a subshell: the name comes from the
 one io.containerd.runc.v2 >/dev/null
 cold=$(one io.containerd.qemubox.v1)
 echo "qemubox first run (layer → EROFS, cold cache${PRIVATE_CONTAINERD_WARM:+, template saved}): ${cold}s"
+spare_ready() { # waits (up to 30 s) until a spare VM is ready for a claim
+    [ "$spares" = 1 ] || return 0
+    for _ in $(seq 300); do compgen -G "$dir/qb/.spares/*/claim.sock" >/dev/null && return 0; sleep 0.1; done
+    echo "no spare VM got ready" >&2
+}
 for i in $(seq "$runs"); do
-    r=$(one io.containerd.runc.v2); q=$(one io.containerd.qemubox.v1)
+    r=$(one io.containerd.runc.v2); spare_ready; q=$(one io.containerd.qemubox.v1)
     runc_t+=("$r"); qbx_t+=("$q")
     echo "run $i: runc ${r}s, qemubox ${q}s"
 done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 mr=$(median "${runc_t[@]}"); mq=$(median "${qbx_t[@]}")
 echo "median of $runs: runc ${mr}s, qemubox ${mq}s, ratio $(echo "scale=1; $mq / $mr" | bc)x"
+[ "$spares" = 1 ] && echo "runs in a spare VM: $(grep -c 'runs in a spare VM' "$dir/containerd.log") of $((runs + 1)) qemubox runs"
 echo "shim timing lines (last run):"
 grep -E "in its VM|delete_s|started bench" "$dir/containerd.log" 2>/dev/null | tail -3 || true

@@ -33,6 +33,8 @@ import Testing
             guest_debug = true
             warm_start = true
             template_dir = "/var/cache/qbx/templates"
+            warm_spares = 2
+            warm_spare_idle_seconds = 30
             kernel = ""
             guest_image = ""
             """)
@@ -51,6 +53,8 @@ import Testing
         #expect(configuration.cacheDirectory == "/var/cache/qbx")
         #expect(configuration.templates == VMTemplateStore(directory: "/var/cache/qbx/templates"))
         #expect(QemuboxConfiguration().templates == nil)
+        #expect(configuration.warmSpares == 2 && configuration.warmSpareIdleSeconds == 30)
+        #expect(QemuboxConfiguration().warmSpares == 0 && QemuboxConfiguration().warmSpareIdleSeconds == 600)
         #expect(configuration.bootTimeoutSeconds == 30)
         #expect(configuration.shutdownTimeoutSeconds == 5)
         #expect(configuration.logLevel == "debug")
@@ -74,6 +78,8 @@ import Testing
         ("guest_debug = 1", "must be a boolean"),
         ("warm_start = \"yes\"", "must be a boolean"),
         ("template_dir = \"templates\"", "must be an absolute path"),
+        ("warm_spares = 65", "warm_spares = 65 is out of range"),
+        ("warm_spare_idle_seconds = 0", "out of range"),
         ("vcpus = ", "cfg.toml:1:"),
         ("network = 1", "network must be a table"),
         ("[network]\nnetworks = \"x\"", "network.networks must be an array of strings"),
