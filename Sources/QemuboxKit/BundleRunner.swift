@@ -40,19 +40,10 @@ public enum BundleRunner {
         let terminal = options.terminal ?? spec.process?.terminal ?? false
         let ownsState = options.stateDirectory == nil
         let stateDirectory = try options.stateDirectory ?? makeTemporaryDirectory()
-        var configuration = PodConfiguration(id: options.containerID, stateDirectory: stateDirectory,
-                                             assets: options.assets)
-        configuration.qemuBinary = options.qemuBinary
-        configuration.memoryMiB = options.memoryMiB
-        configuration.vcpus = options.vcpus
-        configuration.writableBytes = options.writableBytes
-        configuration.debug = options.debug
-        configuration.templates = options.templates
-        configuration.extraKernelArguments = options.extraKernelArguments
-        configuration.networking = false
-        configuration.logger = options.logger
+        var configuration = options.podConfiguration(id: options.containerID, stateDirectory: stateDirectory)
         if let onEvent = options.onEvent { configuration.onEvent = onEvent }
         let pod = Pod(configuration)
+        if let spare = options.spare { await pod.adopt(spare: spare) }
         let io = DescriptorIO(stdin: options.stdin, stdout: options.stdout, stderr: options.stderr)
         do {
             let started = ContinuousClock.now
@@ -166,6 +157,9 @@ public struct BundleRunOptions: Sendable {
     public var extraKernelArguments: [String]
     /// Called for every task event in containerd's form (create, start, exit, OOM, delete).
     public var onEvent: (@Sendable (any SwiftProtobuf.Message) -> Void)?
+    /// A VM started ahead (``Pod/startSpare(_:warmUp:)`` with ``podConfiguration(id:stateDirectory:)``)
+    /// for the container; used when it fits, discarded otherwise.
+    public var spare: Sandbox?
     /// Logger.
     public var logger: Logger
 
@@ -187,7 +181,24 @@ public struct BundleRunOptions: Sendable {
         self.templates = nil
         self.extraKernelArguments = []
         self.onEvent = nil
+        self.spare = nil
         self.logger = Logger(label: "qemubox.run")
+    }
+
+    /// The pod configuration a run with these options uses (also the one to start a
+    /// ``spare`` with, so that it fits).
+    public func podConfiguration(id: String, stateDirectory: String) -> PodConfiguration {
+        var configuration = PodConfiguration(id: id, stateDirectory: stateDirectory, assets: assets)
+        configuration.qemuBinary = qemuBinary
+        configuration.memoryMiB = memoryMiB
+        configuration.vcpus = vcpus
+        configuration.writableBytes = writableBytes
+        configuration.debug = debug
+        configuration.templates = templates
+        configuration.extraKernelArguments = extraKernelArguments
+        configuration.networking = false
+        configuration.logger = logger
+        return configuration
     }
 }
 
