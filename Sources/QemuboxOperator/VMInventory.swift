@@ -56,8 +56,12 @@ public struct VMInventory: Sendable {
         self.procRoot = procRoot
     }
 
-    /// The state directory of every task: `(namespace, id, path)`, sorted. `s/` holds the
-    /// sockets, `.spares/` the spare VMs (a task that took one links its `vm` there).
+    /// What ``taskDirectories()`` calls the namespace of a spare VM no container has taken.
+    public static let spareNamespace = "(spare)"
+
+    /// The state directory of every task: `(namespace, id, path)`, sorted; then every spare VM
+    /// no container has taken yet (namespace ``spareNamespace``, the spare's name as id).
+    /// `s/` holds the sockets; a task that took a spare links its `vm` into `.spares/`.
     public func taskDirectories() -> [(namespace: String, id: String, path: String)] {
         let fm = FileManager.default
         var found: [(String, String, String)] = []
@@ -73,6 +77,12 @@ public struct VMInventory: Sendable {
                     .flatMap { try? JSONDecoder().decode(ShimRecord.self, from: $0) }
                 found.append((namespace, record?.id ?? name, path))
             }
+        }
+        let spares = stateDirectory + "/.spares"
+        for name in ((try? fm.contentsOfDirectory(atPath: spares)) ?? []).sorted() where !name.hasPrefix(".") {
+            let path = spares + "/" + name
+            guard Self.isDirectory(path), !fm.fileExists(atPath: path + "/claimed") else { continue }
+            found.append((Self.spareNamespace, name, path))
         }
         return found
     }

@@ -177,6 +177,14 @@ import Testing
             try task("reused", record: #"{"pid":\#(getpid()),"startTime":1,"name":"reused","binary":"qemu"}"#)
             try task("deadshim", record: nil, shim: #"{"namespace":"ns1","id":"deadshim","bundle":"/b","shimPid":999999999,"socket":"/s","writtenBack":false}"#)
             try task("noshim", record: nil)
+            // Spare VMs (warm_spares): an unclaimed one is listed (here: its record is stale), a claimed one is its task's.
+            for (name, claimed) in [("5a5a5a5a", false), ("6b6b6b6b", true)] {
+                let spare = dir + "/state/.spares/" + name
+                try fm.createDirectory(atPath: spare + "/vm", withIntermediateDirectories: true)
+                try #"{"pid":999999998,"startTime":1,"name":"spare","binary":"qemu"}"#
+                    .write(toFile: spare + "/vm/qemu.json", atomically: false, encoding: .utf8)
+                if claimed { _ = fm.createFile(atPath: spare + "/claimed", contents: nil) }
+            }
             try fm.createDirectory(atPath: dir + "/state/s", withIntermediateDirectories: true)
             _ = fm.createFile(atPath: dir + "/state/ns1/stray-file", contents: Data("x".utf8))
             let config = try QemuboxBinary.configuration(in: dir, "state_dir = \"\(dir)/state\"\n")
@@ -185,7 +193,8 @@ import Testing
             #expect(result.status == 0, "\(result.stderr)")
             #expect(try QemuboxBinary.decode([RunningVM].self, result.stdout).isEmpty)
             let warnings = result.stderr.split(separator: "\n")
-            #expect(warnings.count == 4, "\(result.stderr)")
+            #expect(warnings.count == 5, "\(result.stderr)")
+            #expect(warnings.contains { $0.contains("(spare)/5a5a5a5a: skipped: stale record, QEMU pid 999999998") })
             #expect(warnings.contains { $0.contains("ns1/garbage: skipped") })
             #expect(warnings.contains { $0.contains("ns1/gone: skipped: stale record, QEMU pid 999999999") })
             #expect(warnings.contains { $0.contains("ns1/reused: skipped: stale record") })
