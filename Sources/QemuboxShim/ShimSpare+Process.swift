@@ -165,6 +165,14 @@ extension ShimSpare {
                 close(client)
                 continue
             }
+            // Another shim binary (an upgrade since this spare started): it starts its own VM.
+            if request.executable == nil || request.executable != executableIdentity() {
+                logger.info("spare VM ends: the claiming shim is another executable (upgraded?)")
+                UnixSocket.write(client, "the spare runs another shim executable\n")
+                unlink(path)
+                close(client)
+                return nil
+            }
             // One claim only: nobody else may connect from now on.
             unlink(path)
             _ = FileManager.default.createFile(atPath: directory + "/" + claimedMarker, contents: nil)

@@ -43,11 +43,21 @@ enum ShimSpare {
     static let claimedMarker = "claimed"
     static let lockName = "lock"
     static let logName = "spare.log"
-    /// A claim: the daemon's arguments, the environment containerd gave `start`, the bundle.
+    /// A claim: the daemon's arguments, the environment containerd gave `start`, the bundle,
+    /// and which shim executable claims (``executableIdentity()``).
     struct Claim: Codable, Sendable {
         var arguments: [String]
         var environment: [String: String]
         var bundle: String
+        var executable: String?
+    }
+
+    /// This process's executable as `DEVICE:INODE:MTIME` (`/proc/self/exe`): a spare started
+    /// by a shim binary that has since been replaced (an upgrade) refuses claims from the new one.
+    static func executableIdentity() -> String? {
+        var st = stat()
+        guard stat("/proc/self/exe", &st) == 0 else { return nil }
+        return "\(st.st_dev):\(st.st_ino):\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
     }
 
     static func root(_ configuration: QemuboxConfiguration) -> String {
@@ -75,7 +85,8 @@ enum ShimSpare {
                       configuration: QemuboxConfiguration) -> Bool {
         let root = root(configuration)
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: root) else { return false }
-        let request = Claim(arguments: daemon.daemonArguments(), environment: environment, bundle: bundle)
+        let request = Claim(arguments: daemon.daemonArguments(), environment: environment, bundle: bundle,
+                            executable: executableIdentity())
         guard let json = try? JSONEncoder().encode(request) else { return false }
         let line = String(decoding: json, as: UTF8.self) + "\n"
         for name in names.shuffled() where !name.hasPrefix(".") {

@@ -124,6 +124,29 @@ import Testing
         }
     }
 
+    /// After an upgrade (a new shim executable), a spare started by the old one refuses the
+    /// new one's claim and ends; the container starts a VM of its own.
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func spareOfAReplacedShimIsNotUsed() async throws {
+        try await Self.withSpares { containerd in
+            let first = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) first true")
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(await eventually(timeout: .seconds(60)) { Self.ready(containerd).count == 1 })
+            let spare = try #require(Self.ready(containerd).first)
+            // The "upgrade": containerd now runs a copy of the shim (another inode).
+            let link = containerd.dir + "/opt/bin/containerd-shim-qemubox-v1"
+            let original = try FileManager.default.destinationOfSymbolicLink(atPath: link)
+            try FileManager.default.removeItem(atPath: link)
+            try FileManager.default.copyItem(atPath: original, toPath: link)
+            let run = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) upgraded echo new")
+            #expect(run.status == 0 && run.stdout == "new\n", "\(run.stderr)")
+            #expect(!containerd.log(last: .max).contains("upgraded runs in a spare VM"))
+            #expect(await eventually(timeout: .seconds(30)) {
+                !FileManager.default.fileExists(atPath: Self.spares(containerd) + "/" + spare)
+            }, "the old spare is still there")
+        }
+    }
+
     /// A spare nobody takes within `warm_spare_idle_seconds` ends its VM and removes its directory.
     @Test(.enabled(if: PrivateContainerd.vmAvailable))
     func idleSpareEnds() async throws {
