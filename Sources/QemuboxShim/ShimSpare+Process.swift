@@ -19,6 +19,9 @@ extension ShimSpare {
         guard lock >= 0 else { return 2 }
         defer { close(lock) }
         let name = (directory as NSString).lastPathComponent
+        // A spare starts and waits at a low priority (its QEMU inherits it): containers starting
+        // meanwhile come first. The claim restores the normal priority.
+        setNice(spareNice, ofThreadsOf: getpid())
         let configuration: QemuboxConfiguration
         do {
             configuration = try QemuboxShim.configuration(environment)
@@ -101,6 +104,8 @@ extension ShimSpare {
             UnixSocket.write(answer, "\(error)\n")
             return 1
         }
+        setNice(0, ofThreadsOf: getpid())
+        if let qemu = await sandbox.vm.pid { setNice(0, ofThreadsOf: qemu) }
         logger.info("claimed", metadata: ["namespace": "\(arguments.namespace)", "id": "\(arguments.id)"])
         do {
             try await ShimDaemon.run(arguments, environment: request.environment,
@@ -177,6 +182,18 @@ extension ShimSpare {
             unlink(path)
             _ = FileManager.default.createFile(atPath: directory + "/" + claimedMarker, contents: nil)
             return (client, request)
+        }
+    }
+
+    /// The nice value of a spare until it is claimed.
+    static let spareNice: Int32 = 10
+
+    /// Sets the nice value of every thread of `pid` (Linux keeps it per thread; threads made
+    /// later inherit their creator's).
+    static func setNice(_ value: Int32, ofThreadsOf pid: Int32) {
+        for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
+            guard let tid = id_t(task) else { continue }
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, value)
         }
     }
 

@@ -29,6 +29,29 @@ import Testing
         }
     }
 
+    /// The nice values of `pid`'s threads.
+    static func niceValues(_ pid: Int32) -> Set<Int> {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return Set(tasks.compactMap { tid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            // After the command: state is field 3, nice field 19.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 16 ? Int(fields[16]) : nil
+        })
+    }
+
+    /// The QEMU whose parent is `parent`.
+    static func qemu(childOf parent: Int32) -> Int32? {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).first { pid in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == parent
+                && ((try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)) ?? "").contains("qemu-system")
+        }
+    }
+
     /// Ends the spares this containerd's shims started (SIGTERM: each ends its VM and
     /// removes its directory) and checks that nothing of them is left.
     static func stopSpares(_ containerd: PrivateContainerd) async {
@@ -111,6 +134,14 @@ import Testing
             let qemuPid = try #require(listed.split(separator: "\n").first { $0.hasPrefix("victim ") }
                 .flatMap { Int32($0.split(separator: " ", omittingEmptySubsequences: true)[1]) })
             #expect(((try? String(contentsOfFile: "/proc/\(qemuPid)/cmdline", encoding: .utf8)) ?? "").contains("qemu-system"))
+            // A spare waits at a low priority; the claim gave the container's VM and shim the normal one back.
+            #expect(Self.niceValues(qemuPid) == [0] && Self.niceValues(Int32(shimPid)) == [0],
+                    "QEMU \(Self.niceValues(qemuPid)), shim \(Self.niceValues(Int32(shimPid)))")
+            #expect(await eventually(timeout: .seconds(60)) { Self.ready(containerd).count == 1 })
+            let waiting = try #require(Self.spareProcesses(containerd).first)
+            let waitingQEMU = try #require(Self.qemu(childOf: waiting))
+            #expect(Self.niceValues(waiting) == [10] && Self.niceValues(waitingQEMU) == [10],
+                    "spare \(Self.niceValues(waiting)), its QEMU \(Self.niceValues(waitingQEMU))")
             kill(Int32(shimPid), SIGKILL)
             // containerd runs the shim's `delete` and drops the task.
             #expect(await eventually(timeout: .seconds(60)) {
