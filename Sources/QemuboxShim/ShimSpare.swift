@@ -123,13 +123,25 @@ enum ShimSpare {
         defer { close(refillLock) }
         guard flock(refillLock, LOCK_EX | LOCK_NB) == 0 else { return }
         var ready = 0
+        let failures = root + "/.failed"
         for name in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] where !name.hasPrefix(".") {
             let directory = root + "/" + name
             switch state(of: directory) {
             case .alive: ready += 1
             case .claimed: break
-            case .dead: await removeDead(directory, logger: logger)
+            case .dead:
+                // A spare that ends by itself removes its directory: one left unclaimed failed.
+                if !FileManager.default.fileExists(atPath: directory + "/" + claimedMarker) {
+                    _ = FileManager.default.createFile(atPath: failures, contents: nil)
+                }
+                await removeDead(directory, logger: logger)
             }
+        }
+        // After a failure, at most one new spare a minute (a broken setup must not cost every start).
+        if let failed = (try? FileManager.default.attributesOfItem(atPath: failures))?[.modificationDate] as? Date,
+           Date().timeIntervalSince(failed) < failureBackoffSeconds {
+            logger.info("spare VMs: one failed within the last \(Int(failureBackoffSeconds)) s; starting none now")
+            return
         }
         while ready < configuration.warmSpares {
             do {
@@ -141,6 +153,9 @@ enum ShimSpare {
             }
         }
     }
+
+    /// How long after a failed spare the refills start none.
+    static let failureBackoffSeconds: TimeInterval = 60
 
     enum SpareState { case alive, claimed, dead }
 

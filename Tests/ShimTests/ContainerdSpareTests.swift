@@ -178,6 +178,30 @@ import Testing
         }
     }
 
+    /// A spare that dies unclaimed (killed here) takes its VM with it; the next refill removes
+    /// what it left and, as after any failed spare, starts none for a minute.
+    @Test(.enabled(if: PrivateContainerd.vmAvailable))
+    func deadSpareIsRemovedAndRefillsBackOff() async throws {
+        try await Self.withSpares { containerd in
+            let first = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) first true")
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(await eventually(timeout: .seconds(60)) { Self.ready(containerd).count == 1 })
+            let spare = try #require(Self.ready(containerd).first)
+            let process = try #require(Self.spareProcesses(containerd).first)
+            let qemu = try #require(Self.qemu(childOf: process))
+            kill(process, SIGKILL)
+            #expect(await eventually(timeout: .seconds(10)) { kill(qemu, 0) != 0 }, "the spare's QEMU outlived it")
+            let run = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) second echo ok")
+            #expect(run.status == 0 && run.stdout == "ok\n", "\(run.stderr)")
+            #expect(await eventually(timeout: .seconds(30)) {
+                containerd.log(last: .max).contains("starting none now")
+            }, "\(containerd.log(last: .max).split(separator: "\n").filter { $0.contains("spare") }.joined(separator: "\n"))")
+            #expect(!FileManager.default.fileExists(atPath: Self.spares(containerd) + "/" + spare))
+            #expect(Self.ready(containerd).isEmpty && Self.spareProcesses(containerd).isEmpty)
+            try? FileManager.default.removeItem(atPath: Self.spares(containerd) + "/.failed")
+        }
+    }
+
     /// A spare nobody takes within `warm_spare_idle_seconds` ends its VM and removes its directory.
     @Test(.enabled(if: PrivateContainerd.vmAvailable))
     func idleSpareEnds() async throws {
