@@ -189,11 +189,19 @@ extension ShimSpare {
     static let spareNice: Int32 = 10
 
     /// Sets the nice value of every thread of `pid` (Linux keeps it per thread; threads made
-    /// later inherit their creator's).
+    /// later inherit their creator's). Passes repeat while one finds a thread that a thread
+    /// not yet changed made meanwhile (at most three). libdispatch's worker threads set their
+    /// own from their quality of service: those of a shim are not QEMU's and do the shim's
+    /// little work.
     static func setNice(_ value: Int32, ofThreadsOf pid: Int32) {
-        for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
-            guard let tid = id_t(task) else { continue }
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), tid, value)
+        let which = __priority_which_t(PRIO_PROCESS.rawValue)
+        var seen: Set<id_t> = []
+        for _ in 0..<3 {
+            let tasks = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).compactMap { id_t($0) }
+            let new = tasks.filter { !seen.contains($0) }
+            guard !new.isEmpty else { return }
+            for tid in new { _ = setpriority(which, tid, value) }
+            seen.formUnion(new)
         }
     }
 
