@@ -93,7 +93,8 @@ package enum UnixSocket {
         return String(decoding: bytes[..<end], as: UTF8.self)
     }
 
-    /// Writes all of `text` (a short message; a peer that went away loses it).
+    /// Writes all of `text` to `fd` (any descriptor: a socket, a pipe or FIFO), retrying
+    /// after `EINTR`; false when the peer went away or the write failed (the rest is lost).
     @discardableResult
     package static func write(_ fd: Int32, _ text: String) -> Bool {
         var bytes = Array(text.utf8)

@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import QemuboxKit
 
 /// A swift-log handler writing logrus-style text lines
 /// (`time="…" level=info msg="…" key=value`) to a descriptor: the bundle's `log`
@@ -15,19 +16,8 @@ public struct ShimLogHandler: LogHandler {
         let lock = NIOLock()
         init(fd: Int32) { self.fd = fd }
         func write(_ line: String) {
-            lock.withLock {
-                var bytes = Array(line.utf8)
-                var offset = 0
-                while offset < bytes.count {
-                    let n = bytes.withUnsafeMutableBytes { raw -> Int in
-                        guard let base = raw.baseAddress else { return 0 }
-                        return Glibc.write(fd, base + offset, raw.count - offset)
-                    }
-                    if n < 0 && errno == EINTR { continue }
-                    if n <= 0 { return }  // reader gone: drop the line rather than block
-                    offset += n
-                }
-            }
+            // A reader that is gone loses the line rather than blocking the shim.
+            lock.withLock { _ = UnixSocket.write(fd, line) }
         }
     }
 

@@ -29,6 +29,15 @@ import Testing
         }
     }
 
+    /// Runs a first container (whose shim starts the first spare) and returns the spare once it is ready.
+    static func firstSpare(_ containerd: PrivateContainerd) async throws -> String {
+        let first = try await containerd.ctr("run --rm \(qemubox) \(image) first true")
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(await eventually(timeout: .seconds(60)) { ready(containerd).count == 1 },
+                "no spare got ready: \(containerd.log().suffix(2000))")
+        return try #require(ready(containerd).first)
+    }
+
     /// The nice values of `pid`'s threads (`mainOnly`: of its main thread; libdispatch's
     /// workers in a Swift process set their own from their quality of service).
     static func niceValues(_ pid: Int32, mainOnly: Bool = false) -> Set<Int> {
@@ -94,11 +103,7 @@ import Testing
     @Test(.enabled(if: PrivateContainerd.vmAvailable))
     func nextContainerRunsInTheSpare() async throws {
         try await Self.withSpares { containerd in
-            let first = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) first true")
-            #expect(first.status == 0, "\(first.stderr)")
-            #expect(await eventually(timeout: .seconds(60)) { Self.ready(containerd).count == 1 },
-                    "no spare got ready: \(containerd.log().suffix(2000))")
-            let spare = try #require(Self.ready(containerd).first)
+            let spare = try await Self.firstSpare(containerd)
             let run = try await containerd.ctr(
                 "run --rm \(Self.qemubox) \(Self.image) taker sh -c 'echo w > /f; cat /f; cat /proc/self/personality; exit 5'")
             #expect(run.status == 5, "\(run.stderr)")
@@ -125,10 +130,7 @@ import Testing
     @Test(.enabled(if: PrivateContainerd.vmAvailable))
     func killedShimOfASpareIsCleanedUp() async throws {
         try await Self.withSpares { containerd in
-            let first = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) first true")
-            #expect(first.status == 0, "\(first.stderr)")
-            #expect(await eventually(timeout: .seconds(60)) { Self.ready(containerd).count == 1 })
-            let spare = try #require(Self.ready(containerd).first)
+            let spare = try await Self.firstSpare(containerd)
             let run = try await containerd.ctr("run -d \(Self.qemubox) \(Self.image) victim sleep 600")
             #expect(run.status == 0, "\(run.stderr)")
             #expect(containerd.log(last: .max).contains("victim runs in a spare VM"))
@@ -166,10 +168,7 @@ import Testing
     @Test(.enabled(if: PrivateContainerd.vmAvailable))
     func spareOfAReplacedShimIsNotUsed() async throws {
         try await Self.withSpares { containerd in
-            let first = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) first true")
-            #expect(first.status == 0, "\(first.stderr)")
-            #expect(await eventually(timeout: .seconds(60)) { Self.ready(containerd).count == 1 })
-            let spare = try #require(Self.ready(containerd).first)
+            let spare = try await Self.firstSpare(containerd)
             // The "upgrade": containerd now runs a copy of the shim (another inode).
             let link = containerd.dir + "/opt/bin/containerd-shim-qemubox-v1"
             let original = try FileManager.default.destinationOfSymbolicLink(atPath: link)
@@ -189,10 +188,7 @@ import Testing
     @Test(.enabled(if: PrivateContainerd.vmAvailable))
     func deadSpareIsRemovedAndRefillsBackOff() async throws {
         try await Self.withSpares { containerd in
-            let first = try await containerd.ctr("run --rm \(Self.qemubox) \(Self.image) first true")
-            #expect(first.status == 0, "\(first.stderr)")
-            #expect(await eventually(timeout: .seconds(60)) { Self.ready(containerd).count == 1 })
-            let spare = try #require(Self.ready(containerd).first)
+            let spare = try await Self.firstSpare(containerd)
             let process = try #require(Self.spareProcesses(containerd).first)
             let qemu = try #require(Self.qemu(childOf: process))
             kill(process, SIGKILL)
