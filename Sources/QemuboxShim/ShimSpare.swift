@@ -92,10 +92,11 @@ enum ShimSpare {
         for name in names.shuffled() where !name.hasPrefix(".") {
             let path = root + "/" + name + "/" + claimSocket
             guard FileManager.default.fileExists(atPath: path),
-                  let fd = try? UnixSocket.connect(to: path, receiveTimeout: .seconds(30)) else { continue }
+                  let fd = try? UnixSocket.connect(to: path, receiveTimeout: .seconds(10)) else { continue }
             defer { close(fd) }
             guard UnixSocket.peerUID(fd) == geteuid(), UnixSocket.write(fd, line) else { continue }
-            if UnixSocket.readLine(fd, limit: 4096, timeout: .seconds(30)) == "ok" { return true }
+            // A spare answers once it serves the task's socket (milliseconds); one that hangs is passed over.
+            if UnixSocket.readLine(fd, limit: 4096, timeout: .seconds(10)) == "ok" { return true }
         }
         return false
     }
