@@ -48,9 +48,6 @@ extension Pod {
         self.spare = spare
     }
 
-    /// Whether the pod still holds a spare it has not used.
-    public var holdsSpare: Bool { spare != nil }
-
     /// The spare, if it can be the VM `wanted` describes and still runs; one that
     /// cannot is discarded here, and a link to its directory at ``PodConfiguration/vmDirectory``
     /// (the shim's) removed, so that the pod's own VM gets the directory.
