@@ -204,6 +204,31 @@ import Testing
         }
     }
 
+    /// `ctr run --cni` in a spare: containerd runs CNI in the task pid's namespace — the spare
+    /// QEMU's own — between Create and Start, and the container is reachable both ways with the
+    /// interface CNI made, as in a VM of its own (ContainerdNetworkTests' checks).
+    @Test(.enabled(if: ContainerdNetworkTests.available))
+    func cniNetworkInASpare() async throws {
+        try await TemporaryDirectory.with(prefix: "qbx-templates") { templates in
+            try await ContainerdNetworkTests.withNetwork(qemubox: { _ in
+                "warm_start = true\ntemplate_dir = \"\(templates)\"\nwarm_spares = 1\n"
+            }) { containerd, netns in
+                do {
+                    _ = try await Self.firstSpare(containerd)
+                    try await containerd.ctrCheck(
+                        "run -d --cni \(Self.qemubox) \(Self.image) net1 \(ContainerdNetworkTests.server("net1"))")
+                    #expect(containerd.log(last: .max).contains("net1 runs in a spare VM"))
+                    _ = try await ContainerdNetworkTests.checkConnectivity(containerd, netns, "net1")
+                    try await ContainerdNetworkTests.remove(containerd, "net1")
+                } catch {
+                    await Self.stopSpares(containerd)
+                    throw error
+                }
+                await Self.stopSpares(containerd)
+            }
+        }
+    }
+
     /// A spare nobody takes within `warm_spare_idle_seconds` ends its VM and removes its directory.
     @Test(.enabled(if: PrivateContainerd.vmAvailable))
     func idleSpareEnds() async throws {
