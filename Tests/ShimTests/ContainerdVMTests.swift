@@ -214,16 +214,24 @@ import Testing
                     _ = try await containerd.ctr("task delete \(id)")
                     _ = try await containerd.ctr("container rm \(id)")
                 }
-                let file = containerd.dir + "/file\(n).log"
-                let run = try await containerd.ctr("run \(rm)--log-uri file://\(file) \(runtime) \(Self.image) lf\(n) \(command)")
-                #expect(run.status == 5, "\(runtime): \(run.stderr)")
-                // The shims copy asynchronously: the file is complete shortly after ctr returns.
                 let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
-                let logged = await eventually(timeout: .seconds(10)) {
-                    read(file).contains("to-out\n") && read(file).contains("to-err\n")
+                // The runc peer gets a second run when its file lacks a stream: without `--rm` too,
+                // ctr 1.6 deletes the task when it exits, and on a loaded host the runc shim's copy
+                // has lost stderr that way (seen with two VM tests beside it). qemubox gets one run.
+                var file = ""
+                var logged = false
+                for attempt in 0..<(peer ? 2 : 1) where !logged {
+                    file = containerd.dir + "/file\(n)-\(attempt).log"
+                    let id = "lf\(n)-\(attempt)"
+                    let run = try await containerd.ctr("run \(rm)--log-uri file://\(file) \(runtime) \(Self.image) \(id) \(command)")
+                    #expect(run.status == 5, "\(runtime): \(run.stderr)")
+                    // The shims copy asynchronously: the file is complete shortly after ctr returns.
+                    logged = await eventually(timeout: .seconds(10)) {
+                        read(file).contains("to-out\n") && read(file).contains("to-err\n")
+                    }
+                    try await remove(id)
                 }
                 #expect(logged, "\(runtime) file://: \(read(file).debugDescription)")
-                try await remove("lf\(n)")
 
                 let base = containerd.dir + "/bin\(n)"
                 let binary = try await containerd.ctr("run \(rm)--log-uri 'binary://\(logger)?\(base)' \(runtime) \(Self.image) lb\(n) \(command)")
