@@ -42,9 +42,13 @@ extension Pod {
 
     /// Gives the pod a started VM for its first container. The create uses it when it
     /// fits (``spareMismatch(_:_:)``) and otherwise discards it and starts its own; a pod
-    /// that ends without a create discards it too.
-    public func adopt(spare: Sandbox) {
-        precondition(sandbox == nil, "a pod with a VM adopts no spare")
+    /// that ends without a create discards it too, as does one that has a VM or a spare already.
+    public func adopt(spare: Sandbox) async {
+        guard sandbox == nil, self.spare == nil, !ended else {
+            logger.warning("not adopting the spare VM \(spare.configuration.name): the pod has a VM or a spare already")
+            await spare.discard()
+            return
+        }
         self.spare = spare
     }
 
