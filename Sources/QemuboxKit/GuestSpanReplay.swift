@@ -23,36 +23,54 @@ public enum GuestSpanReplay {
     public static func replay(_ batch: Qemubox_Guest_V1_SpanBatch) -> Int {
         var contexts: [UInt64: ServiceContext] = [:]
         var replayed = 0
-        // Parents end after their children: replay in start order so a parent exists first.
-        let spans = batch.spans.prefix(maxSpans).sorted { $0.startUnixNano < $1.startUnixNano }
-        for record in spans {
-            guard record.spanID != 0, record.endUnixNano >= record.startUnixNano, contexts[record.spanID] == nil else {
-                continue
+        // A parent is replayed before its children. Start order alone does not give that: the
+        // batch lists spans as they ended (children first), and a guest clock that ticks
+        // coarsely (a jiffies clocksource under TCG) or steps gives a child its parent's start
+        // time or an earlier one. So: passes in start order, each replaying the spans whose
+        // parent is there by now, until one makes no progress (what waits then has no parent).
+        var waiting = batch.spans.prefix(maxSpans).sorted { $0.startUnixNano < $1.startUnixNano }
+        var progress = true
+        while progress, !waiting.isEmpty {
+            progress = false
+            var later: [Qemubox_Guest_V1_Span] = []
+            for record in waiting {
+                guard record.spanID != 0, record.endUnixNano >= record.startUnixNano, contexts[record.spanID] == nil else {
+                    continue
+                }
+                let parent: ServiceContext
+                if record.parentSpanID == 0 {
+                    guard let remote = remoteContext(record.traceparent) else { continue }
+                    parent = remote
+                } else if let local = contexts[record.parentSpanID] {
+                    parent = local
+                } else {
+                    later.append(record)
+                    continue
+                }
+                progress = true
+                contexts[record.spanID] = replay(record, under: parent)
+                replayed += 1
             }
-            let parent: ServiceContext
-            if record.parentSpanID == 0 {
-                guard let remote = remoteContext(record.traceparent) else { continue }
-                parent = remote
-            } else {
-                guard let local = contexts[record.parentSpanID] else { continue }
-                parent = local
-            }
-            let span = InstrumentationSystem.tracer.startSpan(
-                String(record.name.prefix(256)), context: parent, ofKind: kind(record.kind),
-                at: DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: record.startUnixNano),
-                function: #function, file: #fileID, line: #line)
-            span.attributes["qemubox.guest"] = true
-            for (key, value) in record.attributes.prefix(32) {
-                span.attributes[String(key.prefix(64))] = String(value.prefix(256))
-            }
-            if record.error {
-                span.setStatus(SpanStatus(code: .error, message: String(record.statusMessage.prefix(256))))
-            }
-            contexts[record.spanID] = span.context
-            span.end(at: DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: record.endUnixNano))
-            replayed += 1
+            waiting = later
         }
         return replayed
+    }
+
+    /// Replays one span under `parent`; returns its context (for its children).
+    private static func replay(_ record: Qemubox_Guest_V1_Span, under parent: ServiceContext) -> ServiceContext {
+        let span = InstrumentationSystem.tracer.startSpan(
+            String(record.name.prefix(256)), context: parent, ofKind: kind(record.kind),
+            at: DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: record.startUnixNano),
+            function: #function, file: #fileID, line: #line)
+        span.attributes["qemubox.guest"] = true
+        for (key, value) in record.attributes.prefix(32) {
+            span.attributes[String(key.prefix(64))] = String(value.prefix(256))
+        }
+        if record.error {
+            span.setStatus(SpanStatus(code: .error, message: String(record.statusMessage.prefix(256))))
+        }
+        span.end(at: DefaultTracerClock.Timestamp(nanosecondsSinceEpoch: record.endUnixNano))
+        return span.context
     }
 
     /// The context of the host span a W3C `traceparent` names.

@@ -35,6 +35,22 @@ struct GuestSpanReplayTests {
         #expect(GuestSpanReplay.replay(batch) == 2)
     }
 
+    /// The guest lists spans as they ended (children first), and its clock may tick coarsely
+    /// (a jiffies clocksource under TCG) or step: a child with its parent's start time, or an
+    /// earlier one, is still replayed under it.
+    @Test func childrenBeforeTheirParentsInTimeOrBatch() {
+        var batch = Qemubox_Guest_V1_SpanBatch()
+        batch.spans = [
+            Self.span(3, parent: 2, start: 10, end: 10),    // grandchild, same tick as both parents
+            Self.span(2, parent: 1, start: 10, end: 11),    // child, same tick as its parent
+            Self.span(1, start: 10, end: 20),               // joins the host's trace
+            Self.span(5, parent: 4, start: 5, end: 6),      // starts before its parent (a stepped clock)
+            Self.span(4, start: 8, end: 30),
+            Self.span(7, parent: 7, start: 1, end: 2),      // its own parent: dropped
+        ]
+        #expect(GuestSpanReplay.replay(batch) == 5)
+    }
+
     @Test func boundedBatch() {
         var batch = Qemubox_Guest_V1_SpanBatch()
         batch.spans = (1...2000).map { Self.span(UInt64($0)) }
