@@ -78,10 +78,10 @@ public struct VMInventory: Sendable {
                 found.append((namespace, record?.id ?? name, path))
             }
         }
-        let spares = stateDirectory + "/.spares"
+        let spares = stateDirectory + "/" + ShimPaths.sparesDirectoryName
         for name in ((try? fm.contentsOfDirectory(atPath: spares)) ?? []).sorted() where !name.hasPrefix(".") {
             let path = spares + "/" + name
-            guard Self.isDirectory(path), !fm.fileExists(atPath: path + "/claimed") else { continue }
+            guard Self.isDirectory(path), !fm.fileExists(atPath: path + "/" + ShimPaths.spareClaimedMarker) else { continue }
             found.append((Self.spareNamespace, name, path))
         }
         return found

@@ -98,8 +98,9 @@ public struct ShimLogHandler: LogHandler {
     /// number) and loggers made from now on log at the new level.
     static func bootstrap(fd: Int32, level: Logger.Level) {
         let existing = installed.withLockedValue { current -> Sink? in
-            defer { if let sink = current?.sink { current = (sink, level) } }
-            return current?.sink
+            guard let sink = current?.sink else { return nil }
+            current = (sink, level)
+            return sink
         }
         if let sink = existing {
             if fd != sink.fd {

@@ -40,6 +40,12 @@ public struct ShimPaths: Sendable, Hashable {
 
     /// The VM's own state directory (QEMU's record, console log, agent socket).
     public var vmDirectory: String { stateDirectory + "/vm" }
+
+    /// The spare VMs' directory under the state root (`warm_spares`; a name no containerd
+    /// namespace can have), one directory per spare.
+    public static let sparesDirectoryName = ".spares"
+    /// The file in a spare's directory once a container took it.
+    public static let spareClaimedMarker = "claimed"
     /// The record file.
     public var recordFile: String { stateDirectory + "/" + ShimRecord.fileName }
 }

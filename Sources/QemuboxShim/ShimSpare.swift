@@ -37,10 +37,9 @@ struct SpareHandoff: Sendable {
 enum ShimSpare {
     /// The hidden action of a spare process: `spare-vm DIR`, descriptor 3 its held lock.
     static let action = "spare-vm"
-    /// The spares' directory under the state root (a name no containerd namespace can have).
-    static let rootName = ".spares"
+    static let rootName = ShimPaths.sparesDirectoryName
     static let claimSocket = "claim.sock"
-    static let claimedMarker = "claimed"
+    static let claimedMarker = ShimPaths.spareClaimedMarker
     static let lockName = "lock"
     static let logName = "spare.log"
     /// A claim: the daemon's arguments, the environment containerd gave `start`, the bundle,
@@ -66,16 +65,15 @@ enum ShimSpare {
 
     // MARK: claiming (in `start`)
 
-    /// Whether the bundle's container could run in a spare at all: not a CRI pod's (its
-    /// VM is the pod's), no namespace given by path (a spare's network namespace is its
-    /// own), warm start not refused. The rest (size, kernel arguments, shares) is checked
-    /// at create, where a spare that does not fit is discarded.
-    static func mayClaim(bundle: String) -> Bool {
-        guard let spec = try? RuntimeSpec.load(bundle: bundle) else { return false }
+    /// Whether a container with `spec` could run in a spare at all: not a CRI pod's (its VM
+    /// is the pod's), no namespace given by path (a spare's network namespace is its own),
+    /// `io.qemubox.*` annotations the host accepts, warm start not refused. The rest (size,
+    /// kernel arguments, shares) is checked at create, where a spare that does not fit is discarded.
+    static func mayClaim(_ spec: RuntimeSpec, policy: AnnotationPolicy) -> Bool {
         let annotations = spec.annotations ?? [:]
-        if annotations[PodSpec.containerTypeAnnotation] != nil || annotations["io.qemubox.warm_start"] == "false" {
-            return false
-        }
+        guard annotations[PodSpec.containerTypeAnnotation] == nil,
+              let options = try? ContainerOptions(annotations: annotations, policy: policy),
+              options.warmStart != false else { return false }
         return !(spec.linux?.namespaces ?? []).contains { !($0.path ?? "").isEmpty }
     }
 

@@ -13,7 +13,10 @@ enum ShimStart {
     static func run(_ arguments: ShimArguments, environment: [String: String]) throws {
         let configuration = try QemuboxShim.configuration(environment)
         var daemon = arguments
-        if let pod = ShimPaths.podID(bundle: FileManager.default.currentDirectoryPath) {
+        let bundle = FileManager.default.currentDirectoryPath
+        // Read once: it says both which pod the container joins and whether a spare may take it.
+        let spec = try? RuntimeSpec.load(bundle: bundle)
+        if let pod = spec.flatMap({ PodSpec.podID(annotations: $0.annotations ?? [:]) }) {
             // A CRI pod's container joins its sandbox's shim (and VM) when that one serves.
             let group = try ShimPaths(stateRoot: configuration.stateDirectory, namespace: arguments.namespace, id: pod)
             if QemuboxShim.servingDaemon(group) != nil {
@@ -40,9 +43,8 @@ enum ShimStart {
             return
         }
         unlink(paths.socket)
-        if configuration.warmSpares > 0, ShimSpare.mayClaim(bundle: FileManager.default.currentDirectoryPath),
-           ShimSpare.claim(daemon, environment: environment, bundle: FileManager.default.currentDirectoryPath,
-                           configuration: configuration) {
+        if configuration.warmSpares > 0, let spec, ShimSpare.mayClaim(spec, policy: configuration.annotations),
+           ShimSpare.claim(daemon, environment: environment, bundle: bundle, configuration: configuration) {
             // A spare VM's process serves this task now.
             try reply(address)
             return
