@@ -117,6 +117,19 @@ public enum NamespaceNetwork {
         _ = try await run(netns, "ip", arguments)
     }
 
+    /// Moves the link `name` from the namespace at `netns` into the one at `target` (both
+    /// paths). A TUN/TAP device keeps its open file descriptors: frames written to them
+    /// now leave in `target`. A `target` that is not a network namespace is
+    /// ``CNIError/Code/namespace``; a name already taken there is ``CNIError/Code/system``.
+    public static func moveLink(_ name: String, to target: String, in netns: String) async throws {
+        try validate(name)
+        // iproute2 takes an argument with a slash as a path, anything else as a name under /run/netns.
+        guard target.hasPrefix("/"), NetworkNamespace.exists(path: target) else {
+            throw CNIError(.namespace, "\(target) is not a network namespace")
+        }
+        _ = try await run(netns, "ip", ["link", "set", "dev", name, "netns", target])
+    }
+
     /// Runs `nsenter --net=NETNS -- TOOL ARGUMENTS` and returns stdout; failures are
     /// ``CNIError/Code/system`` with the tool's stderr, a missing namespace ``CNIError/Code/namespace``.
     static func run(_ netns: String, _ tool: String, _ arguments: [String], input: String = "") async throws -> Data {

@@ -96,6 +96,30 @@ extension Sandbox {
         return attached
     }
 
+    /// This VM with its first `count` NICs in the namespace at `path` instead of its own:
+    /// their TAPs move there (QEMU keeps its descriptors, so the NICs stay connected) and
+    /// the returned sandbox's ``SandboxConfiguration/network`` names `path` with those NICs,
+    /// for ``attachNetwork()``. Only a VM started in a new namespace of its own with at least
+    /// `count` NICs can move (a spare taken by a container whose namespace exists: CRI's
+    /// pod namespace, or one the pod made for its CNI networks). The rest of its NICs stay
+    /// behind, unconnected. Use the returned sandbox from then on.
+    func movingNetwork(into path: String, nics count: Int) async throws -> Sandbox {
+        guard let network = configuration.network, network.namespace == .new, count <= network.slots.count,
+              let own = await networkNamespacePath else {
+            throw QemuboxError(.failedPrecondition, "the VM \(configuration.name) cannot move \(count) NICs into \(path): "
+                + "it has \(configuration.network?.slots.count ?? 0), in \(configuration.network?.namespace == .new ? "its own namespace" : "a namespace it does not own")")
+        }
+        let moving = Array(network.slots.prefix(count))
+        do {
+            for slot in moving { try await NamespaceNetwork.moveLink(slot.tap, to: path, in: own) }
+        } catch {
+            throw QemuboxError(.network, "cannot move the VM \(configuration.name)'s NICs into \(path): \(error)")
+        }
+        var moved = configuration
+        moved.network = SandboxNetwork(namespace: .path(path), slots: moving)
+        return Sandbox(vm: vm, agent: agent, configuration: moved)
+    }
+
     /// Takes the tc redirection off interfaces ``attachNetwork()`` joined to this VM's NICs,
     /// for a namespace that outlives the VM (CRI's pod namespace); best effort.
     public func detachNetwork(_ attached: [AttachedInterface]) async {

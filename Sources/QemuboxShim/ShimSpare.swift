@@ -65,16 +65,18 @@ enum ShimSpare {
 
     // MARK: claiming (in `start`)
 
-    /// Whether a container with `spec` could run in a spare at all: not a CRI pod's (its VM
-    /// is the pod's), no namespace given by path (a spare's network namespace is its own),
-    /// `io.qemubox.*` annotations the host accepts, warm start not refused. The rest (size,
-    /// kernel arguments, shares) is checked at create, where a spare that does not fit is discarded.
+    /// Whether a container with `spec` could run in a spare at all: not a CRI pod's app
+    /// container (it joins its sandbox's VM; a sandbox may take a spare), no namespace but
+    /// the network one given by path (a spare's NICs move into that one), `io.qemubox.*`
+    /// annotations the host accepts, warm start not refused. The rest (size, kernel
+    /// arguments, shares, how many interfaces) is checked at create, where a spare that does
+    /// not fit is discarded.
     static func mayClaim(_ spec: RuntimeSpec, policy: AnnotationPolicy) -> Bool {
         let annotations = spec.annotations ?? [:]
-        guard annotations[PodSpec.containerTypeAnnotation] == nil,
+        guard annotations[PodSpec.containerTypeAnnotation] == nil || PodSpec.isPodSandbox(spec),
               let options = try? ContainerOptions(annotations: annotations, policy: policy),
               options.warmStart != false else { return false }
-        return !(spec.linux?.namespaces ?? []).contains { !($0.path ?? "").isEmpty }
+        return !(spec.linux?.namespaces ?? []).contains { $0.type != .network && !($0.path ?? "").isEmpty }
     }
 
     /// Hands the task `daemon` describes to a ready spare; true once that spare serves it
@@ -104,11 +106,6 @@ enum ShimSpare {
     /// Starts spares until `warm_spares` are alive and unclaimed, and removes what dead
     /// spares left. One refill at a time per state root (others skip: it is under way).
     static func refill(configuration: QemuboxConfiguration, environment: [String: String], logger: Logger) async {
-        guard configuration.network.networks.isEmpty else {
-            // Each container's own CNI networks are made before its VM starts: no spare fits.
-            logger.warning("spare VMs: none are started while [network] networks are configured (warm_spares needs networks containerd adds, or none)")
-            return
-        }
         let root = root(configuration)
         do {
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true,

@@ -159,6 +159,47 @@ enum CNIFixture {
         return result
     }
 
+    /// Creates a TAP device `name` in the namespace at `netns` and returns its descriptor
+    /// (the device goes when it is closed), as QEMU holds its NICs' TAPs. Made on a thread of
+    /// its own that enters the namespace and ends with it.
+    static func openTap(_ name: String, in netns: String) throws -> Int32 {
+        // Written by the thread before it signals, read after the wait.
+        final class Outcome: @unchecked Sendable { var value: Result<Int32, PeerError> = .failure(PeerError("not run")) }
+        let result = Outcome()
+        let done = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            defer { done.signal() }
+            let ns = open(netns, O_RDONLY | O_CLOEXEC)
+            guard ns >= 0 else { result.value = .failure(PeerError("open \(netns): errno \(errno)")); return }
+            defer { close(ns) }
+            // setns(2) is not in Glibc's Swift overlay (it needs _GNU_SOURCE): looked up by name.
+            typealias SetNS = @convention(c) (Int32, Int32) -> Int32
+            guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setns"),
+                  unsafeBitCast(symbol, to: SetNS.self)(ns, 0x4000_0000) == 0 else {  // CLONE_NEWNET
+                result.value = .failure(PeerError("setns \(netns): errno \(errno)"))
+                return
+            }
+            let fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
+            guard fd >= 0 else { result.value = .failure(PeerError("/dev/net/tun: errno \(errno)")); return }
+            // struct ifreq: the name (16 bytes), then the flags: IFF_TAP | IFF_NO_PI.
+            var request = [UInt8](repeating: 0, count: 40)
+            for (index, byte) in name.utf8.prefix(15).enumerated() { request[index] = byte }
+            request[16] = 0x02
+            request[17] = 0x10
+            let status = request.withUnsafeMutableBytes { ioctl(fd, UInt(0x4004_54ca), $0.baseAddress!) }  // TUNSETIFF
+            guard status == 0 else {
+                let code = errno
+                close(fd)
+                result.value = .failure(PeerError("TUNSETIFF \(name): errno \(code)"))
+                return
+            }
+            result.value = .success(fd)
+        }
+        thread.start()
+        done.wait()
+        return try result.value.get()
+    }
+
     /// Whether a process exists (and is not a zombie).
     static func processAlive(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }

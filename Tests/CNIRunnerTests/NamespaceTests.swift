@@ -77,6 +77,41 @@ struct NamespaceTests {
         }
     }
 
+    /// A TAP whose descriptor is held moves with it: frames written after the move leave in
+    /// the other namespace (a spare VM's NICs join a pod's namespace this way).
+    @Test func moveLinkKeepsATapsDescriptor() async throws {
+        try await CNIFixture.withWorld { world in
+            let from = world.host.path, to = world.container.path
+            let tap = try CNIFixture.openTap("qmove0", in: from)
+            defer { close(tap) }
+            try await NamespaceNetwork.moveLink("qmove0", to: to, in: from)
+            #expect(try await NamespaceNetwork.links(in: from).map(\.name) == ["lo"])
+            #expect(try await NamespaceNetwork.links(in: to).contains { $0.name == "qmove0" && $0.kind == "tun" })
+            // The held descriptor is the moved device's: its packet counter in `to` counts what we write.
+            try await NamespaceNetwork.setLink("qmove0", up: true, mtu: nil, in: to)
+            var frame = [UInt8](repeating: 0xff, count: 6) + [0x02, 0, 0, 0, 0, 1] + [0x88, 0xb5] + [UInt8](repeating: 0, count: 46)
+            #expect(write(tap, &frame, frame.count) == frame.count)
+            let counted = await eventually(timeout: .seconds(10)) {
+                // /proc/net/dev is the reader's namespace's (sysfs would be the mount's): "qmove0: bytes packets …".
+                let table = (try? await CNIFixture.sh(to, ["cat", "/proc/net/dev"]))?.stdout ?? ""
+                let line = table.split(separator: "\n").first { $0.trimmingCharacters(in: .whitespaces).hasPrefix("qmove0:") }
+                let fields = line?.split(separator: ":").last?.split(separator: " ") ?? []
+                return fields.count > 1 && (Int(fields[1]) ?? 0) >= 1
+            }
+            #expect(counted, "the frame written to the held descriptor did not arrive in the target namespace")
+
+            let notNamespace = await #expect(throws: CNIError.self) {
+                try await NamespaceNetwork.moveLink("qmove0", to: world.directory, in: to)
+            }
+            #expect(notNamespace?.code == .namespace)
+            let missing = await #expect(throws: CNIError.self) {
+                try await NamespaceNetwork.moveLink("qmissing0", to: from, in: to)
+            }
+            #expect(missing?.code == .system)
+            #expect(try await NamespaceNetwork.links(in: to).contains { $0.name == "qmove0" }, "a failed move leaves the link")
+        }
+    }
+
     @Test func routesAreNormalised() async throws {
         try await CNIFixture.withWorld { world in
             let netns = world.container.path

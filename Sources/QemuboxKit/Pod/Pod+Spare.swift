@@ -62,6 +62,14 @@ extension Pod {
             logger.info("not using the spare VM: \(mismatch)")
         } else if let exit = await spare.vm.exit {
             logger.warning("not using the spare VM: it has exited: \(exit)")
+        } else if case .path(let path)? = wanted.network?.namespace, let count = wanted.network?.slots.count {
+            // The container's namespace exists (CRI's pod namespace, or the pod's CNI networks'):
+            // the spare's TAPs go there, where the create joins them to its interfaces.
+            do {
+                return try await spare.movingNetwork(into: path, nics: count)
+            } catch {
+                logger.warning("not using the spare VM: \(error)")
+            }
         } else {
             return spare
         }
@@ -80,8 +88,9 @@ extension Pod {
 
     /// Why a spare started as `spare` cannot be the VM `wanted` describes (nil: it can):
     /// the same size, ceilings, machine, kernel command line and accelerator settings, no
-    /// shared directories, warm start not refused, and the same network shape (none, or a
-    /// new namespace with as many NICs).
+    /// shared directories, warm start not refused, and the same network shape: none, a new
+    /// namespace with as many NICs, or an existing namespace with at most as many interfaces
+    /// as the spare has NICs (those NICs move there).
     nonisolated static func spareMismatch(_ spare: SandboxConfiguration, _ wanted: SandboxConfiguration) -> String? {
         if wanted.vcpus != spare.vcpus || wanted.memoryMiB != spare.memoryMiB {
             return "the container wants \(wanted.vcpus) vCPU and \(wanted.memoryMiB) MiB, the spare has \(spare.vcpus) and \(spare.memoryMiB)"
@@ -103,6 +112,9 @@ extension Pod {
         case (nil, nil):
             return nil
         case (let w?, let s?) where w.namespace == .new && s.namespace == .new && w.slots.count == s.slots.count:
+            return nil
+        case (let w?, let s?) where w.namespace != .new && s.namespace == .new && w.slots.count <= s.slots.count:
+            // An existing namespace: the spare's first NICs move into it (``Sandbox/movingNetwork(into:nics:)``).
             return nil
         default:
             return "another network (the spare has \(spare.network.map { "\($0.slots.count) NICs in a namespace of its own" } ?? "none"))"
