@@ -21,9 +21,12 @@ public struct NetworkNamespace: Sendable, Hashable {
     /// The namespace's name (the last path component).
     public var name: String { (path as NSString).lastPathComponent }
 
-    /// Creates a new network namespace at `/run/netns/NAME`. Throws ``CNIError/Code/namespace``
-    /// if the name is invalid, already exists, or the namespace cannot be made.
-    public static func create(name: String) throws -> NetworkNamespace {
+    /// Creates a new network namespace at `/run/netns/NAME`, or with `pinning`, gives the
+    /// existing namespace at that path (`/proc/PID/ns/net` of a process that made one of its
+    /// own) the name: the file keeps it alive after that process ends. Throws
+    /// ``CNIError/Code/namespace`` if the name is invalid, already exists, or the namespace
+    /// cannot be made or named.
+    public static func create(name: String, pinning source: String? = nil) throws -> NetworkNamespace {
         guard !name.isEmpty, name != ".", name != "..", !name.contains("/"), !name.contains("\0"), name.utf8.count <= 255 else {
             throw CNIError(.namespace, "invalid network namespace name \"\(name.prefix(80))\"")
         }
@@ -35,6 +38,18 @@ public struct NetworkNamespace: Sendable, Hashable {
             throw CNIError(.namespace, "cannot create network namespace \(path): \(reason)")
         }
         close(fd)
+        if let source {
+            guard exists(path: source), let mount = LinuxCalls.mount else {
+                unlink(path)
+                throw CNIError(.namespace, "cannot name network namespace \(source) \(path): it is not a network namespace")
+            }
+            guard mount(source, path, "none", LinuxCalls.MS_BIND, nil) == 0 else {
+                let reason = String(cString: strerror(errno))
+                unlink(path)
+                throw CNIError(.namespace, "cannot name network namespace \(source) \(path): bind mount: \(reason)")
+            }
+            return NetworkNamespace(path: path)
+        }
         // unshare(CLONE_NEWNET) changes only the calling thread: do it on a thread that ends
         // right after bind-mounting its new namespace onto the file.
         let outcome = ThreadOutcome()

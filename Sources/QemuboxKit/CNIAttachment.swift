@@ -30,18 +30,20 @@ public struct CNIAttachment: Codable, Sendable, Hashable {
     /// The container's addresses from every result (without prefix length), in order.
     public var addresses: [String] = []
 
-    /// Makes the namespace `/run/netns/<namespaceName>` and runs every configured
+    /// Makes the namespace `/run/netns/<namespaceName>` (with `pinning`: names that existing
+    /// namespace so, see ``NetworkNamespace/create(name:pinning:)``) and runs every configured
     /// network's ADD in it. `record` is called with what exists so far before each
     /// step that creates something, so a crash leaves enough to clean up. On failure,
     /// everything made so far is undone and the error names the network.
     public static func attach(_ settings: NetworkSettings, containerID: String, namespaceName: String,
+                              pinning existing: String? = nil,
                               logger: Logger, record: (CNIAttachment) throws -> Void) async throws -> CNIAttachment {
         var attachment = CNIAttachment(namespacePath: "/run/netns/" + namespaceName, containerID: containerID,
                                        networks: [], cacheDirectory: settings.cacheDirectory,
                                        binaryDirectories: settings.binaryDirectories)
         try record(attachment)
         do {
-            _ = try NetworkNamespace.create(name: namespaceName)
+            _ = try NetworkNamespace.create(name: namespaceName, pinning: existing)
         } catch {
             throw QemuboxError(.network, "cannot create the network namespace \(namespaceName): \(error)")
         }

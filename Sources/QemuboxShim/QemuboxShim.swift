@@ -97,17 +97,21 @@ public enum QemuboxShim {
 }
 
 extension QemuboxShim {
-    /// Whether `pid` is the shim daemon for these paths (its command line names the socket).
-    static func isShimDaemon(_ pid: Int32, _ paths: ShimPaths) -> Bool {
+    /// Whether `pid` is the shim daemon for these paths: its command line names the socket,
+    /// or it is the claimed spare process `spareDirectory` names (`spare-vm DIR`, see ``ShimSpare``).
+    static func isShimDaemon(_ pid: Int32, _ paths: ShimPaths, spareDirectory: String? = nil) -> Bool {
         guard let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-        return raw.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == paths.socket }
+        let words = raw.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        if words.contains(paths.socket) { return true }
+        guard let spareDirectory, words.count >= 3 else { return false }
+        return words[words.count - 2] == ShimSpare.action && words[words.count - 1] == spareDirectory
     }
 
     /// The pid of the shim daemon serving `paths`, if one runs: its record's pid is alive
-    /// and that process's command line names the socket (a reused pid does not count).
+    /// and that process's command line names the socket or its spare (a reused pid does not count).
     static func servingDaemon(_ paths: ShimPaths) -> Int32? {
         guard let record = ShimRecord.read(from: paths), record.shimPid > 0, kill(record.shimPid, 0) == 0,
-              isShimDaemon(record.shimPid, paths) else { return nil }
+              isShimDaemon(record.shimPid, paths, spareDirectory: record.spareDirectory) else { return nil }
         return record.shimPid
     }
 }

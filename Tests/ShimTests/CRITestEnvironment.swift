@@ -94,12 +94,14 @@ extension CRITests {
         return runtime == "qemubox" ? PrivateContainerd.vmAvailable : true
     }
 
-    /// Runs `body` in a fresh ``CRIEnvironment`` for `runtime`; afterwards removes every
+    /// Runs `body` in a fresh ``CRIEnvironment`` for `runtime` (`extra`: lines for qemubox's
+    /// config.toml); afterwards removes every
     /// sandbox (with its containers), containerd and what it ran, the pod namespaces CRI
     /// made, the cgroup parent and the test's namespace, whether `body` failed or not.
     /// The directory's name is short: qemubox's per-VM sockets live under `<dir>/qb/k8s.io/<id>/`
     /// and CRI's ids have 64 characters (unix socket paths: at most 103 bytes through NIO).
-    static func withCRI(_ runtime: String, _ body: @Sendable @escaping (CRIEnvironment) async throws -> Void) async throws {
+    static func withCRI(_ runtime: String, qemubox extra: String = "",
+                        _ body: @Sendable @escaping (CRIEnvironment) async throws -> Void) async throws {
         let run: @Sendable () async throws -> Void = {
             try await TemporaryDirectory.with(prefix: "qc") { dir in
                 let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
@@ -109,7 +111,7 @@ extension CRITests {
                 try await Shell.check("ip netns add \(name) && ip -n \(name) link set lo up")
                 let env: CRIEnvironment
                 do {
-                    let containerd = try PrivateContainerd(dir: dir, cri: settings)
+                    let containerd = try PrivateContainerd(dir: dir, qemubox: extra, cri: settings)
                     containerd.networkNamespace = "/run/netns/" + name
                     env = CRIEnvironment(containerd: containerd,
                                          client: try await CRIClient.build(endpoint: containerd.criEndpoint, scratch: dir),

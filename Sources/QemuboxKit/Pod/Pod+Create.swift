@@ -172,8 +172,9 @@ extension Pod {
 
     /// How the VM gets its network, from the spec's network namespace:
     /// - a path (CRI's pod namespace): QEMU joins it and its interfaces become NICs now;
-    /// - no path, with `[network] networks` configured: the pod makes a namespace, runs
-    ///   those CNI networks in it (journalled for a cleanup after a crash), NICs now;
+    /// - no path, with `[network] networks` configured: the pod makes a namespace (names a
+    ///   held spare's own), runs those CNI networks in it (journalled for a cleanup after a
+    ///   crash), NICs now;
     /// - no path otherwise: QEMU gets a new namespace of its own with `nic_slots` NICs, and
     ///   whatever containerd's CNI puts there by Start (`ctr run --cni`) is attached then;
     /// - no network namespace (host networking under runc): no NIC, loopback only, and
@@ -197,10 +198,17 @@ extension Pod {
             return NetworkPlan(network: SandboxNetwork.new(slots: settings.nicSlots), attachAtStart: true)
         }
         let journal = configuration.journal
+        // A spare VM's QEMU has a namespace of its own with its TAPs: the networks go there,
+        // so that QEMU's namespace is the container's as in a VM of its own (the name keeps it
+        // for the VM that starts instead should the spare not fit).
+        var spareNamespace: String?
+        if let spare, spare.configuration.network?.namespace == .new, await spare.vm.exit == nil {
+            spareNamespace = await spare.networkNamespacePath
+        }
         let attachment = try await CNIAttachment.attach(
             settings, containerID: "\(configuration.namespace)-\(configuration.id)",
             namespaceName: PodSpec.namespaceName(namespace: configuration.namespace, id: configuration.id),
-            logger: logger
+            pinning: spareNamespace, logger: logger
         ) { attachment in
             try journal.networkAttached(attachment)
         }
