@@ -36,15 +36,17 @@ one() { # one RUNTIME → seconds (called in a subshell: the name comes from the
     n=$(date +%s%N)
     local flags=() ns="qbxbench$n"
     if [ "$pod" = 1 ]; then
-        ip netns add "$ns" && ip -n "$ns" link add eth0 type dummy && ip -n "$ns" addr add 10.231.99.2/24 dev eth0 \
-            && ip -n "$ns" link set eth0 up && ip -n "$ns" link set lo up || echo "namespace $ns not made" >&2
+        # eth0 is a veth whose peer sits in a second namespace of the run's own (as a CNI bridge's would on the host).
+        ip netns add "$ns" && ip netns add "${ns}p" && ip -n "$ns" link add eth0 type veth peer name peer0 netns "${ns}p" \
+            && ip -n "$ns" addr add 10.231.99.2/24 dev eth0 && ip -n "$ns" link set eth0 up && ip -n "$ns" link set lo up \
+            || echo "namespace $ns not made" >&2
         flags=(--annotation io.kubernetes.cri.container-type=sandbox --annotation "io.kubernetes.cri.sandbox-id=bench$n"
                --with-ns "network:/run/netns/$ns")
     fi
     t0=$(now)
     $C run --rm --runtime "$1" "${flags[@]}" "$IMG" "bench$n" true >/dev/null 2>&1 || echo "run $n with $1 failed" >&2
     t1=$(now)
-    [ "$pod" = 1 ] && ip netns delete "$ns"
+    [ "$pod" = 1 ] && ip netns delete "$ns" && ip netns delete "${ns}p"
     echo "$t1 - $t0" | bc
 }
 one io.containerd.runc.v2 >/dev/null
