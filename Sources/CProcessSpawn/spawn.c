@@ -13,6 +13,7 @@
 #include <sys/ioctl.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -86,6 +87,7 @@ static void run_child(const struct qbx_spawn_request *r, pid_t parent, int errpi
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (r->new_session) setsid();
+    if (r->set_nice) (void)setpriority(PRIO_PROCESS, 0, r->nice_value);
     if (r->no_address_randomization) {
         int current = personality(0xffffffff);
         if (current != -1) (void)personality((unsigned long)current | ADDR_NO_RANDOMIZE);

@@ -43,12 +43,15 @@ public final class ProcessSpawner: @unchecked Sendable {
         public var taps: [Tap] = []
         /// Confinement entered after the descriptors are installed; nil: none.
         public var jail: JailSpec?
+        /// The child's nice value, set before it runs anything (nil: the spawning thread's,
+        /// which in a Swift process depends on which thread that is).
+        public var nice: Int32?
 
         /// Creates a request.
         public init(path: String, arguments: [String], environment: [String],
                     descriptors: [(source: Int32, target: Int32)], networkNamespace: Int32? = nil,
                     newNetworkNamespace: Bool = false, newSession: Bool = true, deathSignal: Int32? = SIGKILL,
-                    taps: [Tap] = [], jail: JailSpec? = nil) {
+                    taps: [Tap] = [], jail: JailSpec? = nil, nice: Int32? = nil) {
             self.path = path
             self.arguments = arguments
             self.environment = environment
@@ -57,6 +60,7 @@ public final class ProcessSpawner: @unchecked Sendable {
             self.newNetworkNamespace = newNetworkNamespace
             self.newSession = newSession
             self.deathSignal = deathSignal
+            self.nice = nice
             self.taps = taps
             self.jail = jail
         }
@@ -156,7 +160,8 @@ public final class ProcessSpawner: @unchecked Sendable {
                     new_netns: r.networkNamespace == nil && r.newNetworkNamespace ? 1 : 0,
                     death_signal: r.deathSignal ?? 0, new_session: r.newSession ? 1 : 0,
                     no_address_randomization: r.fixedAddressLayout ? 1 : 0,
-                    taps: t.baseAddress, tap_count: Int32(t.count), jail: nil)
+                    taps: t.baseAddress, tap_count: Int32(t.count), jail: nil,
+                    set_nice: r.nice == nil ? 0 : 1, nice_value: r.nice ?? 0)
                 guard let jail = r.jail else { return qbx_spawn(&request, &pid, &stage, &index) }
                 let steps = jail.steps.map { s in
                     qbx_jail_step(kind: s.kind.rawValue,

@@ -119,6 +119,7 @@ public final class Sandbox: Sendable {
                                               logger: configuration.logger)
         vmConfiguration.hostFacts = configuration.hostFacts
         vmConfiguration.jail = configuration.jail
+        vmConfiguration.nice = configuration.qemuNice
         vmConfiguration.restoreState = template?.statePath
         switch configuration.network?.namespace {
         case .path(let path): vmConfiguration.networkNamespacePath = path
@@ -273,6 +274,8 @@ public struct SandboxConfiguration: Sendable {
     public var network: SandboxNetwork?
     /// How QEMU is confined (``QEMUJail/standard``: jailed when running as root).
     public var jail: QEMUJail? = QEMUJail.standard
+    /// QEMU's nice value (nil: the starting thread's; a spare VM waits at 10).
+    public var qemuNice: Int32?
     /// NICs connected to nothing (a warm-start template's, standing for its clones' ``network`` slots).
     var placeholderNICs = 0
     /// Logger.

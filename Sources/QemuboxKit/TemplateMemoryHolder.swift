@@ -136,7 +136,8 @@ public enum TemplateMemoryHolder {
             pid = try await ProcessSpawner.shared.spawn(.init(
                 path: executable, arguments: arguments + [template.directory], environment: [],
                 descriptors: [(devNull, Int32(0)), (devNull, Int32(1)), (devNull, Int32(2)), (fds[1], Int32(3))],
-                newSession: true, deathSignal: nil))
+                // It serves every clone of its template, whoever started it (a spare waits at nice 10).
+                newSession: true, deathSignal: nil, nice: 0))
         } catch let error as SpawnError {
             throw QemuboxError(.spawnFailed, "template memory holder \(executable): \(error.message)")
         }

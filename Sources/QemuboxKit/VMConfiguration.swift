@@ -32,6 +32,8 @@ public struct VMConfiguration: Sendable {
     /// How QEMU is confined; nil runs it with the launcher's identity (and `-sandbox`
     /// only). Defaults to ``QEMUJail/standard``: jailed whenever the launcher is root.
     public var jail: QEMUJail? = QEMUJail.standard
+    /// QEMU's nice value from its first instruction (nil: the starting thread's).
+    public var nice: Int32?
 
     /// Creates a configuration.
     public init(stateDirectory: String, qemuBinary: String = "qemu-system-x86_64", hostFacts: HostFacts? = nil,

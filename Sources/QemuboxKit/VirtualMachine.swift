@@ -212,7 +212,7 @@ public actor VirtualMachine {
             environment: env,
             descriptors: descriptors, networkNamespace: netns,
             newNetworkNamespace: netns == nil && configuration.newNetworkNamespace,
-            taps: launch.taps, jail: jailSpec))
+            taps: launch.taps, jail: jailSpec, nice: configuration.nice))
         } catch let error as SpawnError {
             throw QemuboxError(.spawnFailed, error.message)
         }

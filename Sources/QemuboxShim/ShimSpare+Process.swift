@@ -51,6 +51,7 @@ extension ShimSpare {
             pod = try PodConfiguration(id: "spare-" + name, namespace: "", stateDirectory: directory,
                                        host: configuration)
             pod.logger = logger
+            pod.qemuNice = spareNice
             pod.templates?.memorySharing = .holder(executable: Spawn.executablePath(),
                                                    arguments: [QemuboxShim.templateMemoryHolderAction])
             sandbox = try await Pod.startSpare(pod)

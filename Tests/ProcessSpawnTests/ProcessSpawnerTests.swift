@@ -7,7 +7,7 @@ import ProcessSpawn
 @Suite struct ProcessSpawnerTests {
     /// Runs `/bin/sh -c script` with its stdout captured through a pipe mapped to fd 1.
     private func run(_ script: String, extra: [(Int32, Int32)] = [], netns: Int32? = nil,
-                     fixedAddressLayout: Bool = false) async throws
+                     fixedAddressLayout: Bool = false, nice: Int32? = nil) async throws
         -> (output: String, termination: ProcessTermination)
     {
         var p: [Int32] = [-1, -1]
@@ -22,6 +22,7 @@ import ProcessSpawn
             path: "/bin/sh", arguments: ["-c", script], environment: ["PATH=/usr/bin:/bin:/usr/sbin:/sbin"],
             descriptors: descriptors, networkNamespace: netns)
         request.fixedAddressLayout = fixedAddressLayout
+        request.nice = nice
         let pid = try await ProcessSpawner.shared.spawn(request)
         close(p[1])
         let child = Subprocess(pid: pid)
@@ -100,6 +101,18 @@ import ProcessSpawn
         #expect(fixed.output.split(separator: "\n").last == again.output.split(separator: "\n").first)
         let plain = try await run("cat /proc/self/personality")
         #expect(plain.output == "00000000\n")
+    }
+
+    /// A nice value given is the child's (and what it executes) from the start, whatever the
+    /// spawning thread's; none given, the child has the spawning thread's.
+    @Test func aNiceValueIsTheChilds() async throws {
+        let niced = try await run("nice", nice: 7)
+        #expect(niced.termination == .exited(0))
+        #expect(niced.output == "7\n")
+        // Without one: the spawning thread's (0, or what a dispatch worker's quality of service gave it).
+        let plain = try await run("nice")
+        #expect(plain.termination == .exited(0))
+        #expect(Int(plain.output.trimmingCharacters(in: .whitespacesAndNewlines)).map { $0 <= 0 } == true, "\(plain.output)")
     }
 
     @Test func aSessionOfItsOwnIsTheCallersChoice() throws {

@@ -1,5 +1,6 @@
 import ContainerdTestSupport
 import Foundation
+import NIOConcurrencyHelpers
 import TestSupport
 import Testing
 
@@ -27,19 +28,8 @@ import Testing
                 let name = "qbxt" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
                 let netns = "/run/netns/" + name
                 try await Shell.check("ip netns add \(name) && ip -n \(name) link set lo up")
-                // ctr --cni reads these two fixed paths; they are bind-mounted over in ctr's own
-                // mount namespace, but must exist. Created here only if missing, removed after.
-                var made: [String] = []
-                for path in ["/etc/cni/net.d", "/opt/cni/bin"] where !FileManager.default.fileExists(atPath: path) {
-                    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-                    made.append(path)
-                }
-                defer {
-                    for path in made.reversed() {
-                        rmdir(path)
-                        rmdir((path as NSString).deletingLastPathComponent)
-                    }
-                }
+                try CNIFixedPaths.acquire()
+                defer { CNIFixedPaths.release() }
                 let hostBefore = try await hostNetworkSnapshot()
                 let containerd = try PrivateContainerd(dir: dir, qemubox: "")
                 containerd.networkNamespace = netns
@@ -326,6 +316,38 @@ import Testing
             #expect(run.status != 0)
             #expect(run.stderr.contains(missing), "\(run.stderr)")
             _ = try? await containerd.ctr("container rm gone1")
+        }
+    }
+}
+
+/// The two fixed paths `ctr --cni` reads (`/etc/cni/net.d`, `/opt/cni/bin`): bind-mounted over
+/// in ctr's own mount namespace, but they must exist. Made only if missing, while any test of
+/// this process needs them (suites run side by side), and removed when the last one is done.
+enum CNIFixedPaths {
+    static let paths = ["/etc/cni/net.d", "/opt/cni/bin"]
+    private static let state = NIOLockedValueBox<(users: Int, made: [String])>((0, []))
+
+    static func acquire() throws {
+        try state.withLockedValue { state in
+            if state.users == 0 {
+                for path in paths where !FileManager.default.fileExists(atPath: path) {
+                    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+                    state.made.append(path)
+                }
+            }
+            state.users += 1
+        }
+    }
+
+    static func release() {
+        state.withLockedValue { state in
+            state.users -= 1
+            guard state.users == 0 else { return }
+            for path in state.made.reversed() {
+                rmdir(path)
+                rmdir((path as NSString).deletingLastPathComponent)
+            }
+            state.made = []
         }
     }
 }

@@ -78,12 +78,17 @@ import Testing
         try? FileManager.default.removeItem(atPath: spares(containerd))
     }
 
+    /// qemubox's config.toml lines for warm start from `templates` with one spare.
+    static func configuration(_ templates: String) -> String {
+        "warm_start = true\ntemplate_dir = \"\(templates)\"\nwarm_spares = 1\n"
+    }
+
     static func withSpares(_ extra: String = "", _ body: @Sendable @escaping (PrivateContainerd) async throws -> Void)
         async throws
     {
         try await ConcurrencyLimit.vms.run {
             try await TemporaryDirectory.with(prefix: "qbx-templates") { templates in
-                let config = "warm_start = true\ntemplate_dir = \"\(templates)\"\nwarm_spares = 1\n" + extra
+                let config = configuration(templates) + extra
                 try await ContainerdShimTests.withContainerd(qemubox: config) { containerd in
                     do {
                         try await body(containerd)
@@ -150,6 +155,13 @@ import Testing
             let waitingQEMU = try #require(Self.qemu(childOf: waiting))
             #expect(Self.niceValues(waiting, mainOnly: true) == [10] && Self.niceValues(waitingQEMU) == [10],
                     "spare \(Self.niceValues(waiting)), its QEMU \(Self.niceValues(waitingQEMU))")
+            // Template memory holders (this spare template's was started by a spare; the holders'
+            // command lines name their template directory, not containerd's) serve at the default priority.
+            let holders = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter {
+                ((try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) ?? "").contains("template-memory-holder")
+            }
+            #expect(!holders.isEmpty && holders.allSatisfy { Self.niceValues($0, mainOnly: true) == [0] },
+                    "holders \(holders.map { ($0, Self.niceValues($0)) })")
             kill(Int32(shimPid), SIGKILL)
             // containerd runs the shim's `delete` and drops the task.
             #expect(await eventually(timeout: .seconds(60)) {
@@ -210,9 +222,7 @@ import Testing
     @Test(.enabled(if: ContainerdNetworkTests.available))
     func cniNetworkInASpare() async throws {
         try await TemporaryDirectory.with(prefix: "qbx-templates") { templates in
-            try await ContainerdNetworkTests.withNetwork(qemubox: { _ in
-                "warm_start = true\ntemplate_dir = \"\(templates)\"\nwarm_spares = 1\n"
-            }) { containerd, netns in
+            try await ContainerdNetworkTests.withNetwork(qemubox: { _ in Self.configuration(templates) }) { containerd, netns in
                 do {
                     _ = try await Self.firstSpare(containerd)
                     try await containerd.ctrCheck(

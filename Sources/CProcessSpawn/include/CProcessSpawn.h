@@ -90,6 +90,10 @@ struct qbx_spawn_request {
     int tap_count;
     /// NULL: no jail.
     const struct qbx_jail *jail;
+    /// Non-zero: the child's nice value becomes `nice_value` (`setpriority`, before anything
+    /// else runs in it, so that every thread it makes inherits it); best effort.
+    int set_nice;
+    int nice_value;
 };
 
 /// Where a failed ``qbx_spawn`` child stopped (with `*out_index` the step, TAP or descriptor).

@@ -18,6 +18,8 @@ public struct PodConfiguration: Sendable {
     public var accelerator: AcceleratorPreference = .auto
     /// How QEMU is confined (nil: not jailed).
     public var jail: QEMUJail? = QEMUJail.standard
+    /// The nice value QEMU starts with (nil: the starting thread's; a spare VM waits at 10).
+    public var qemuNice: Int32?
     /// Warm start: restore a saved guest from this store instead of booting (nil: always boot).
     public var templates: VMTemplateStore?
     /// VM memory when the spec sets no limit; the floor otherwise.
@@ -112,6 +114,7 @@ public struct PodConfiguration: Sendable {
         sandbox.translationBufferMiB = translationBufferMiB
         sandbox.accelerator = accelerator
         sandbox.jail = jail
+        sandbox.qemuNice = qemuNice
         sandbox.templates = templates
         sandbox.extraKernelArguments = extraKernelArguments
         return sandbox

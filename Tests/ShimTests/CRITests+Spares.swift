@@ -3,23 +3,18 @@ import Foundation
 import TestSupport
 import Testing
 
-/// Spare VMs (`warm_spares`) taken by containers whose network namespace exists before their
-/// VM is needed: a CRI pod's sandbox (CRI made the namespace and ran CNI in it) and a container
-/// on a host with `[network] networks` (the shim made it). The spare's TAPs move from its own
-/// namespace into that one, where the create joins them to the interfaces as in a VM of its own.
-@Suite(.serialized) struct SpareNamespaceTests {
-    static func spareConfiguration(_ templates: String) -> String {
-        "warm_start = true\ntemplate_dir = \"\(templates)\"\nwarm_spares = 1\n"
-    }
-
+/// A CRI pod's sandbox in a spare VM (`warm_spares`): its network namespace exists before its
+/// VM is needed (CRI made it and ran CNI in it), so the spare's TAPs move into it. In this
+/// suite: CRI tests compare the host's `cni-*` namespaces before and after, one at a time.
+extension CRITests {
     /// RunPodSandbox after a spare is ready: the pod's VM is that spare (its NIC's TAP now in
     /// CRI's pod namespace), the pod's address answers from the test's namespace through it,
     /// an app container joins the VM, and removing the pods leaves nothing.
     @Test(.enabled(if: PrivateContainerd.vmAvailable))
     func podSandboxTakesASpare() async throws {
-        guard CRITests.runnable("qemubox") else { return }
+        guard Self.runnable("qemubox") else { return }
         try await TemporaryDirectory.with(prefix: "qbx-templates") { templates in
-            try await CRITests.withCRI("qemubox", qemubox: Self.spareConfiguration(templates)) { env in
+            try await Self.withCRI("qemubox", qemubox: ContainerdSpareTests.configuration(templates)) { env in
                 let containerd = env.containerd
                 do {
                     try await Self.podInASpare(env)
@@ -76,36 +71,6 @@ import Testing
         // The spare's directory went with the pod's VM; the refill's spare is ended here.
         #expect(!FileManager.default.fileExists(atPath: ContainerdSpareTests.spares(containerd) + "/" + spare))
         await ContainerdSpareTests.stopSpares(containerd)
-        try await CRITests.expectNothingLeft(env, namespacesBefore: namespacesBefore)
-    }
-
-    /// `[network] networks` on the host: the shim runs the networks into a namespace it makes
-    /// and moves a ready spare's TAP there; the container is reachable both ways, and deleting
-    /// it releases the address and the namespace.
-    @Test(.enabled(if: ContainerdNetworkTests.available))
-    func configuredNetworksInASpare() async throws {
-        try await TemporaryDirectory.with(prefix: "qbx-templates") { templates in
-            try await ContainerdNetworkTests.withNetwork(qemubox: { containerd in
-                Self.spareConfiguration(templates) + ContainerdNetworkTests.shimNetworks(containerd)
-            }) { containerd, netns in
-                do {
-                    _ = try await ContainerdSpareTests.firstSpare(containerd)
-                    try await containerd.ctrCheck(
-                        "run -d \(ContainerdSpareTests.qemubox) \(ContainerdSpareTests.image) own1 \(ContainerdNetworkTests.server("own1"))")
-                    #expect(containerd.log(last: .max).contains("own1 runs in a spare VM"),
-                            "\(containerd.log(last: .max).split(separator: "\n").filter { $0.contains("spare") }.joined(separator: "\n"))")
-                    #expect(ContainerdNetworkTests.allocations(containerd).count == 1)
-                    _ = try await ContainerdNetworkTests.checkConnectivity(containerd, netns, "own1")
-                    try await ContainerdNetworkTests.remove(containerd, "own1")
-                    #expect(ContainerdNetworkTests.allocations(containerd).isEmpty,
-                            "IP left allocated: \(ContainerdNetworkTests.allocations(containerd))")
-                    #expect(try ContainerdNetworkTests.shimNamespaces().isEmpty)
-                } catch {
-                    await ContainerdSpareTests.stopSpares(containerd)
-                    throw error
-                }
-                await ContainerdSpareTests.stopSpares(containerd)
-            }
-        }
+        try await Self.expectNothingLeft(env, namespacesBefore: namespacesBefore)
     }
 }

@@ -1,0 +1,39 @@
+import ContainerdTestSupport
+import Foundation
+import TestSupport
+import Testing
+
+/// A container on a host with `[network] networks` in a spare VM (`warm_spares`): the shim
+/// runs the networks in the spare QEMU's own namespace, named as it names the ones it makes.
+/// In this suite: its tests count the shim's `qbx-*` namespaces, one at a time.
+extension ContainerdNetworkTests {
+    /// `[network] networks` on the host and a ready spare: the container takes it, its networks
+    /// are in the spare QEMU's namespace (the task pid's, as checkConnectivity checks), it is
+    /// reachable both ways, and deleting it releases the address and the namespace's name.
+    @Test(.enabled(if: ContainerdNetworkTests.available))
+    func configuredNetworksInASpare() async throws {
+        try await TemporaryDirectory.with(prefix: "qbx-templates") { templates in
+            try await Self.withNetwork(qemubox: { containerd in
+                ContainerdSpareTests.configuration(templates) + Self.shimNetworks(containerd)
+            }) { containerd, netns in
+                do {
+                    _ = try await ContainerdSpareTests.firstSpare(containerd)
+                    try await containerd.ctrCheck(
+                        "run -d \(ContainerdSpareTests.qemubox) \(ContainerdSpareTests.image) own1 \(ContainerdNetworkTests.server("own1"))")
+                    #expect(containerd.log(last: .max).contains("own1 runs in a spare VM"),
+                            "\(containerd.log(last: .max).split(separator: "\n").filter { $0.contains("spare") }.joined(separator: "\n"))")
+                    #expect(ContainerdNetworkTests.allocations(containerd).count == 1)
+                    _ = try await ContainerdNetworkTests.checkConnectivity(containerd, netns, "own1")
+                    try await ContainerdNetworkTests.remove(containerd, "own1")
+                    #expect(ContainerdNetworkTests.allocations(containerd).isEmpty,
+                            "IP left allocated: \(ContainerdNetworkTests.allocations(containerd))")
+                    #expect(try ContainerdNetworkTests.shimNamespaces().isEmpty)
+                } catch {
+                    await ContainerdSpareTests.stopSpares(containerd)
+                    throw error
+                }
+                await ContainerdSpareTests.stopSpares(containerd)
+            }
+        }
+    }
+}
