@@ -9,7 +9,8 @@ import Testing
 extension ContainerdNetworkTests {
     /// `[network] networks` on the host and a ready spare: the container takes it, its networks
     /// are in the spare QEMU's namespace (the task pid's, as checkConnectivity checks), it is
-    /// reachable both ways, and deleting it releases the address and the namespace's name.
+    /// reachable both ways, and deleting it releases the address and the namespace's name. One
+    /// that does not fit the next spare gets a VM of its own in the same kind of namespace.
     @Test(.enabled(if: ContainerdNetworkTests.available))
     func configuredNetworksInASpare() async throws {
         try await TemporaryDirectory.with(prefix: "qbx-templates") { templates in
@@ -25,6 +26,18 @@ extension ContainerdNetworkTests {
                     #expect(ContainerdNetworkTests.allocations(containerd).count == 1)
                     _ = try await ContainerdNetworkTests.checkConnectivity(containerd, netns, "own1")
                     try await ContainerdNetworkTests.remove(containerd, "own1")
+
+                    // One that does not fit the next spare: the networks are made in that spare's
+                    // namespace before the fit is known; the name keeps the namespace for the VM
+                    // that starts instead, which joins it.
+                    #expect(await eventually(timeout: .seconds(60)) { ContainerdSpareTests.ready(containerd).count == 1 },
+                            "no spare got ready again")
+                    try await containerd.ctrCheck(
+                        "run -d --annotation io.qemubox.memory_mib=384 \(ContainerdSpareTests.qemubox) \(ContainerdSpareTests.image) own2 \(ContainerdNetworkTests.server("own2"))")
+                    #expect(containerd.log(last: .max).contains("not using the spare VM"))
+                    #expect(!containerd.log(last: .max).contains("own2 runs in a spare VM"))
+                    _ = try await ContainerdNetworkTests.checkConnectivity(containerd, netns, "own2")
+                    try await ContainerdNetworkTests.remove(containerd, "own2")
                     #expect(ContainerdNetworkTests.allocations(containerd).isEmpty,
                             "IP left allocated: \(ContainerdNetworkTests.allocations(containerd))")
                     #expect(try ContainerdNetworkTests.shimNamespaces().isEmpty)
