@@ -67,7 +67,8 @@ enum ShimSpare {
 
     /// Whether a container with `spec` could run in a spare at all: not a CRI pod's app
     /// container (it joins its sandbox's VM; a sandbox may take a spare), no namespace but
-    /// the network one given by path (a spare's NICs move into that one), `io.qemubox.*`
+    /// the network one given by path (a spare's NICs move into that one), a network
+    /// namespace at all (host networking gives a VM no NIC, a spare has them), `io.qemubox.*`
     /// annotations the host accepts, warm start not refused. The rest (size, kernel
     /// arguments, shares, how many interfaces) is checked at create, where a spare that does
     /// not fit is discarded.
@@ -76,7 +77,9 @@ enum ShimSpare {
         guard annotations[PodSpec.containerTypeAnnotation] == nil || PodSpec.isPodSandbox(spec),
               let options = try? ContainerOptions(annotations: annotations, policy: policy),
               options.warmStart != false else { return false }
-        return !(spec.linux?.namespaces ?? []).contains { $0.type != .network && !($0.path ?? "").isEmpty }
+        let namespaces = spec.linux?.namespaces ?? []
+        return namespaces.contains { $0.type == .network }
+            && !namespaces.contains { $0.type != .network && !($0.path ?? "").isEmpty }
     }
 
     /// Hands the task `daemon` describes to a ready spare; true once that spare serves it

@@ -57,6 +57,9 @@ import Testing
         var joining = plain
         joining.linux?.namespaces = [.init(type: .ipc, path: "/proc/1/ns/ipc"), .init(type: .network)]
         #expect(!ShimSpare.mayClaim(joining, policy: policy))
+        var hostNetwork = plain
+        hostNetwork.linux?.namespaces = [.init(type: .pid)]
+        #expect(!ShimSpare.mayClaim(hostNetwork, policy: policy), "host networking: no NIC, a spare has them")
         var cold = plain
         cold.annotations = ["io.qemubox.warm_start": "false"]
         #expect(!ShimSpare.mayClaim(cold, policy: policy))
