@@ -43,7 +43,13 @@ public struct CNIAttachment: Codable, Sendable, Hashable {
                                        binaryDirectories: settings.binaryDirectories)
         try record(attachment)
         do {
-            _ = try NetworkNamespace.create(name: namespaceName, pinning: existing)
+            do {
+                _ = try NetworkNamespace.create(name: namespaceName, pinning: existing)
+            } catch where existing != nil {
+                // The namespace to name is gone (its process ended meanwhile): a new one then.
+                logger.warning("cannot name the network namespace \(existing ?? ""), making a new one: \(error)")
+                _ = try NetworkNamespace.create(name: namespaceName)
+            }
         } catch {
             throw QemuboxError(.network, "cannot create the network namespace \(namespaceName): \(error)")
         }

@@ -6,7 +6,8 @@ import Foundation
 /// QEMU runs in the container's network namespace (so `/proc/<QEMU pid>/ns/net`
 /// is that namespace, for containerd and CNI alike) and creates one TAP per NIC
 /// there — except in a spare VM taken by a container whose namespace exists by path:
-/// its TAPs move there and QEMU stays in its own (``Sandbox/movingNetwork(into:nics:)``). ``Sandbox/attachNetwork()`` later joins each TAP to one interface CNI
+/// its TAPs move there and QEMU stays in its own (``Sandbox/movingNetwork(into:nics:)``).
+/// ``Sandbox/attachNetwork()`` later joins each TAP to one interface CNI
 /// put into the namespace (tc mirred, both directions) and hands that interface's
 /// name, MAC, MTU, addresses and routes to the guest, so the container sees what
 /// it would see under runc. No CNI plugin knows about qemubox.

@@ -77,6 +77,30 @@ struct NamespaceTests {
         }
     }
 
+    /// Naming an existing namespace (a spare VM's QEMU's own, by `/proc/PID/ns/net`): the
+    /// name is that namespace and keeps it after the other reference is gone; a path that is no
+    /// namespace is refused and leaves no file.
+    @Test func pinningNamesAnExistingNamespace() async throws {
+        let id = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let original = try NetworkNamespace.create(name: "qbxcni-\(id)-orig")
+        defer { try? original.remove() }
+        _ = try await CNIFixture.sh(original.path, ["ip", "link", "add", "qpin0", "type", "veth", "peer", "name", "qpin1"])
+        let named = try NetworkNamespace.create(name: "qbxcni-\(id)-pin", pinning: original.path)
+        defer { try? named.remove() }
+        var a = stat(), b = stat()
+        #expect(stat(original.path, &a) == 0 && stat(named.path, &b) == 0 && a.st_ino == b.st_ino, "not the same namespace")
+        try original.remove()
+        #expect(NetworkNamespace.exists(path: named.path))
+        #expect(try await NamespaceNetwork.links(in: named.path).map(\.name).sorted() == ["lo", "qpin0", "qpin1"])
+
+        let file = try CNIFixture.makeTemporaryDirectory() + "/not-a-namespace"
+        defer { try? FileManager.default.removeItem(atPath: (file as NSString).deletingLastPathComponent) }
+        #expect(FileManager.default.createFile(atPath: file, contents: Data()))
+        let refused = #expect(throws: CNIError.self) { try NetworkNamespace.create(name: "qbxcni-\(id)-bad", pinning: file) }
+        #expect(refused?.code == .namespace)
+        #expect(!FileManager.default.fileExists(atPath: "/run/netns/qbxcni-\(id)-bad"))
+    }
+
     /// A TAP whose descriptor is held moves with it: frames written after the move leave in
     /// the other namespace (a spare VM's NICs join a pod's namespace this way).
     @Test func moveLinkKeepsATapsDescriptor() async throws {
