@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ContainerdTestSupport
 import Foundation
 import TestSupport
@@ -10,7 +13,8 @@ extension ContainerdNetworkTests {
     /// `[network] networks` on the host and a ready spare: the container takes it, its networks
     /// are in the spare QEMU's namespace (the task pid's, as checkConnectivity checks), it is
     /// reachable both ways, and deleting it releases the address and the namespace's name. One
-    /// that does not fit the next spare gets a VM of its own in the same kind of namespace.
+    /// that does not fit the next spare gets a VM of its own in the same kind of namespace. One
+    /// whose shim (the spare's process) is killed is cleaned up by containerd's `shim delete`.
     @Test(.enabled(if: ContainerdNetworkTests.available))
     func configuredNetworksInASpare() async throws {
         try await TemporaryDirectory.with(prefix: "qbx-templates") { templates in
@@ -38,6 +42,27 @@ extension ContainerdNetworkTests {
                     #expect(!containerd.log(last: .max).contains("own2 runs in a spare VM"))
                     _ = try await ContainerdNetworkTests.checkConnectivity(containerd, netns, "own2")
                     try await ContainerdNetworkTests.remove(containerd, "own2")
+
+                    // The shim of one in a spare is killed: containerd's `shim delete` releases
+                    // the address and the namespace's name (the VM died with its shim).
+                    #expect(await eventually(timeout: .seconds(60)) { ContainerdSpareTests.ready(containerd).count == 1 },
+                            "no spare got ready a third time")
+                    try await containerd.ctrCheck(
+                        "run -d \(ContainerdSpareTests.qemubox) \(ContainerdSpareTests.image) own3 sleep 1000")
+                    #expect(containerd.log(last: .max).contains("own3 runs in a spare VM"))
+                    #expect(ContainerdNetworkTests.allocations(containerd).count == 1)
+                    let record = try Data(contentsOf: URL(fileURLWithPath:
+                        containerd.stateRoot + "/\(containerd.namespace)/own3/shim.json"))
+                    let shim = try #require((try JSONSerialization.jsonObject(with: record) as? [String: Any])?["shimPid"] as? Int)
+                    kill(Int32(shim), SIGKILL)
+                    #expect(await eventually(timeout: .seconds(60)) {
+                        let status = try? await ContainerdVMTests.status(containerd, "own3")
+                        return status == nil || status == "STOPPED"
+                    })
+                    _ = try? await containerd.ctr("task delete own3")
+                    try await containerd.ctrCheck("container rm own3")
+                    #expect(await eventually(timeout: .seconds(20)) { ContainerdNetworkTests.allocations(containerd).isEmpty },
+                            "IP left allocated: \(ContainerdNetworkTests.allocations(containerd))")
                     #expect(ContainerdNetworkTests.allocations(containerd).isEmpty,
                             "IP left allocated: \(ContainerdNetworkTests.allocations(containerd))")
                     #expect(try ContainerdNetworkTests.shimNamespaces().isEmpty)
