@@ -54,17 +54,7 @@ extension ContainerdNetworkTests {
                     let record = try Data(contentsOf: URL(fileURLWithPath:
                         containerd.stateRoot + "/\(containerd.namespace)/own3/shim.json"))
                     let shim = try #require((try JSONSerialization.jsonObject(with: record) as? [String: Any])?["shimPid"] as? Int)
-                    kill(Int32(shim), SIGKILL)
-                    #expect(await eventually(timeout: .seconds(60)) {
-                        let status = try? await ContainerdVMTests.status(containerd, "own3")
-                        return status == nil || status == "STOPPED"
-                    })
-                    _ = try? await containerd.ctr("task delete own3")
-                    try await containerd.ctrCheck("container rm own3")
-                    #expect(await eventually(timeout: .seconds(20)) { ContainerdNetworkTests.allocations(containerd).isEmpty },
-                            "IP left allocated: \(ContainerdNetworkTests.allocations(containerd))")
-                    #expect(ContainerdNetworkTests.allocations(containerd).isEmpty,
-                            "IP left allocated: \(ContainerdNetworkTests.allocations(containerd))")
+                    try await Self.killShimAndDelete(containerd, "own3", shim: Int32(shim))
                     #expect(try ContainerdNetworkTests.shimNamespaces().isEmpty)
                 } catch {
                     await ContainerdSpareTests.stopSpares(containerd)

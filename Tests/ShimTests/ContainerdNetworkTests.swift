@@ -233,17 +233,23 @@ import Testing
             #expect(Self.allocations(containerd).count == 1)
             let shims = containerd.qemuboxShims(task: "own2")
             try #require(shims.count == 1)
-            kill(shims[0], SIGKILL)
-            #expect(await eventually(timeout: .seconds(60)) {
-                let status = try? await ContainerdVMTests.status(containerd, "own2")
-                return status == nil || status == "STOPPED"
-            })
-            _ = try? await containerd.ctr("task delete own2")
-            try await containerd.ctrCheck("container rm own2")
-            #expect(await eventually(timeout: .seconds(20)) { Self.allocations(containerd).isEmpty },
-                    "IP left allocated: \(Self.allocations(containerd))")
+            try await Self.killShimAndDelete(containerd, "own2", shim: shims[0])
             #expect(try Self.shimNamespaces().isEmpty)
         }
+    }
+
+    /// SIGKILLs task `id`'s shim `shim`, waits until containerd's cleanup stopped the task,
+    /// deletes it, and expects its addresses released.
+    static func killShimAndDelete(_ containerd: PrivateContainerd, _ id: String, shim: Int32) async throws {
+        kill(shim, SIGKILL)
+        #expect(await eventually(timeout: .seconds(60)) {
+            let status = try? await ContainerdVMTests.status(containerd, id)
+            return status == nil || status == "STOPPED"
+        })
+        _ = try? await containerd.ctr("task delete \(id)")
+        try await containerd.ctrCheck("container rm \(id)")
+        #expect(await eventually(timeout: .seconds(20)) { allocations(containerd).isEmpty },
+                "IP left allocated: \(allocations(containerd))")
     }
 
     /// A plugin failing in the middle of the chain: create fails naming it, the bridge's
