@@ -129,8 +129,11 @@ enum ShimSpare {
             case .alive: ready += 1
             case .claimed: break
             case .dead:
-                // A spare that ends by itself removes its directory: one left unclaimed failed.
-                if !FileManager.default.fileExists(atPath: directory + "/" + claimedMarker) {
+                // A spare that ends by itself removes its directory: one left unclaimed failed —
+                // if its process ran at all (it opens its log first); one without a log is what a
+                // refiller killed before it started the process left.
+                if !FileManager.default.fileExists(atPath: directory + "/" + claimedMarker),
+                   FileManager.default.fileExists(atPath: directory + "/" + logName) {
                     _ = FileManager.default.createFile(atPath: failures, contents: nil)
                 }
                 await removeDead(directory, logger: logger)

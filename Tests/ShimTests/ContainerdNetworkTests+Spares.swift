@@ -53,8 +53,19 @@ extension ContainerdNetworkTests {
                     #expect(ContainerdNetworkTests.allocations(containerd).count == 1)
                     let record = try Data(contentsOf: URL(fileURLWithPath:
                         containerd.stateRoot + "/\(containerd.namespace)/own3/shim.json"))
-                    let shim = try #require((try JSONSerialization.jsonObject(with: record) as? [String: Any])?["shimPid"] as? Int)
+                    let fields = try JSONSerialization.jsonObject(with: record) as? [String: Any]
+                    let shim = try #require(fields?["shimPid"] as? Int)
+                    let spareDirectory = try #require(fields?["spareDirectory"] as? String)
+                    // Its create's refill is let finish first (as in ContainerdSpareTests): a shim
+                    // killed between making a spare's directory and starting its process leaves the
+                    // directory to the next refill, which this test would not see.
+                    #expect(await eventually(timeout: .seconds(60)) { ContainerdSpareTests.ready(containerd).count == 1 },
+                            "own3's refill did not finish")
                     try await Self.killShimAndDelete(containerd, "own3", shim: Int32(shim))
+                    // The spare's directory goes with the task's state, after the writeback
+                    // `shim delete` hands to a process of its own.
+                    #expect(await eventually(timeout: .seconds(60)) { !FileManager.default.fileExists(atPath: spareDirectory) },
+                            "the killed spare's directory is left")
                     #expect(try ContainerdNetworkTests.shimNamespaces().isEmpty)
                 } catch {
                     await ContainerdSpareTests.stopSpares(containerd)
