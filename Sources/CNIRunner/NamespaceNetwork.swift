@@ -119,7 +119,8 @@ public enum NamespaceNetwork {
 
     /// Moves the link `name` from the namespace at `netns` into the one at `target` (both
     /// paths). A TUN/TAP device keeps its open file descriptors: frames written to them
-    /// now leave in `target`. A `target` that is not a network namespace is
+    /// now leave in `target`. Into the namespace it is in (by another path) it stays, without
+    /// an error (the kernel's no-op). A `target` that is not a network namespace is
     /// ``CNIError/Code/namespace``; a name already taken there is ``CNIError/Code/system``.
     public static func moveLink(_ name: String, to target: String, in netns: String) async throws {
         try validate(name)

@@ -99,7 +99,7 @@ extension Sandbox {
     /// This VM with its first `count` NICs in the namespace at `path` instead of its own:
     /// their TAPs move there (QEMU keeps its descriptors, so the NICs stay connected) and
     /// the returned sandbox's ``SandboxConfiguration/network`` names `path` with those NICs
-    /// (when `path` is the VM's own namespace under a name, nothing moves),
+    /// (when `path` is the VM's own namespace under a name, the TAPs stay where they are),
     /// for ``attachNetwork()``. Only a VM started in a new namespace of its own with at least
     /// `count` NICs can move (a spare taken by a container whose namespace exists: CRI's
     /// pod namespace, or one the pod made for its CNI networks). The rest of its NICs stay
@@ -107,17 +107,13 @@ extension Sandbox {
     func movingNetwork(into path: String, nics count: Int) async throws -> Sandbox {
         guard let network = configuration.network, network.namespace == .new, count <= network.slots.count,
               let own = await networkNamespacePath else {
-            throw QemuboxError(.failedPrecondition, "the VM \(configuration.name) cannot move \(count) NICs into \(path): "
-                + "it has \(configuration.network?.slots.count ?? 0), in \(configuration.network?.namespace == .new ? "its own namespace" : "a namespace it does not own")")
+            throw QemuboxError(.failedPrecondition,
+                "the VM \(configuration.name) cannot move \(count) NICs into \(path): it has no namespace of its own with as many")
         }
         let moving = Array(network.slots.prefix(count))
         do {
-            // The VM's own namespace under another name (the pod named it for its CNI networks): nothing moves.
-            var a = stat(), b = stat()
-            let same = stat(own, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino
-            if !same {
-                for slot in moving { try await NamespaceNetwork.moveLink(slot.tap, to: path, in: own) }
-            }
+            // Into its own namespace under another name (the pod named it for its CNI networks) the kernel moves nothing.
+            for slot in moving { try await NamespaceNetwork.moveLink(slot.tap, to: path, in: own) }
         } catch {
             throw QemuboxError(.network, "cannot move the VM \(configuration.name)'s NICs into \(path): \(error)")
         }

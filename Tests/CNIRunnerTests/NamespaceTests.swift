@@ -124,6 +124,12 @@ struct NamespaceTests {
             }
             #expect(counted, "the frame written to the held descriptor did not arrive in the target namespace")
 
+            // Into the namespace it is in, by another name: it stays, nothing fails.
+            let alias = try NetworkNamespace.create(name: world.container.name + "-alias", pinning: to)
+            defer { try? alias.remove() }
+            try await NamespaceNetwork.moveLink("qmove0", to: alias.path, in: to)
+            #expect(try await NamespaceNetwork.links(in: to).contains { $0.name == "qmove0" && $0.kind == "tun" })
+
             let notNamespace = await #expect(throws: CNIError.self) {
                 try await NamespaceNetwork.moveLink("qmove0", to: world.directory, in: to)
             }
